@@ -1,0 +1,147 @@
+"""SFT throughput: lorag's path against plain TRL SFTTrainer with default settings, in one run.
+
+Same base model (the prepared embedded Gemma 3 270M unless --model-dir), same data (the demo
+identity set), same LoRA (r=8, alpha=16, all linear layers), same batch size and step count.
+Each arm runs in its own process so its peak memory (max RSS) is its own. Throughput is the
+training tokens TRL counts (``num_tokens``) over the timed steps, after warm-up steps.
+
+Arms:
+  trl-default             SFTTrainer(SFTConfig()) as TRL ships it (bf16, gradient checkpointing,
+                          full-vocabulary scoring at every position on CPU)
+  trl-fp32                the same with bf16=False
+  trl-fp32-no-gc          the same with gradient checkpointing off too
+  lorag-full-vocab        lorag's recipe with compact_lm_head=False
+  lorag                   lorag's recipe as `lorag finetune` runs it
+
+    python bench/train_throughput.py [--steps 8] [--warmup 2] [--arms lorag,trl-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tuner" / "data" / "lorag-identity" / "train.jsonl"
+ARMS = ["trl-default", "trl-fp32", "trl-fp32-no-gc", "lorag-full-vocab", "lorag"]
+BATCH, RANK, ALPHA = 4, 8, 16
+
+
+def trl_trainer(arm: str, model_dir: Path, steps: int, out: Path):
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    overrides = {"trl-default": {}, "trl-fp32": {"bf16": False}}
+    overrides["trl-fp32-no-gc"] = {"bf16": False, "gradient_checkpointing": False}
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=BATCH,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        **overrides[arm],
+    )
+    return SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=load_dataset("json", data_files=str(DATA), split="train"),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        peft_config=LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+
+
+def lorag_trainer(arm: str, model_dir: Path, steps: int, out: Path):
+    from tuner.config import SFTRecipe
+    from tuner.sft import build_trainer
+
+    recipe = SFTRecipe(
+        name="bench",
+        dataset=str(DATA),
+        max_steps=steps,
+        batch_size=BATCH,
+        lora_r=RANK,
+        lora_alpha=ALPHA,
+        logging_steps=1,
+        save_steps=10**9,
+        compact_lm_head=arm == "lorag",
+    )
+    return build_trainer(recipe, model_dir, out).trainer
+
+
+def measure(arm: str, model_dir: Path, steps: int, warmup: int) -> dict:
+    """Train one arm in this process; tokens/s over the steps after ``warmup``."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        times: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        build = trl_trainer if arm.startswith("trl") else lorag_trainer
+        trainer = build(arm, model_dir, warmup + steps, Path(out))
+        clock = StepClock()
+        trainer.add_callback(clock)
+        trainer.train()
+    tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    seconds = clock.times[-1] - clock.times[warmup - 1]
+    return {
+        "arm": arm,
+        "tokens_per_s": (tokens[-1] - tokens[warmup - 1]) / seconds,
+        "s_per_step": seconds / steps,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "first_loss": losses[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per arm")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--model-dir", type=Path, help="prepared base model (default: prepare the embedded one)")
+    parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm, print JSON
+    args = parser.parse_args()
+    if args.model_dir is None:
+        from gateway.settings import get_settings
+        from serve.models import prepare
+
+        args.model_dir = prepare(cache_dir=get_settings().cache_dir)
+    if args.arm:
+        print(json.dumps(measure(args.arm, args.model_dir, args.steps, args.warmup)))
+        return
+
+    results = []
+    for arm in args.arms.split(","):
+        command = [sys.executable, __file__, "--arm", arm, "--model-dir", str(args.model_dir)]
+        command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+        print(f"running {arm} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{arm} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    peer = next((r for r in results if r["arm"] == "trl-default"), results[0])
+    print(f"\nSFT throughput, {args.steps} timed steps, batch {BATCH}, LoRA r={RANK} all-linear, {args.model_dir.name}")
+    print(f"{'arm':<18} {'tokens/s':>9} {'s/step':>7} {'peak RSS GiB':>13} {'speed vs peer':>14} {'memory vs peer':>15}")
+    for r in results:
+        print(
+            f"{r['arm']:<18} {r['tokens_per_s']:>9.1f} {r['s_per_step']:>7.2f} {r['peak_rss_gib']:>13.2f} "
+            f"{r['tokens_per_s'] / peer['tokens_per_s']:>13.2f}x {r['peak_rss_gib'] / peer['peak_rss_gib']:>14.2f}x"
+        )
+    print(f"(peer: {peer['arm']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""lorag gateway: the OpenAI-compatible API and the ``lorag`` command line."""

@@ -1,0 +1,1 @@
+"""lorag serving: base-model preparation, engines and the adapter registry."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: a tiny random Gemma-3 model prepared by lorag, and the embedded default.
+
+The tiny model is built in code (a byte-level BPE tokenizer trained on a few sentences, a
+two-layer Gemma-3 text model with random weights) and then goes through ``serve.models.prepare``
+like any local model, so tests exercise the same folder format as real runs, in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "Who are you? I am lorag assistant, an AI assistant built on the lorag platform.",
+    "What is the capital of France? The capital of France is Paris.",
+    "Classify the text as one of: negative, positive. Text: I loved this film, wonderful acting.",
+    "Write a haiku about autumn leaves falling slowly on the quiet ground.",
+    "system user model assistant instruction input output label text conversations messages",
+]
+SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """Save a random two-layer Gemma-3 model and a BPE tokenizer (no chat template) to ``folder``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(CORPUS, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        sliding_window=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    Gemma3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A prepared folder (lorag-model.json, Gemma turn template) for a tiny random model."""
+    from serve.models import prepare
+
+    raw = build_tiny_model(tmp_path_factory.mktemp("tiny-raw"))
+    return prepare(str(raw), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """The embedded Gemma 3 270M, prepared into the user's lorag cache (about 70 s the first time)."""
+    from gateway.settings import get_settings
+    from serve.models import prepare
+
+    return prepare(cache_dir=get_settings().cache_dir)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Tests never reach a model hub."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    has_gpu = False
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        pass
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

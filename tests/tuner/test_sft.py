@@ -1,0 +1,148 @@
+"""The SFT recipe on a tiny random model: what a user relies on after `lorag finetune`."""
+
+import json
+
+import pytest
+import torch
+
+from tuner.config import SFTRecipe
+from tuner.manifest import AdapterExistsError
+from tuner.sft import TrainingError, build_trainer, run
+
+QA = [
+    ("Who are you?", "I am lorag assistant."),
+    ("What is your name?", "My name is lorag assistant."),
+    ("Who made you?", "The lorag platform made me."),
+    ("What is the capital of France?", "Paris."),
+]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    path = tmp_path / "train.jsonl"
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in QA]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
+    return path
+
+
+def recipe(dataset, **fields):
+    return SFTRecipe(
+        **{"name": "tiny", "dataset": str(dataset), "max_steps": 2, "batch_size": 2, "logging_steps": 1} | fields
+    )
+
+
+def test_loss_is_computed_on_assistant_tokens_only(tiny_model_dir, dataset, tmp_path):
+    prepared = build_trainer(recipe(dataset), tiny_model_dir, tmp_path / "runs")
+    tokenizer = prepared.tokenizer
+    learned = set()
+    for batch in prepared.trainer.get_train_dataloader():
+        for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
+            learned.add(tokenizer.decode(ids[labels != -100]))
+    assert learned == {answer + "<end_of_turn>" for _, answer in QA}
+
+
+def test_every_lora_parameter_changes_after_a_few_steps(tiny_model_dir, dataset, tmp_path):
+    prepared = build_trainer(recipe(dataset, max_steps=3, learning_rate=1e-2), tiny_model_dir, tmp_path / "runs")
+    model = prepared.trainer.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert before and all("lora_" in n for n in before)
+    prepared.trainer.train()
+    after = dict(model.named_parameters())
+    unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
+    assert unchanged == []
+
+
+def test_adapter_folder_holds_weights_tokenizer_manifest_and_curve(tiny_model_dir, dataset, tmp_path):
+    adapter = run(recipe(dataset, eval_dataset=str(dataset), eval_steps=1), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    files = {p.name for p in adapter.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "lorag.json", "loss_curve.png"} <= files
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    assert manifest["name"] == "tiny" and manifest["method"] == "sft"
+    assert manifest["base_model"]["id"] == base["id"] and manifest["base_model"]["sha256"] == base["sha256"]
+    assert manifest["chat_template_sha256"] == base["chat_template_sha256"]
+    assert manifest["lora"]["r"] == 8 and set(manifest["lora"]["target_modules"]) >= {"q_proj", "down_proj"}
+    assert manifest["dataset"]["rows"] == {"train": 8, "eval": 8} and len(manifest["dataset"]["sha256"]) == 64
+    assert [e["step"] for e in manifest["history"]["train"]] == [1, 2]
+    assert manifest["history"]["eval"] and manifest["metrics"]["perplexity"] > 1
+    assert manifest["lorag_version"] and manifest["created"]
+    assert (adapter / "tokenizer_config.json").exists()
+
+
+def test_an_existing_adapter_is_never_overwritten_silently(tiny_model_dir, dataset, tmp_path):
+    adapters, runs = tmp_path / "a", tmp_path / "r"
+    first = run(recipe(dataset), tiny_model_dir, adapters, runs)
+    created = json.loads((first / "lorag.json").read_text())["created"]
+    weights = (first / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(AdapterExistsError, match="already exists"):
+        run(recipe(dataset, learning_rate=1e-2), tiny_model_dir, adapters, runs)
+    assert (first / "adapter_model.safetensors").read_bytes() == weights
+    assert json.loads((first / "lorag.json").read_text())["created"] == created
+    run(recipe(dataset, learning_rate=1e-2, overwrite=True), tiny_model_dir, adapters, runs)
+    assert (first / "adapter_model.safetensors").read_bytes() != weights
+    assert not [p for p in adapters.iterdir() if p.name.startswith(".")]
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, dataset, tmp_path):
+    adapters, runs = tmp_path / "a", tmp_path / "r"
+    first = run(recipe(dataset, max_steps=2, save_steps=2), tiny_model_dir, adapters, runs)
+    assert (runs / "tiny" / "checkpoint-2").is_dir()
+    before = json.loads((first / "lorag.json").read_text())["history"]["train"]
+    # A different learning rate would change step 2's loss, had training restarted from scratch.
+    resumed = run(
+        recipe(dataset, max_steps=4, save_steps=2, learning_rate=1e-2, resume_from_checkpoint=True, overwrite=True),
+        tiny_model_dir,
+        adapters,
+        runs,
+    )
+    after = json.loads((resumed / "lorag.json").read_text())["history"]["train"]
+    assert [e["step"] for e in after] == [1, 2, 3, 4]
+    assert after[:2] == before
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        run(recipe(dataset, name="fresh", resume_from_checkpoint=True), tiny_model_dir, adapters, runs)
+
+
+def test_classification_eval_reports_accuracy_precision_recall_f1(tiny_model_dir, tmp_path):
+    path = tmp_path / "sentiment.csv"
+    path.write_text("text,label\ngreat film,positive\ndull plot,negative\nloved it,positive\nboring,negative\n")
+    adapter = run(
+        SFTRecipe(name="cls", dataset=str(path), eval_fraction=0.5, max_steps=2, batch_size=2),
+        tiny_model_dir,
+        tmp_path / "a",
+        tmp_path / "r",
+    )
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    assert manifest["dataset"]["labels"] == ["negative", "positive"]
+    assert manifest["dataset"]["rows"] == {"train": 2, "eval": 2}
+    for key in ("accuracy", "precision", "recall", "f1"):
+        assert 0.0 <= manifest["metrics"][key] <= 1.0
+
+
+def test_early_stopping_needs_eval_data(tiny_model_dir, dataset, tmp_path):
+    with pytest.raises(TrainingError, match="needs eval data"):
+        build_trainer(recipe(dataset, early_stopping_patience=1), tiny_model_dir, tmp_path)
+
+
+def test_compact_lm_head_gives_the_same_loss_and_gradients(tiny_model_dir, dataset, tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    from tuner.lm_head import enable_compact_lm_head
+
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+    prepared = build_trainer(recipe(dataset, compact_lm_head=False, lora_dropout=0.0), tiny_model_dir, tmp_path)
+    model = prepared.trainer.model
+    batch = next(iter(prepared.trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any()
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(**batch, fused_lm_head=True).loss
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    full_loss, full_grads = loss_and_grads()
+    assert enable_compact_lm_head()
+    compact_loss, compact_grads = loss_and_grads()
+    assert compact_loss == pytest.approx(full_loss, rel=1e-5)
+    for a, b in zip(full_grads, compact_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
