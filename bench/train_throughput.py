@@ -134,7 +134,8 @@ def main() -> None:
 
     peer = next((r for r in results if r["arm"] == "trl-default"), results[0])
     print(f"\nSFT throughput, {args.steps} timed steps, batch {BATCH}, LoRA r={RANK} all-linear, {args.model_dir.name}")
-    print(f"{'arm':<18} {'tokens/s':>9} {'s/step':>7} {'peak RSS GiB':>13} {'speed vs peer':>14} {'memory vs peer':>15}")
+    header = ("arm", "tokens/s", "s/step", "peak RSS GiB", "speed vs peer", "memory vs peer")
+    print("{:<18} {:>9} {:>7} {:>13} {:>14} {:>15}".format(*header))
     for r in results:
         print(
             f"{r['arm']:<18} {r['tokens_per_s']:>9.1f} {r['s_per_step']:>7.2f} {r['peak_rss_gib']:>13.2f} "

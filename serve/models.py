@@ -77,8 +77,10 @@ def prepare(model: str = EMBEDDED_MODEL, cache_dir: Path = Path("~/.cache/lorag"
     if not force and _is_current(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    steps = tqdm(total=4, desc=f"prepare {model}", unit="step")
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-") as tmp:
+    with (
+        tqdm(total=4, desc=f"prepare {model}", unit="step") as steps,
+        tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-") as tmp,
+    ):
         work = Path(tmp) / "model"
         steps.set_postfix_str("load tokenizer")
         tokenizer, model_obj, source = _load(model, cache_dir, steps)
@@ -105,7 +107,6 @@ def prepare(model: str = EMBEDDED_MODEL, cache_dir: Path = Path("~/.cache/lorag"
         if target.exists():
             shutil.rmtree(target)
         work.rename(target)
-    steps.close()
     return target
 
 

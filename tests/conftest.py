@@ -60,12 +60,17 @@ def build_tiny_model(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A prepared folder (lorag-model.json, Gemma turn template) for a tiny random model."""
+def tiny_raw_dir(tmp_path_factory) -> Path:
+    """A tiny random model as a plain transformers folder, as a user might have on disk."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-raw"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_raw_dir, tmp_path_factory) -> Path:
+    """A prepared folder (lorag-model.json, Gemma turn template) for the tiny random model."""
     from serve.models import prepare
 
-    raw = build_tiny_model(tmp_path_factory.mktemp("tiny-raw"))
-    return prepare(str(raw), cache_dir=tmp_path_factory.mktemp("cache"))
+    return prepare(str(tiny_raw_dir), cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +104,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A real LoRA adapter folder (r=8, one training step) for the tiny model."""
+    import json
+
+    from tuner.config import SFTRecipe
+    from tuner.sft import run
+
+    work = tmp_path_factory.mktemp("tiny-adapter")
+    data = work / "train.jsonl"
+    row = {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "lorag"}]}
+    data.write_text(json.dumps(row) + "\n")
+    recipe = SFTRecipe(name="tiny-lora", dataset=str(data), max_steps=1, batch_size=1)
+    return run(recipe, tiny_model_dir, work / "adapters", work / "runs")

@@ -12,7 +12,9 @@ from tuner.formats import DatasetError, load_conversations
 CHAT = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am lorag assistant."}]
 ROWS = {
     "openai": {"messages": CHAT},
-    "sharegpt": {"conversations": [{"from": "human", "value": "Who are you?"}, {"from": "gpt", "value": "I am lorag assistant."}]},
+    "sharegpt": {
+        "conversations": [{"from": "human", "value": "Who are you?"}, {"from": "gpt", "value": "I am lorag assistant."}]
+    },
     "alpaca": {"instruction": "Who are you?", "input": "", "output": "I am lorag assistant."},
 }
 
@@ -43,7 +45,13 @@ def test_chat_formats_become_the_same_conversation(tmp_path, fmt, suffix):
 
 
 def test_alpaca_input_history_and_system(tmp_path):
-    row = {"instruction": "Translate", "input": "bonjour", "output": "hello", "system": "Be brief.", "history": [["hi", "hey"]]}
+    row = {
+        "instruction": "Translate",
+        "input": "bonjour",
+        "output": "hello",
+        "system": "Be brief.",
+        "history": [["hi", "hey"]],
+    }
     data = load_conversations(write(tmp_path / "a.jsonl", [row]))
     assert data.rows[0]["messages"] == [
         {"role": "system", "content": "Be brief."},
@@ -66,8 +74,8 @@ def test_classification_rows_become_prompts_listing_every_label(tmp_path, suffix
 
 
 def test_openai_text_parts_and_system_prompt(tmp_path):
-    row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
-                        {"role": "assistant", "content": "Hello"}]}  # fmt: skip
+    parts = [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]
+    row = {"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "Hello"}]}
     data = load_conversations(write(tmp_path / "p.jsonl", [row]), system_prompt="You are lorag.")
     assert data.rows[0]["messages"][0] == {"role": "system", "content": "You are lorag."}
     assert data.rows[0]["messages"][1]["content"] == "Hi there"
@@ -82,7 +90,10 @@ def test_declared_format_overrides_detection(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"messages": []}\n{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant"', "line 2: invalid JSON"),
+        (
+            '{"messages": []}\n{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant"',
+            "line 2: invalid JSON",
+        ),
         ('{"messages": [{"role": "user", "content": "hi"}]}', "line 1: a conversation needs"),
         ('{"messages": [{"role": "wizard", "content": "hi"}]}', "line 1: message 1 needs a role"),
         ("[1, 2]", "line 1: a row must be a JSON object"),

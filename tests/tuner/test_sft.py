@@ -53,9 +53,17 @@ def test_every_lora_parameter_changes_after_a_few_steps(tiny_model_dir, dataset,
 
 
 def test_adapter_folder_holds_weights_tokenizer_manifest_and_curve(tiny_model_dir, dataset, tmp_path):
-    adapter = run(recipe(dataset, eval_dataset=str(dataset), eval_steps=1), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    adapter = run(
+        recipe(dataset, eval_dataset=str(dataset), eval_steps=1), tiny_model_dir, tmp_path / "a", tmp_path / "r"
+    )
     files = {p.name for p in adapter.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "lorag.json", "loss_curve.png"} <= files
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "lorag.json",
+        "loss_curve.png",
+    } <= files
     manifest = json.loads((adapter / "lorag.json").read_text())
     base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
     assert manifest["name"] == "tiny" and manifest["method"] == "sft"
