@@ -120,3 +120,26 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     data.write_text(json.dumps(row) + "\n")
     recipe = SFTRecipe(name="tiny-lora", dataset=str(data), max_steps=1, batch_size=1)
     return run(recipe, tiny_model_dir, work / "adapters", work / "runs")
+
+
+@pytest.fixture(scope="session")
+def random_adapters(tiny_model_dir, tiny_adapter_dir, tmp_path_factory) -> dict[str, Path]:
+    """Three LoRA adapters for the tiny model with random (non-zero) B matrices, so each one
+    visibly changes the output; each with a lorag.json that matches the tiny base model."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("random-adapters")
+    manifest = json.loads((tiny_adapter_dir / "lorag.json").read_text())
+    out = {}
+    for seed, name in enumerate(["alpha", "beta", "gamma"]):
+        torch.manual_seed(100 + seed)
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        config = LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=False)
+        get_peft_model(base, config).save_pretrained(folder / name)
+        (folder / name / "lorag.json").write_text(json.dumps(manifest | {"name": name}))
+        out[name] = folder / name
+    return out

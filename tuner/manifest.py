@@ -95,7 +95,8 @@ def plot_loss_curve(history: dict, title: str, path: Path) -> None:
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

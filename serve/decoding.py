@@ -1,0 +1,66 @@
+"""Per-request decoding state for in-process generation: incremental text, stop sequences, penalties.
+
+:class:`TextStream` turns a growing list of token ids into text deltas without ever emitting
+part of a stop sequence or half a UTF-8 character. :class:`OpenAIPenalties` applies OpenAI's
+additive presence and frequency penalties (transformers only has a multiplicative one). This
+module knows nothing about batching, adapters or engines.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LogitsProcessor
+
+
+class TextStream:
+    """Decode a completion token by token; stop at the first stop sequence."""
+
+    def __init__(self, tokenizer, stop: tuple[str, ...] = ()):
+        self.tokenizer = tokenizer
+        self.stop = tuple(s for s in stop if s)
+        self.ids: list[int] = []
+        self.emitted = 0  # characters of the decoded text already handed out
+        self.stopped = False
+
+    def add(self, token_id: int) -> str:
+        """Append a token; return the text that is now safe to emit (sets ``stopped`` on a stop sequence)."""
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # a multi-byte character is still incomplete
+            return ""
+        for stop in self.stop:
+            at = text.find(stop, max(0, self.emitted - len(stop) + 1))
+            if at != -1:
+                self.stopped = True
+                return self._emit(text, at)
+        return self._emit(text, len(text) - self._held_back(text))
+
+    def flush(self) -> str:
+        """The rest of the text when generation ends for another reason."""
+        return self._emit(self.tokenizer.decode(self.ids, skip_special_tokens=True), None)
+
+    def _held_back(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that could begin a stop sequence."""
+        return max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+
+    def _emit(self, text: str, end: int | None) -> str:
+        end = len(text) if end is None else end
+        out = text[self.emitted : max(end, self.emitted)]
+        self.emitted += len(out)
+        return out
+
+
+class OpenAIPenalties(LogitsProcessor):
+    """``logit -= presence * [count > 0] + frequency * count`` over each row's generated tokens."""
+
+    def __init__(self, presence: float, frequency: float, prompt_length: int):
+        self.presence = presence
+        self.frequency = frequency
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prompt_length :]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)

@@ -1,0 +1,266 @@
+"""LocalEngine: the base model and its LoRA adapters served in this process with transformers + peft.
+
+One copy of the base weights; every adapter is loaded into one ``PeftModel``. A worker thread
+takes the oldest waiting request plus every other waiting request with the same sampling
+settings (up to ``max_batch``), whatever their adapters, and runs them as one ``generate`` call
+with PEFT's per-row ``adapter_names``. A stopping criterion called after every step hands each
+row's new token to its request: text deltas go to the caller's asyncio queue as they are made,
+and a row finishes on its end of turn, a stop sequence, its own ``max_tokens`` or when its
+caller goes away. Unloading an adapter refuses new requests for it at once and removes it when
+its last running request ends. This module knows nothing about HTTP or the registry's checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+
+from serve.adapters import AdapterSpec, EngineLimits
+from serve.decoding import OpenAIPenalties, TextStream
+from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
+
+log = logging.getLogger(__name__)
+BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: SamplingParams
+    adapter: str | None
+    text: TextStream
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue
+    cancelled: bool = False
+    done: bool = False
+    completion_tokens: int = 0
+
+    @property
+    def batch_key(self) -> tuple:
+        p = self.params
+        return (p.temperature, p.top_p, p.seed, p.presence_penalty, p.frequency_penalty)
+
+    def send(self, delta: Delta) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, delta)
+
+    def finish(self, reason: str, text: str = "") -> None:
+        self.done = True
+        self.send(Delta(text, reason, len(self.prompt_ids), self.completion_tokens))
+
+
+@dataclass
+class _Rows(StoppingCriteria):
+    """Called by ``generate`` after each step: route every row's new token to its request."""
+
+    requests: list[_Request]
+    eos_ids: set[int]
+    steps: int = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        self.steps += 1
+        for row, request in enumerate(self.requests):
+            if request.done:
+                continue
+            token = int(input_ids[row, -1])
+            if request.cancelled:
+                request.done = True
+            elif token in self.eos_ids:
+                request.finish("stop", request.text.flush())
+            else:
+                request.completion_tokens += 1
+                piece = request.text.add(token)
+                if request.text.stopped:
+                    request.finish("stop", piece)
+                elif request.completion_tokens >= request.params.max_tokens:
+                    request.finish("length", piece + request.text.flush())
+                elif piece:
+                    request.send(Delta(piece))
+        return torch.tensor([r.done for r in self.requests], device=input_ids.device)
+
+
+@dataclass
+class _AdapterUse:
+    spec: AdapterSpec
+    running: int = 0
+    draining: bool = False
+    drained: threading.Event = field(default_factory=threading.Event)
+
+
+class LocalEngine:
+    """transformers + peft in process; see the module docstring."""
+
+    def __init__(self, model_dir: Path, base_name: str, max_batch: int = 8, batch_window_s: float = 0.01):
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"
+        self.base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.model = self.base  # becomes a PeftModel with the first adapter
+        self.info = EngineInfo(base_name, EngineLimits(peft_types=frozenset({"LORA"}), max_rank=256))
+        eos = self.base.generation_config.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
+        self.batch_sizes: list[int] = []  # every batch run, in order: for metrics and tests
+        self._adapters: dict[str, _AdapterUse] = {}
+        self._model_lock = threading.Lock()  # held while generating and while changing adapters
+        self._waiting: deque[_Request] = deque()
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="lorag-local-engine", daemon=True)
+        self._worker.start()
+
+    # -- the Engine protocol ---------------------------------------------------------------
+
+    async def stream(
+        self, messages: list[Message], params: SamplingParams, adapter: str | None = None
+    ) -> AsyncIterator[Delta]:
+        if self._closed:
+            raise EngineError("engine is closed")
+        use = None
+        if adapter is not None:
+            use = self._adapters.get(adapter)
+            if use is None or use.draining:
+                raise UnknownAdapter(adapter)
+            use.running += 1
+        prompt = self.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
+        )
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        request = _Request(
+            ids, params, adapter, TextStream(self.tokenizer, params.stop), asyncio.get_running_loop(), asyncio.Queue()
+        )
+        with self._wakeup:
+            self._waiting.append(request)
+            self._wakeup.notify()
+        try:
+            while True:
+                delta = await request.out.get()
+                if isinstance(delta, Exception):
+                    raise delta
+                yield delta
+                if delta.finish_reason:
+                    return
+        finally:
+            request.cancelled = True  # a no-op once finished; stops the row if the caller left early
+            if use is not None:
+                self._release(use)
+
+    async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
+        return await collect(self.stream(messages, params, adapter))
+
+    async def load_adapter(self, spec: AdapterSpec) -> None:
+        if spec.name in self._adapters:
+            await self.unload_adapter(spec.name)
+        await asyncio.to_thread(self._load, spec)
+        self._adapters[spec.name] = _AdapterUse(spec)
+
+    async def unload_adapter(self, name: str) -> None:
+        use = self._adapters.get(name)
+        if use is None:
+            raise UnknownAdapter(name)
+        use.draining = True
+        if use.running == 0:
+            use.drained.set()
+        await asyncio.to_thread(use.drained.wait)
+        await asyncio.to_thread(self._delete, name)
+        self._adapters.pop(name, None)
+
+    def adapters(self) -> list[str]:
+        return sorted(name for name, use in self._adapters.items() if not use.draining)
+
+    async def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        await asyncio.to_thread(self._worker.join)
+
+    # -- adapters --------------------------------------------------------------------------
+
+    def _load(self, spec: AdapterSpec) -> None:
+        from peft import PeftModel
+
+        with self._model_lock:
+            if self.model is self.base:
+                self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
+            else:
+                self.model.load_adapter(str(spec.path), adapter_name=spec.name)
+        log.info("loaded adapter %s from %s", spec.name, spec.path)
+
+    def _delete(self, name: str) -> None:
+        with self._model_lock:
+            self.model.delete_adapter(name)
+        log.info("unloaded adapter %s", name)
+
+    def _release(self, use: _AdapterUse) -> None:
+        use.running -= 1
+        if use.draining and use.running == 0:
+            use.drained.set()
+
+    # -- the worker thread -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._generate(batch)
+            except Exception as e:  # one failed batch must not stop the engine
+                log.exception("generation failed")
+                for request in batch:
+                    if not request.done:
+                        request.done = True
+                        request.loop.call_soon_threadsafe(
+                            request.out.put_nowait, EngineError(f"generation failed: {e}")
+                        )
+
+    def _next_batch(self) -> list[_Request] | None:
+        """The oldest waiting request and, after a short window, the waiting ones that can share its batch."""
+        with self._wakeup:
+            while not self._waiting and not self._closed:
+                self._wakeup.wait()
+            if self._closed:
+                return None
+        time.sleep(self.batch_window_s)
+        with self._wakeup:
+            first = self._waiting.popleft()
+            batch = [first] + [r for r in self._waiting if r.batch_key == first.batch_key][: self.max_batch - 1]
+            for request in batch[1:]:
+                self._waiting.remove(request)
+        return [r for r in batch if not r.cancelled] or self._next_batch()
+
+    def _generate(self, batch: list[_Request]) -> None:
+        self.batch_sizes.append(len(batch))
+        params = batch[0].params
+        width = max(len(r.prompt_ids) for r in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in batch])
+        attention_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch])
+        rows = _Rows(batch, self.eos_ids)
+        kwargs = {
+            "max_new_tokens": max(r.params.max_tokens for r in batch),
+            "stopping_criteria": StoppingCriteriaList([rows]),
+            "pad_token_id": pad,
+            "do_sample": params.temperature > 0,
+        }
+        if params.temperature > 0:
+            kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        if params.presence_penalty or params.frequency_penalty:
+            kwargs["logits_processor"] = [OpenAIPenalties(params.presence_penalty, params.frequency_penalty, width)]
+        with self._model_lock, torch.inference_mode():
+            if self.model is not self.base:
+                kwargs["adapter_names"] = [r.adapter or BASE for r in batch]
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        for request in batch:
+            if not request.done:
+                request.finish("length", request.text.flush())

@@ -1,0 +1,119 @@
+"""LocalEngine on the tiny model: adapters batched together, streaming, stops, cancellation, unloading."""
+
+import asyncio
+import json
+
+import pytest
+
+from serve.adapters import AdapterRegistry
+from serve.engine import Message, SamplingParams, UnknownAdapter
+from serve.local_engine import LocalEngine
+
+GREEDY = SamplingParams(max_tokens=12, temperature=0)
+ASK = [Message("user", "Who are you?")]
+
+
+@pytest.fixture
+def engine(tiny_model_dir, random_adapters):
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    engine = LocalEngine(tiny_model_dir, base["id"])
+    registry = AdapterRegistry(next(iter(random_adapters.values())).parent, base["id"], base["sha256"])
+
+    async def load():
+        for spec in registry.scan().adapters.values():
+            await engine.load_adapter(spec)
+
+    asyncio.run(load())
+    yield engine
+    asyncio.run(engine.close())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_each_adapter_answers_differently_from_the_base(engine):
+    async def go():
+        return [await engine.generate(ASK, GREEDY, a) for a in (None, "alpha", "beta")]
+
+    base, alpha, beta = run(go())
+    assert len({base.text, alpha.text, beta.text}) == 3
+    assert base.prompt_tokens == alpha.prompt_tokens > 0 and alpha.completion_tokens > 0
+
+
+def test_a_mixed_batch_gives_every_request_its_own_adapters_output(engine):
+    adapters = [None, "alpha", "beta", "gamma", "alpha", None, "gamma", "beta"]
+
+    async def alone():
+        return [(await engine.generate(ASK, GREEDY, a)).text for a in adapters]
+
+    async def together():
+        results = await asyncio.gather(*(engine.generate(ASK, GREEDY, a) for a in adapters))
+        return [r.text for r in results]
+
+    solo = run(alone())
+    engine.batch_sizes.clear()
+    assert run(together()) == solo
+    assert len(engine.batch_sizes) < len(adapters)  # requests for different adapters shared batches
+
+
+def test_streamed_text_equals_the_generated_text(engine):
+    async def go():
+        deltas = [d async for d in engine.stream(ASK, GREEDY, "alpha")]
+        return deltas, await engine.generate(ASK, GREEDY, "alpha")
+
+    deltas, whole = run(go())
+    assert "".join(d.text for d in deltas) == whole.text
+    assert deltas[-1].finish_reason == whole.finish_reason and len(deltas) > 2
+
+
+def test_max_tokens_and_stop_sequences(engine):
+    async def go():
+        long = await engine.generate(ASK, SamplingParams(max_tokens=5, temperature=0))
+        free = await engine.generate(ASK, SamplingParams(max_tokens=20, temperature=0))
+        stop = free.text[3:5]
+        stopped = await engine.generate(ASK, SamplingParams(max_tokens=20, temperature=0, stop=(stop,)))
+        return long, free, stop, stopped
+
+    long, free, stop, stopped = run(go())
+    assert long.finish_reason == "length" and long.completion_tokens == 5
+    assert stopped.finish_reason == "stop" and stopped.text == free.text[: free.text.index(stop)]
+
+
+def test_sampling_with_a_seed_is_repeatable(engine):
+    params = SamplingParams(max_tokens=10, temperature=1.0, seed=7)
+
+    async def go():
+        return [(await engine.generate(ASK, params, "beta")).text for _ in range(2)]
+
+    first, second = run(go())
+    assert first == second
+
+
+def test_a_caller_that_goes_away_does_not_disturb_the_others(engine):
+    async def go():
+        expected = await engine.generate(ASK, GREEDY, "gamma")
+        abandoned = engine.stream(ASK, SamplingParams(max_tokens=200, temperature=0), "alpha")
+        await abandoned.__anext__()
+        other = asyncio.create_task(engine.generate(ASK, GREEDY, "gamma"))
+        await abandoned.aclose()
+        return expected, await other
+
+    expected, other = run(go())
+    assert other.text == expected.text
+
+
+def test_unloading_refuses_new_requests_and_lets_running_ones_finish(engine):
+    async def go():
+        running = asyncio.create_task(engine.generate(ASK, SamplingParams(max_tokens=30, temperature=0), "beta"))
+        await asyncio.sleep(0.05)
+        unloading = asyncio.create_task(engine.unload_adapter("beta"))
+        await asyncio.sleep(0)
+        assert "beta" not in engine.adapters()
+        with pytest.raises(UnknownAdapter):
+            await engine.generate(ASK, GREEDY, "beta")
+        await unloading
+        return await running
+
+    assert run(go()).completion_tokens > 0
+    assert engine.adapters() == ["alpha", "gamma"]
