@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from serve.adapters import AdapterSpec, EngineLimits
+from serve.adapters import AdapterRegistry, AdapterSpec, EngineLimits, Scan
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +104,56 @@ async def collect(deltas: AsyncIterator[Delta]) -> Generation:
 
 def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
+
+
+async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None, **options) -> Engine:
+    """``auto`` | ``vllm`` | ``local``; ``auto`` picks vLLM when it is installed or URLs are given."""
+    if kind == "auto":
+        kind = "vllm" if vllm_urls or vllm_available() else "local"
+        if kind == "local":
+            log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
+    if kind == "vllm":
+        from serve.vllm_engine import VllmEngine
+
+        return await VllmEngine(model_dir, base_name, urls=vllm_urls, **options).start()
+    if kind == "local":
+        from serve.local_engine import LocalEngine
+
+        return LocalEngine(model_dir, base_name, **options)
+    raise ValueError(f"unknown engine '{kind}': choose auto, vllm or local")
+
+
+class AdapterSync:
+    """Keeps an engine's loaded adapters equal to what the registry finds servable.
+
+    Each :meth:`refresh` loads new adapters, reloads changed ones and unloads those whose folder
+    went away or became invalid. One adapter failing to load is recorded as refused; the others
+    are unaffected.
+    """
+
+    def __init__(self, engine: Engine, registry: AdapterRegistry):
+        self.engine = engine
+        self.registry = registry
+        self.versions: dict[str, str] = {}
+        self.refused: dict[str, str] = {}
+
+    async def refresh(self) -> Scan:
+        scan = self.registry.scan()
+        for name in [n for n in self.versions if n not in scan.adapters]:
+            await self.engine.unload_adapter(name)
+            del self.versions[name]
+        for name, spec in scan.adapters.items():
+            if self.versions.get(name) == spec.version:
+                continue
+            try:
+                await self.engine.load_adapter(spec)
+                self.versions[name] = spec.version
+            except EngineError as e:
+                self.versions.pop(name, None)
+                scan.refused[name] = f"the engine could not load it: {e}"
+        for name in scan.refused:
+            if self.refused.get(name) != scan.refused[name]:
+                log.warning("adapter %s refused: %s", name, scan.refused[name])
+        self.refused = scan.refused
+        scan.adapters = {n: s for n, s in scan.adapters.items() if n in self.versions}
+        return scan

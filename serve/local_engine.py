@@ -159,7 +159,10 @@ class LocalEngine:
     async def load_adapter(self, spec: AdapterSpec) -> None:
         if spec.name in self._adapters:
             await self.unload_adapter(spec.name)
-        await asyncio.to_thread(self._load, spec)
+        try:
+            await asyncio.to_thread(self._load, spec)
+        except Exception as e:  # PEFT raises many types for a folder it cannot use
+            raise EngineError(f"cannot load adapter {spec.name}: {e}") from e
         self._adapters[spec.name] = _AdapterUse(spec)
 
     async def unload_adapter(self, name: str) -> None:
@@ -191,7 +194,12 @@ class LocalEngine:
             if self.model is self.base:
                 self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
             else:
-                self.model.load_adapter(str(spec.path), adapter_name=spec.name)
+                try:
+                    self.model.load_adapter(str(spec.path), adapter_name=spec.name)
+                except Exception:
+                    if spec.name in self.model.peft_config:
+                        self.model.delete_adapter(spec.name)
+                    raise
         log.info("loaded adapter %s from %s", spec.name, spec.path)
 
     def _delete(self, name: str) -> None:

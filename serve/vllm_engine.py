@@ -1,0 +1,189 @@
+"""VllmEngine: vLLM's own OpenAI server, started as a child process or reached as running replicas.
+
+Started here, the server runs ``python -m vllm.entrypoints.openai.api_server`` on the prepared
+model folder (so vLLM reads the same tokenizer and chat template as training), with LoRA enabled,
+runtime adapter updating on, and the LoRA limits the adapter registry enforces. Given URLs
+instead, it spreads requests across those replicas (round robin) and loads
+every adapter on every replica. Adapters are loaded and unloaded at runtime through
+``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter``, so a new adapter is servable without a
+restart. Closing a stream closes its HTTP response, which makes vLLM abort the request.
+
+This module never imports vLLM: it only starts its server and speaks HTTP to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from serve.adapters import AdapterSpec, EngineLimits
+from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
+
+log = logging.getLogger(__name__)
+
+
+class VllmEngine:
+    """vLLM behind its OpenAI server; see the module docstring."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        base_name: str,
+        urls: list[str] | None = None,
+        max_loras: int = 4,
+        max_cpu_loras: int = 16,
+        max_lora_rank: int = 64,
+        extra_args: list[str] | None = None,
+        startup_timeout_s: float = 900,
+    ):
+        self.model_dir = Path(model_dir)
+        self.info = EngineInfo(base_name, EngineLimits(peft_types=frozenset({"LORA"}), max_rank=max_lora_rank))
+        self.urls = list(urls or [])
+        self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
+        self.extra_args = list(extra_args or [])
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen | None = None
+        self._loaded: dict[str, AdapterSpec] = {}
+        self._next = itertools.count()
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
+
+    async def start(self) -> VllmEngine:
+        """Start the server (when no URLs were given) and wait until every replica is healthy."""
+        if not self.urls:
+            port = _free_port()
+            self.process = subprocess.Popen(self.command(port), env=os.environ | {
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
+            }, start_new_session=True)  # fmt: skip
+            self.urls = [f"http://127.0.0.1:{port}"]
+        await asyncio.gather(*(self._wait_healthy(url) for url in self.urls))
+        return self
+
+    def command(self, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model_dir),
+            "--served-model-name", self.info.base_model,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--dtype", "float32",
+            "--enable-lora",
+            "--max-loras", str(self.max_loras),
+            "--max-cpu-loras", str(self.max_cpu_loras),
+            "--max-lora-rank", str(self.info.limits.max_rank),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    async def _wait_healthy(self, url: str) -> None:
+        deadline = asyncio.get_running_loop().time() + self.startup_timeout_s
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise EngineError(f"vLLM server exited with status {self.process.returncode} while starting")
+            try:
+                if (await self._client.get(f"{url}/health", timeout=5)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise EngineError(f"vLLM at {url} not healthy after {self.startup_timeout_s:.0f} s")
+            await asyncio.sleep(1)
+
+    # -- the Engine protocol ---------------------------------------------------------------
+
+    async def stream(
+        self, messages: list[Message], params: SamplingParams, adapter: str | None = None
+    ) -> AsyncIterator[Delta]:
+        if adapter is not None and adapter not in self._loaded:
+            raise UnknownAdapter(adapter)
+        body = {
+            "model": adapter or self.info.base_model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "presence_penalty": params.presence_penalty,
+            "frequency_penalty": params.frequency_penalty,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        url = self._replica()
+        try:
+            async with self._client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    raise EngineError(f"vLLM answered {response.status_code}: {(await response.aread())[:300]!r}")
+                finish = None
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    chunk = json.loads(line[6:])
+                    for choice in chunk.get("choices", []):
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        finish = choice.get("finish_reason") or finish
+                        if text:
+                            yield Delta(text)
+                    if usage := chunk.get("usage"):
+                        yield Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
+        except httpx.HTTPError as e:
+            raise EngineError(f"vLLM at {url} unreachable: {e}") from e
+
+    async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
+        return await collect(self.stream(messages, params, adapter))
+
+    async def load_adapter(self, spec: AdapterSpec) -> None:
+        if spec.name in self._loaded:
+            await self.unload_adapter(spec.name)
+        body = {"lora_name": spec.name, "lora_path": str(Path(spec.path).resolve())}
+        await asyncio.gather(*(self._post(url, "/v1/load_lora_adapter", body) for url in self.urls))
+        self._loaded[spec.name] = spec
+
+    async def unload_adapter(self, name: str) -> None:
+        if self._loaded.pop(name, None) is None:
+            raise UnknownAdapter(name)
+        await asyncio.gather(*(self._post(url, "/v1/unload_lora_adapter", {"lora_name": name}) for url in self.urls))
+
+    def adapters(self) -> list[str]:
+        return sorted(self._loaded)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.process.wait, 30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                await asyncio.to_thread(self.process.wait)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _replica(self) -> str:
+        if not self.urls:
+            raise EngineError("vLLM engine not started")
+        return self.urls[next(self._next) % len(self.urls)]
+
+    async def _post(self, url: str, path: str, body: dict) -> None:
+        try:
+            response = await self._client.post(f"{url}{path}", json=body, timeout=120)
+        except httpx.HTTPError as e:
+            raise EngineError(f"vLLM at {url} unreachable: {e}") from e
+        if response.status_code != 200:
+            raise EngineError(f"vLLM at {url}{path} answered {response.status_code}: {response.text[:300]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
