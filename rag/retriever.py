@@ -1,0 +1,89 @@
+"""Rank a knowledge base's chunks for a query: dense, BM25, or both fused by reciprocal rank.
+
+Scores by mode: "dense" gives the cosine similarity of query and chunk (-1..1); "bm25" gives
+the BM25 score (0..unbounded); "hybrid" gives the reciprocal rank fusion score
+sum_i w_i / (rrf_k + rank_i), divided by its largest possible value so that 1.0 means first in
+both lists. `min_score` is compared with the score of the chosen mode. Filters restrict the
+search to chunks whose document matches (see `ChunkDatabase.chunk_ids`). This module knows
+nothing about storage formats or prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rag.store import KnowledgeBase
+
+Mode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
+FUSION_DEPTH = 100
+"""Candidates taken from each ranking before fusion (at least top_k)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk, with what is needed to cite it."""
+
+    chunk_id: int
+    document_id: str
+    filename: str
+    text: str
+    score: float
+    page: int | None
+    section: str | None
+    start: int
+    end: int
+    metadata: dict[str, Any]
+    """The metadata of the chunk's document."""
+
+
+def retrieve(
+    kb: KnowledgeBase,
+    query: str,
+    *,
+    top_k: int = 5,
+    mode: Mode = "hybrid",
+    min_score: float | None = None,
+    filters: Mapping[str, Any] | None = None,
+    rrf_k: int = 60,
+    dense_weight: float = 1.0,
+    bm25_weight: float = 1.0,
+) -> list[Hit]:
+    """The `top_k` best chunks of `kb` for `query`, best first."""
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+    if top_k <= 0 or not query.strip():
+        return []
+    allowed = kb.database.chunk_ids(filters) if filters else None
+    depth = top_k if mode != "hybrid" else max(top_k, FUSION_DEPTH)
+    rankings: dict[str, list[tuple[int, float]]] = {}
+    if mode in ("dense", "hybrid"):
+        vector = kb.embedder.embed([query])[0]
+        rankings["dense"] = kb.dense.search(vector, depth, allowed)
+    if mode in ("bm25", "hybrid"):
+        rankings["bm25"] = kb.bm25.search(query, depth, allowed)
+    if mode == "hybrid":
+        ranked = reciprocal_rank_fusion([rankings["dense"], rankings["bm25"]], [dense_weight, bm25_weight], rrf_k=rrf_k)
+    else:
+        ranked = rankings[mode]
+    ranked = [(chunk_id, score) for chunk_id, score in ranked if min_score is None or score >= min_score][:top_k]
+    chunks = kb.database.chunks([chunk_id for chunk_id, _ in ranked])
+    return [
+        Hit(c.id, c.document_id, c.filename, c.text, score, c.page, c.section, c.start, c.end, c.metadata)
+        for chunk_id, score in ranked
+        if (c := chunks.get(chunk_id)) is not None  # None only while a deletion is being applied
+    ]
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[tuple[int, float]]], weights: list[float], *, rrf_k: int = 60
+) -> list[tuple[int, float]]:
+    """Fuse rankings of (id, score), best first, into one; scores scaled so 1.0 is first everywhere."""
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, (item, _) in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (rrf_k + rank)
+    best_possible = sum(weights) / (rrf_k + 1)
+    return sorted(((item, score / best_possible) for item, score in fused.items()), key=lambda p: -p[1])

@@ -1,0 +1,320 @@
+"""Knowledge bases on disk: one folder each, and the collection of them under a root folder.
+
+A knowledge base folder holds `kb.json` (name, embedder id, dimension, chunking, created),
+`chunks.sqlite` (documents and chunks, see `rag.database`), `index.faiss` (dense) and
+`bm25.npz` (BM25). SQLite is the source of truth; both indexes are derived from it:
+
+- An upload is parsed, split and embedded before anything is written; its documents and chunks
+  are then inserted in one SQLite transaction, and only after that commit are the indexes
+  updated and saved (each file atomically: temporary file, fsync, rename). A crash before the
+  commit leaves the knowledge base as it was; a crash after it is repaired when the knowledge
+  base is next opened: each index is compared with SQLite's chunk ids and what differs is added
+  or removed (a missing or unreadable index file is rebuilt the same way).
+- A document is identified by the sha256 of its content: adding it again is a no-op that returns
+  the existing record. Deleting a document deletes its chunks from SQLite and both indexes.
+- Changing the embedder re-embeds every chunk; chunks are kept as they were cut.
+
+One process owns a knowledge base; a lock serialises its writes between threads. This module
+knows nothing about ranking (see `rag.retriever`) or prompts (see `rag.augment`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from rag.atomic import atomic_write_json, fsync_directory, remove_stale_temporaries
+from rag.database import ChunkDatabase, DocumentRecord, NotFound
+from rag.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
+from rag.index import HNSW_THRESHOLD, BM25Index, CorruptIndex, DenseIndex
+from rag.loaders import Document, load_document
+from rag.splitter import ChunkingSettings, split_document
+
+MANIFEST, DATABASE, DENSE_INDEX, BM25_INDEX = "kb.json", "chunks.sqlite", "index.faiss", "bm25.npz"
+EMBED_BATCH = 64
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_LEFTOVER = re.compile(r"\.[a-z0-9_-]+\.(creating|deleting)-[0-9a-f]{32}")
+log = logging.getLogger(__name__)
+
+
+class AlreadyExists(ValueError):
+    """A knowledge base by that name exists."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The contents of `kb.json`."""
+
+    name: str
+    embedder: str
+    dimension: int
+    chunking: ChunkingSettings
+    created: int
+    hnsw_threshold: int = HNSW_THRESHOLD
+    """Chunk count from which the dense index is HNSW instead of exact."""
+    dense_stale: bool = False
+    """Set while an embedder change is being saved; the next open rebuilds the dense index."""
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise NotFound(f"no knowledge base {folder.name!r}") from error
+        return cls(**{**data, "chunking": ChunkingSettings(**data["chunking"])})
+
+    def write(self, folder: Path) -> None:
+        atomic_write_json(folder / MANIFEST, asdict(self))
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is 1-64 of lowercase letters, digits, '-' and '_'; else raise ValueError."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid knowledge base name {name!r}: use 1-64 of a-z, 0-9, '-' and '_'")
+    return name
+
+
+class KnowledgeBase:
+    """One knowledge base folder, opened with the embedder its manifest names."""
+
+    def __init__(self, path: Path, embedder: Embedder):
+        self.path = Path(path)
+        self.manifest = Manifest.read(self.path)
+        if (embedder.id, embedder.dimension) != (self.manifest.embedder, self.manifest.dimension):
+            raise ValueError(
+                f"knowledge base {self.manifest.name!r} uses {self.manifest.embedder} "
+                f"({self.manifest.dimension} dims), not {embedder.id} ({embedder.dimension} dims)"
+            )
+        self.embedder = embedder
+        self.database = ChunkDatabase(self.path / DATABASE)
+        self._lock = threading.RLock()
+        remove_stale_temporaries(self.path)
+        self._open_indexes()
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        embedder: Embedder,
+        *,
+        chunking: ChunkingSettings | None = None,
+        hnsw_threshold: int = HNSW_THRESHOLD,
+    ) -> KnowledgeBase:
+        """Create an empty knowledge base named after the folder `path`, which must not exist."""
+        path = Path(path)
+        if path.exists():
+            raise AlreadyExists(f"knowledge base {path.name!r} already exists")
+        chunking = chunking or ChunkingSettings.for_embedder(embedder.max_tokens)
+        manifest = Manifest(path.name, embedder.id, embedder.dimension, chunking, int(time.time()), hnsw_threshold)
+        staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex}")
+        staging.mkdir(parents=True)
+        try:
+            manifest.write(staging)
+            ChunkDatabase.create(staging / DATABASE)
+            DenseIndex(embedder.dimension, hnsw_threshold=hnsw_threshold).save(staging / DENSE_INDEX)
+            BM25Index().save(staging / BM25_INDEX)
+            staging.rename(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fsync_directory(path.parent)
+        return cls(path, embedder)
+
+    def ingest(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        text_field: str = "text",
+        metadata: Mapping[str, Any] | None = None,
+        progress: bool = False,
+    ) -> list[DocumentRecord]:
+        """Load a file (see `rag.loaders`), add its documents, and return their records.
+
+        `metadata` is merged into each document's metadata (it does not change the content hash).
+        """
+        documents = load_document(filename, data, text_field=text_field)
+        if metadata:
+            documents = [replace(doc, metadata={**doc.metadata, **metadata}) for doc in documents]
+        return self.add_documents(documents, progress=progress)
+
+    def add_documents(self, documents: Sequence[Document], *, progress: bool = False) -> list[DocumentRecord]:
+        """Add the documents not already present (by sha256); return a record for each, in order."""
+        with self._lock:
+            known = self.database.documents_by_sha256([doc.sha256 for doc in documents])
+            fresh = {doc.sha256: doc for doc in documents if doc.sha256 not in known}
+            planned = [
+                (doc, split_document(doc, self.manifest.chunking, self.embedder.count_tokens))
+                for doc in tqdm(fresh.values(), desc="chunking", unit="doc", disable=not progress)
+            ]
+            texts = [chunk.indexed_text for _, chunks in planned for chunk in chunks]
+            vectors = self._embed(texts, progress=progress)
+            chunk_ids = self.database.insert(planned)
+            if chunk_ids:
+                self.dense.add(chunk_ids, vectors)
+                self.bm25.add(chunk_ids, texts)
+                self._save_indexes()
+            records = self.database.documents_by_sha256([doc.sha256 for doc in documents])
+            return [records[doc.sha256] for doc in documents]
+
+    def delete_document(self, document_id: str) -> None:
+        """Delete a document and all its chunks from SQLite, the dense index and BM25."""
+        with self._lock:
+            chunk_ids = self.database.delete_document(document_id)
+            self.dense.remove(chunk_ids)
+            self.bm25.remove(chunk_ids)
+            self._save_indexes()
+
+    def set_embedder(self, embedder: Embedder, *, progress: bool = False) -> None:
+        """Re-embed every chunk with `embedder` and make it this knowledge base's embedder."""
+        with self._lock:
+            chunks = list(self.database.chunks().values())
+            dense = DenseIndex(embedder.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
+            dense.add([c.id for c in chunks], self._embed([c.indexed_text for c in chunks], embedder, progress))
+            manifest = replace(self.manifest, embedder=embedder.id, dimension=embedder.dimension)
+            replace(manifest, dense_stale=True).write(self.path)
+            dense.save(self.path / DENSE_INDEX)
+            manifest.write(self.path)
+            self.manifest, self.embedder, self.dense = manifest, embedder, dense
+
+    def documents(self) -> list[DocumentRecord]:
+        return self.database.documents()
+
+    def document(self, document_id: str) -> DocumentRecord:
+        """The document with this id; raises NotFound."""
+        return self.database.document(document_id)
+
+    def stats(self) -> dict[str, Any]:
+        documents, chunks = self.database.counts()
+        return {"documents": documents, "chunks": chunks, "dense_index": self.dense.kind}
+
+    def _embed(self, texts: list[str], embedder: Embedder | None = None, progress: bool = False) -> np.ndarray:
+        embedder = embedder or self.embedder
+        vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+        with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = texts[start : start + EMBED_BATCH]
+                vectors[start : start + len(batch)] = embedder.embed(batch)
+                bar.update(len(batch))
+        return vectors
+
+    def _save_indexes(self) -> None:
+        self.dense.save(self.path / DENSE_INDEX)
+        self.bm25.save(self.path / BM25_INDEX)
+
+    def _open_indexes(self) -> None:
+        """Load both indexes and bring them in line with SQLite's chunks."""
+        dense = DenseIndex(self.manifest.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
+        bm25 = BM25Index()
+        try:
+            if not self.manifest.dense_stale:
+                loaded = DenseIndex.load(self.path / DENSE_INDEX, hnsw_threshold=self.manifest.hnsw_threshold)
+                dense = loaded if loaded.dimension == self.manifest.dimension else dense
+        except CorruptIndex as error:
+            log.warning("rebuilding the dense index of %s: %s", self.manifest.name, error)
+        try:
+            bm25 = BM25Index.load(self.path / BM25_INDEX)
+        except CorruptIndex as error:
+            log.warning("rebuilding the BM25 index of %s: %s", self.manifest.name, error)
+        wanted = self.database.chunk_ids()
+        changed = self.manifest.dense_stale
+        for index in (dense, bm25):
+            present = index.ids()
+            extra, missing = np.setdiff1d(present, wanted), np.setdiff1d(wanted, present)
+            index.remove(extra.tolist())
+            chunks = list(self.database.chunks(missing.tolist()).values()) if missing.size else []
+            texts = [c.indexed_text for c in chunks]
+            if chunks and index is dense:
+                dense.add([c.id for c in chunks], self._embed(texts))
+            elif chunks:
+                bm25.add([c.id for c in chunks], texts)
+            changed = changed or bool(extra.size or missing.size)
+        self.dense, self.bm25 = dense, bm25
+        if changed:
+            self._save_indexes()
+        if self.manifest.dense_stale:
+            self.manifest = replace(self.manifest, dense_stale=False)
+            self.manifest.write(self.path)
+
+
+class KnowledgeBases:
+    """The knowledge bases under `root`, each opened once, with embedders shared by id."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        embedder_factory: Callable[[str], Embedder] = load_embedder,
+        default_embedder: str = DEFAULT_EMBEDDER,
+    ):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.default_embedder = default_embedder
+        self._factory = embedder_factory
+        self._embedders: dict[str, Embedder] = {}
+        self._open: dict[str, KnowledgeBase] = {}
+        self._lock = threading.RLock()
+        for leftover in self.root.glob(".*"):  # a create or delete that crashed half-way
+            if leftover.is_dir() and _LEFTOVER.fullmatch(leftover.name):
+                shutil.rmtree(leftover)
+
+    def embedder(self, embedder_id: str) -> Embedder:
+        """The embedder with this id, built once by the factory."""
+        with self._lock:
+            if embedder_id not in self._embedders:
+                self._embedders[embedder_id] = self._factory(embedder_id)
+            return self._embedders[embedder_id]
+
+    def create(
+        self,
+        name: str,
+        *,
+        embedder: str | None = None,
+        chunking: ChunkingSettings | None = None,
+        hnsw_threshold: int = HNSW_THRESHOLD,
+    ) -> KnowledgeBase:
+        """Create an empty knowledge base; `embedder` is an id, the default embedder if None."""
+        with self._lock:
+            path = self.root / validate_name(name)
+            embedder_ = self.embedder(embedder or self.default_embedder)
+            kb = KnowledgeBase.create(path, embedder_, chunking=chunking, hnsw_threshold=hnsw_threshold)
+            self._open[name] = kb
+            return kb
+
+    def get(self, name: str) -> KnowledgeBase:
+        """The open knowledge base `name`; raises NotFound."""
+        with self._lock:
+            if name not in self._open:
+                manifest = Manifest.read(self.root / validate_name(name))
+                self._open[name] = KnowledgeBase(self.root / name, self.embedder(manifest.embedder))
+            return self._open[name]
+
+    def list(self) -> list[Manifest]:
+        return [
+            Manifest.read(path)
+            for path in sorted(self.root.iterdir())
+            if _NAME.fullmatch(path.name) and (path / MANIFEST).is_file()
+        ]
+
+    def delete(self, name: str) -> None:
+        """Delete knowledge base `name` and its folder; raises NotFound."""
+        with self._lock:
+            path = self.root / validate_name(name)
+            if not (path / MANIFEST).is_file():
+                raise NotFound(f"no knowledge base {name!r}")
+            self._open.pop(name, None)
+            doomed = path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
+            path.rename(doomed)
+            shutil.rmtree(doomed)
