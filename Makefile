@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := tuner/configs/lorag-identity.yaml
 
-.PHONY: install model finetune test test-fast bench lint
+.PHONY: install model finetune serve up test test-fast bench lint
 
 install: $(VENV)/.installed
 
@@ -33,14 +33,22 @@ finetune: adapters/lorag-identity/lorag.json
 adapters/lorag-identity/lorag.json: $(DEMO) tuner/data/lorag-identity/*.jsonl | install
 	$(BIN)/lorag finetune $(DEMO) --set overwrite=true
 
+# The OpenAI-compatible API on 127.0.0.1:8000: the base model and every adapter in adapters/.
+serve: install
+	$(BIN)/lorag serve
+
+# The main job from nothing: install, prepare the model, train the demo adapter if missing, serve.
+up: finetune serve
+
 test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: install
+bench: finetune
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/serve_throughput.py
 
 lint: install
 	$(BIN)/ruff check .

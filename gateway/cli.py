@@ -2,12 +2,14 @@
 
 Each subcommand is a thin shell over a package: ``model`` over ``serve.models``; ``finetune``
 resolves and prepares the base model, then runs the tuner as a subprocess
-(``python -m tuner sft``), since the gateway never imports training code. Failures the user
-can fix print one line on stderr and exit non-zero.
+(``python -m tuner sft``), since the gateway never imports training code; ``serve`` prepares the
+base model and runs the gateway app with uvicorn. Failures the user can fix print one line on
+stderr and exit non-zero.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,9 @@ import typer
 import yaml
 
 from gateway.settings import get_settings
-from serve.models import ModelPrepareError, prepare
+from serve.adapters import AdapterRegistry
+from serve.engine import load_engine
+from serve.models import ModelPrepareError, PreparedModel, prepare
 
 app = typer.Typer(
     help="lorag: fine-tune LoRA adapters, serve them, retrieve from knowledge bases.",
@@ -91,6 +95,42 @@ def _recipe_model(config: Path, overrides: list[str]) -> str:
     if not isinstance(recipe, dict):
         fail(f"{config} must be a YAML mapping of recipe fields")
     return recipe.get("model") or get_settings().base_model
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    engine: Annotated[
+        str | None, typer.Option(help="auto (vLLM when installed), vllm or local; default: LORAG_ENGINE or auto.")
+    ] = None,
+) -> None:
+    """Serve the base model and its adapters behind the OpenAI-compatible API."""
+    import uvicorn  # the server stack is only imported by the command that needs it
+
+    from gateway.app import create_app
+
+    settings = get_settings()
+    kind = engine or settings.engine
+    if kind not in ("auto", "vllm", "local"):
+        fail(f"unknown engine '{kind}': choose auto, vllm or local")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    model_dir = prepare_or_fail(settings.base_model)
+    base = PreparedModel.read(model_dir)
+
+    async def start():
+        try:
+            started = await load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
+        except Exception:
+            server.should_exit = True  # nothing to serve: stop instead of answering 503 forever
+            raise
+        return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
+
+    api = create_app(start, settings=settings)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port))
+    server.run()
+    if api.state.gateway.failure:
+        fail(f"the engine failed to start: {api.state.gateway.failure}")
 
 
 def main() -> None:

@@ -4,9 +4,10 @@ Everything below the gateway takes plain arguments; the CLI and the app pass the
 """
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -18,6 +19,29 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path("~/.cache/lorag"), description="Prepared models and other caches.")
     adapters_dir: Path = Field(Path("adapters"), description="Folder of adapters: one sub-folder per adapter.")
     runs_dir: Path = Field(Path("runs"), description="Training checkpoints and logs, one sub-folder per run.")
+    engine: str = Field("auto", description="Serving engine: auto (vLLM when installed), vllm or local.")
+    vllm_urls: Annotated[list[str], NoDecode] = Field(
+        [], description="Running vLLM servers to use instead of starting one, comma-separated URLs."
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [], description="Comma-separated keys; when set, every /v1 route needs `Authorization: Bearer <key>`."
+    )
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [], description="Comma-separated keys allowed to register and remove adapters (/v1/adapters)."
+    )
+    max_concurrent_requests: int = Field(
+        64, ge=0, description="Completions in flight at once; more are answered 429 with Retry-After. 0: no limit."
+    )
+    adapter_refresh_s: float = Field(
+        5.0, ge=0, description="Seconds between scans of the adapters folder while serving. 0: scan only at start."
+    )
+
+    @field_validator("vllm_urls", "api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 def get_settings() -> Settings:

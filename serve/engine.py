@@ -24,6 +24,10 @@ class EngineError(RuntimeError):
     """The engine cannot serve a request right now (not started, crashed, unreachable)."""
 
 
+class InvalidRequest(ValueError):
+    """The engine refused a request as invalid (e.g. a prompt longer than the context): the caller's fault."""
+
+
 class UnknownAdapter(KeyError):
     """A request named an adapter the engine has not loaded."""
 

@@ -205,6 +205,8 @@ class LocalEngine:
     def _delete(self, name: str) -> None:
         with self._model_lock:
             self.model.delete_adapter(name)
+            if not self.model.peft_config:  # the last one: back to the plain model, LoRA layers removed
+                self.model = self.model.unload()
         log.info("unloaded adapter %s", name)
 
     def _release(self, use: _AdapterUse) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -26,10 +27,11 @@ from tqdm.auto import tqdm
 
 from serve.chat_template import template_for
 
+log = logging.getLogger(__name__)
 EMBEDDED_MODEL = "gemma-3-270m"
 MANIFEST = "lorag-model.json"
 # Bumped whenever preparation changes what it writes (e.g. the chat template); older folders are redone.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class ModelPrepareError(RuntimeError):
@@ -85,7 +87,9 @@ def prepare(model: str = EMBEDDED_MODEL, cache_dir: Path = Path("~/.cache/lorag"
         steps.set_postfix_str("load tokenizer")
         tokenizer, model_obj, source = _load(model, cache_dir, steps)
         steps.set_postfix_str("chat template")
+        eos_id = tokenizer.eos_token_id
         end_of_turn = _ensure_chat_template(tokenizer, model_obj)
+        _distinguish_end_of_turn(model_obj, tokenizer.convert_tokens_to_ids(end_of_turn), eos_id)
         steps.update()
         steps.set_postfix_str("save")
         model_obj.save_pretrained(work)
@@ -161,6 +165,33 @@ def _load(model: str, cache_dir: Path, steps: tqdm):
         ) from e
     source = str(Path(model).resolve()) if Path(model).exists() else f"hf:{model}"
     return tokenizer, model_obj, source
+
+
+def _distinguish_end_of_turn(model_obj, end_id: int, eos_id: int | None, twin_cosine: float = 0.99) -> bool:
+    """Give an untrained end-of-turn token the trained end-of-sequence embedding; True if it did.
+
+    A base model that never saw its chat tokens leaves their embeddings as one of many near-equal
+    untrained rows (Gemma 3 270M's ``<end_of_turn>`` has cosine 0.995 with hundreds of unused
+    tokens). With tied embeddings a fine-tune cannot then make the model prefer the end of turn
+    over its twins, so it never stops. Copying ``<eos>``'s row, which the model does predict at
+    the end of a document, makes the token distinct; both are stop tokens.
+    """
+    import torch
+
+    weights = model_obj.get_input_embeddings().weight
+    if eos_id is None or eos_id == end_id:
+        return False
+    with torch.no_grad():
+        rows = torch.nn.functional.normalize(weights.float(), dim=-1)
+        twins = int((rows @ rows[end_id] > twin_cosine).sum()) - 1
+        if twins < 8:
+            return False
+        weights[end_id] = weights[eos_id]
+        head = model_obj.get_output_embeddings()
+        if head is not None and head.weight is not weights:
+            head.weight[end_id] = head.weight[eos_id]
+    log.info("end-of-turn token %d had %d untrained twins: initialised from end-of-sequence %d", end_id, twins, eos_id)
+    return True
 
 
 def _ensure_chat_template(tokenizer, model_obj) -> str:

@@ -28,7 +28,17 @@ from pathlib import Path
 import httpx
 
 from serve.adapters import AdapterSpec, EngineLimits
-from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
+from serve.engine import (
+    Delta,
+    EngineError,
+    EngineInfo,
+    Generation,
+    InvalidRequest,
+    Message,
+    SamplingParams,
+    UnknownAdapter,
+    collect,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,8 @@ class VllmEngine:
         max_loras: int = 4,
         max_cpu_loras: int = 16,
         max_lora_rank: int = 64,
+        max_model_len: int = 4096,
+        kv_cache_bytes: int = 1 << 30,
         extra_args: list[str] | None = None,
         startup_timeout_s: float = 900,
     ):
@@ -51,6 +63,9 @@ class VllmEngine:
         self.info = EngineInfo(base_name, EngineLimits(peft_types=frozenset({"LORA"}), max_rank=max_lora_rank))
         self.urls = list(urls or [])
         self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
+        # An explicit KV-cache size: on CPU, vLLM otherwise reserves a fraction of all memory
+        # (--gpu-memory-utilization, 0.92 by default) and refuses to start on a shared machine.
+        self.max_model_len, self.kv_cache_bytes = max_model_len, kv_cache_bytes
         self.extra_args = list(extra_args or [])
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
@@ -66,7 +81,11 @@ class VllmEngine:
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
             }, start_new_session=True)  # fmt: skip
             self.urls = [f"http://127.0.0.1:{port}"]
-        await asyncio.gather(*(self._wait_healthy(url) for url in self.urls))
+        try:
+            await asyncio.gather(*(self._wait_healthy(url) for url in self.urls))
+        except BaseException:  # failed, timed out or cancelled (Ctrl-C): leave no server behind
+            await self._stop_process()
+            raise
         return self
 
     def command(self, port: int) -> list[str]:
@@ -80,6 +99,8 @@ class VllmEngine:
             "--max-loras", str(self.max_loras),
             "--max-cpu-loras", str(self.max_cpu_loras),
             "--max-lora-rank", str(self.info.limits.max_rank),
+            "--max-model-len", str(self.max_model_len),
+            "--kv-cache-memory-bytes", str(self.kv_cache_bytes),
             *self.extra_args,
         ]  # fmt: skip
 
@@ -123,7 +144,10 @@ class VllmEngine:
         try:
             async with self._client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
                 if response.status_code != 200:
-                    raise EngineError(f"vLLM answered {response.status_code}: {(await response.aread())[:300]!r}")
+                    detail = (await response.aread()).decode(errors="replace")[:500]
+                    if response.status_code == 400:
+                        raise InvalidRequest(_message(detail))
+                    raise EngineError(f"vLLM answered {response.status_code}: {detail}")
                 finish = None
                 async for line in response.aiter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
@@ -159,6 +183,9 @@ class VllmEngine:
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self._stop_process()
+
+    async def _stop_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -181,6 +208,14 @@ class VllmEngine:
             raise EngineError(f"vLLM at {url} unreachable: {e}") from e
         if response.status_code != 200:
             raise EngineError(f"vLLM at {url}{path} answered {response.status_code}: {response.text[:300]}")
+
+
+def _message(body: str) -> str:
+    """The message of an OpenAI error body, or the body itself."""
+    try:
+        return json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return body
 
 
 def _free_port() -> int:

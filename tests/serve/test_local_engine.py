@@ -117,3 +117,53 @@ def test_unloading_refuses_new_requests_and_lets_running_ones_finish(engine):
 
     assert run(go()).completion_tokens > 0
     assert engine.adapters() == ["alpha", "gamma"]
+
+
+def test_hot_swap_under_load(engine, random_adapters):
+    """While 8 requests stream, load an adapter, serve it, unload another: nothing fails or mixes up."""
+    from serve.adapters import AdapterSpec
+
+    streaming = [None, "alpha", "beta", None, "alpha", "beta", "alpha", None]
+    params = SamplingParams(max_tokens=24, temperature=0)
+
+    async def go():
+        solo = {a: (await engine.generate(ASK, params, a)).text for a in set(streaming)}
+        await engine.unload_adapter("gamma")
+        gamma = AdapterSpec("gamma", random_adapters["gamma"], "LORA", 4, ("q_proj",), "v2", {})
+        texts = [[] for _ in streaming]
+
+        async def consume(i, adapter):
+            async for delta in engine.stream(ASK, params, adapter):
+                texts[i].append(delta.text)
+
+        tasks = [asyncio.create_task(consume(i, a)) for i, a in enumerate(streaming)]
+        await asyncio.sleep(0.05)
+        await engine.load_adapter(gamma)
+        served = await engine.generate(ASK, params, "gamma")
+        await engine.unload_adapter("beta")  # its running streams finish first
+        await asyncio.gather(*tasks)
+        return solo, ["".join(t) for t in texts], served
+
+    solo, texts, served = run(go())
+    assert texts == [solo[a] for a in streaming]
+    assert served.completion_tokens > 0 and served.text not in solo.values()
+    assert engine.adapters() == ["alpha", "gamma"]
+
+
+def test_the_base_model_serves_again_after_every_adapter_is_unloaded(tiny_model_dir, random_adapters):
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    registry = AdapterRegistry(random_adapters["alpha"].parent, base["id"], base["sha256"])
+
+    async def go():
+        engine = LocalEngine(tiny_model_dir, base["id"])
+        before = await engine.generate(ASK, GREEDY)
+        await engine.load_adapter(registry.scan().adapters["alpha"])
+        await engine.unload_adapter("alpha")
+        after = await engine.generate(ASK, GREEDY)
+        await engine.load_adapter(registry.scan().adapters["beta"])  # and adapters load again
+        beta = await engine.generate(ASK, GREEDY, "beta")
+        await engine.close()
+        return before, after, beta
+
+    before, after, beta = run(go())
+    assert after.text == before.text and beta.text != before.text

@@ -1,0 +1,87 @@
+"""A fake vLLM OpenAI server on loopback: the endpoints VllmEngine uses, with recorded calls.
+
+Completions are deterministic: the reply names the model (base or adapter) and this replica, and
+streams word by word, so tests can tell which replica served which adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+
+class FakeVllm:
+    def __init__(self, name: str, base_model: str):
+        self.name = name
+        self.base_model = base_model
+        self.adapters: dict[str, str] = {}
+        self.requests: list[dict] = []
+        self.app = self._build()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+
+    def start(self) -> FakeVllm:
+        threading.Thread(target=self.server.run, daemon=True).start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/health")
+        async def health():
+            return PlainTextResponse("")
+
+        @app.post("/v1/load_lora_adapter")
+        async def load(body: dict):
+            self.adapters[body["lora_name"]] = body["lora_path"]
+            return PlainTextResponse(f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
+
+        @app.post("/v1/unload_lora_adapter")
+        async def unload(body: dict):
+            if self.adapters.pop(body["lora_name"], None) is None:
+                return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+            return PlainTextResponse("Success")
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            self.requests.append(body)
+            model = body["model"]
+            if body["max_tokens"] > 4096:
+                return JSONResponse({"error": {"message": "max_tokens is too large for this model"}}, status_code=400)
+            if model != self.base_model and model not in self.adapters:
+                return JSONResponse({"error": {"message": f"model {model} does not exist"}}, status_code=404)
+            words = f"{model} answers from {self.name}".split()[: body["max_tokens"]]
+            finish = "length" if len(words) == body["max_tokens"] else "stop"
+
+            async def events():
+                yield _sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+                for i, word in enumerate(words):
+                    await asyncio.sleep(0.005)
+                    yield _sse({"choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}]})
+                yield _sse({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+                yield _sse({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(words)}})
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        return app
+
+
+def _sse(chunk: dict) -> str:
+    return f"data: {json.dumps(chunk)}\n\n"

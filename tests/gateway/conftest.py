@@ -1,0 +1,92 @@
+"""Gateway fixtures: the app served by uvicorn on loopback in a thread, over the fake engine or a real one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from openai import AsyncOpenAI, OpenAI
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from serve.adapters import AdapterRegistry
+from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter
+
+
+@contextmanager
+def serving(app, wait_ready: bool = True) -> Iterator[str]:
+    """Run ``app`` on a free loopback port; yield its base URL (once /healthz is 200, if ``wait_ready``)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    while wait_ready and httpx.get(f"{url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "the gateway never became ready"
+        time.sleep(0.02)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@dataclass
+class Served:
+    url: str
+    engine: FakeEngine
+    adapters_dir: Path
+
+    def client(self, key: str = "no-key") -> OpenAI:
+        return OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=10)
+
+    def async_client(self, key: str = "no-key") -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=10)
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+
+def fake_settings(adapters_dir: Path, **overrides) -> Settings:
+    values = {"adapters_dir": adapters_dir, "api_keys": [], "admin_keys": [], "adapter_refresh_s": 0}
+    return Settings(**(values | overrides))
+
+
+@pytest.fixture
+def adapters_dir(tmp_path) -> Path:
+    """An adapters folder with 'alpha' and 'beta' for the fake base model."""
+    folder = tmp_path / "adapters"
+    for name in ("alpha", "beta"):
+        write_adapter(folder / name)
+    return folder
+
+
+@pytest.fixture
+def make_gateway(adapters_dir):
+    """``make_gateway(engine=None, **settings)``: the app over a FakeEngine, served until the test ends."""
+    with ExitStack() as stack:
+
+        def make(engine: FakeEngine | None = None, **settings) -> Served:
+            engine = engine or FakeEngine()
+            registry = AdapterRegistry(adapters_dir, engine.info.base_model, FAKE_SHA256, engine.info.limits)
+            app = create_app(engine, registry, fake_settings(adapters_dir, **settings))
+            return Served(stack.enter_context(serving(app)), engine, adapters_dir)
+
+        yield make
+
+
+@pytest.fixture
+def gateway(make_gateway) -> Served:
+    """The gateway over a FakeEngine with adapters 'alpha' and 'beta', no API keys."""
+    return make_gateway()

@@ -1,0 +1,81 @@
+"""`lorag serve` as a user runs it: the tiny model and an adapter from the folder, served with LocalEngine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from openai import OpenAI
+
+LORAG = str(Path(sys.executable).parent / "lorag")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_the_gateway_until_interrupted(tiny_raw_dir, tiny_model_dir, random_adapters, tmp_path):
+    shutil.copytree(random_adapters["alpha"], tmp_path / "adapters" / "alpha")
+    env = os.environ | {
+        "LORAG_BASE_MODEL": str(tiny_raw_dir),
+        "LORAG_CACHE_DIR": str(tiny_model_dir.parent.parent),  # already prepared there
+        "LORAG_ADAPTERS_DIR": str(tmp_path / "adapters"),
+        "LORAG_API_KEYS": "k1,k2",
+        "HF_HUB_OFFLINE": "1",
+    }
+    port = free_port()
+    command = [LORAG, "serve", "--engine", "local", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.ConnectError:
+                pass
+            assert time.monotonic() < deadline, "lorag serve never became healthy"
+            time.sleep(0.2)
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k2", max_retries=0)
+        assert {m.id for m in client.models.list()} == {str(tiny_raw_dir), "alpha"}
+        hello = [{"role": "user", "content": "Hi"}]
+        reply = client.chat.completions.create(model="alpha", messages=hello, max_tokens=4)
+        assert reply.usage.completion_tokens > 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0]
+    assert "Application shutdown complete" in output and server.returncode in (0, 130), output  # 130: re-raised SIGINT
+
+
+def test_serve_refuses_an_unknown_engine(tmp_path):
+    out = subprocess.run([LORAG, "serve", "--engine", "nope"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip() == "error: unknown engine 'nope': choose auto, vllm or local"
+    assert "serve" in subprocess.run([LORAG, "--help"], capture_output=True, text=True, timeout=120).stdout
+
+
+def test_serve_stops_with_one_line_when_the_engine_cannot_start(tiny_raw_dir, tiny_model_dir, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from gateway import cli
+    from serve.engine import EngineError
+
+    async def no_engine(*args, **kwargs):
+        raise EngineError("vLLM server exited with status 1 while starting")
+
+    monkeypatch.setattr(cli, "load_engine", no_engine)
+    monkeypatch.setenv("LORAG_BASE_MODEL", str(tiny_raw_dir))
+    monkeypatch.setenv("LORAG_CACHE_DIR", str(tiny_model_dir.parent.parent))
+    monkeypatch.setenv("LORAG_ADAPTERS_DIR", str(tmp_path))
+    out = CliRunner().invoke(cli.app, ["serve", "--engine", "vllm", "--port", str(free_port())])
+    assert out.exit_code == 1
+    assert "error: the engine failed to start: EngineError: vLLM server exited with status 1" in out.output

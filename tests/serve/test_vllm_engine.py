@@ -1,0 +1,112 @@
+"""VllmEngine against fake vLLM replicas: spreading requests, loading adapters on every replica."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from serve.adapters import AdapterSpec
+from serve.engine import EngineError, InvalidRequest, Message, SamplingParams, UnknownAdapter
+from serve.vllm_engine import VllmEngine
+from tests.fakes.vllm_server import FakeVllm
+
+ASK = [Message("user", "hi")]
+PARAMS = SamplingParams(max_tokens=16, temperature=0, stop=("###",), seed=3)
+
+
+@pytest.fixture
+def replicas():
+    servers = [FakeVllm(f"replica-{i}", "base").start() for i in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def spec(name: str) -> AdapterSpec:
+    return AdapterSpec(name, Path(f"/adapters/{name}"), "LORA", 8, ("q_proj",), "v1", {})
+
+
+def test_requests_are_spread_across_replicas_and_adapters_loaded_on_each(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[r.url for r in replicas]).start()
+        await engine.load_adapter(spec("ident"))
+        results = await asyncio.gather(*(engine.generate(ASK, PARAMS, "ident") for _ in range(4)))
+        base = await engine.generate(ASK, PARAMS)
+        await engine.close()
+        return results, base
+
+    results, base = asyncio.run(go())
+    assert (
+        sorted(r.text for r in results) == ["ident answers from replica-0"] * 2 + ["ident answers from replica-1"] * 2
+    )
+    assert all(r.adapters == {"ident": "/adapters/ident"} for r in replicas)
+    assert base.text.startswith("base answers") and base.finish_reason == "stop"
+    assert base.prompt_tokens == 7 and base.completion_tokens == 4
+    sent = replicas[0].requests[0]
+    assert sent["stop"] == ["###"] and sent["seed"] == 3 and sent["temperature"] == 0 and sent["stream"] is True
+
+
+def test_streaming_yields_pieces_that_add_up_to_the_whole(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+        deltas = [d async for d in engine.stream(ASK, PARAMS)]
+        whole = await engine.generate(ASK, PARAMS)
+        short = await engine.generate(ASK, SamplingParams(max_tokens=2))
+        await engine.close()
+        return deltas, whole, short
+
+    deltas, whole, short = asyncio.run(go())
+    assert len(deltas) > 2 and "".join(d.text for d in deltas) == whole.text
+    assert short.finish_reason == "length"
+
+
+def test_unloading_removes_the_adapter_from_every_replica(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[r.url for r in replicas]).start()
+        await engine.load_adapter(spec("a"))
+        await engine.load_adapter(spec("b"))
+        await engine.unload_adapter("a")
+        assert engine.adapters() == ["b"]
+        with pytest.raises(UnknownAdapter):
+            await engine.generate(ASK, PARAMS, "a")
+        with pytest.raises(UnknownAdapter):
+            await engine.unload_adapter("a")
+        await engine.close()
+
+    asyncio.run(go())
+    assert all(list(r.adapters) == ["b"] for r in replicas)
+
+
+def test_an_unreachable_replica_is_an_engine_error():
+    async def go():
+        engine = VllmEngine("unused", "base", urls=["http://127.0.0.1:9"], startup_timeout_s=1)
+        with pytest.raises(EngineError, match="not healthy"):
+            await engine.start()
+        with pytest.raises(EngineError, match="unreachable"):
+            await engine.generate(ASK, PARAMS)
+        await engine.close()
+
+    asyncio.run(go())
+
+
+def test_the_server_command_enables_runtime_lora_with_the_registry_limits():
+    engine = VllmEngine("/models/gemma", "gemma-3-270m", max_loras=3, max_cpu_loras=9, max_lora_rank=32)
+    command = " ".join(engine.command(8123))
+    expected = [
+        "vllm.entrypoints.openai.api_server", "--model /models/gemma", "--served-model-name gemma-3-270m",
+        "--enable-lora", "--max-loras 3", "--max-cpu-loras 9", "--max-lora-rank 32", "--port 8123",
+        "--kv-cache-memory-bytes",
+    ]  # fmt: skip
+    for part in expected:
+        assert part in command
+    assert engine.info.limits.max_rank == 32
+
+
+def test_a_request_vllm_refuses_is_the_callers_error(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+        with pytest.raises(InvalidRequest, match="max_tokens is too large"):
+            await engine.generate(ASK, SamplingParams(max_tokens=10_000))
+        await engine.close()
+
+    asyncio.run(go())
