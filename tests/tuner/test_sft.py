@@ -154,3 +154,18 @@ def test_compact_lm_head_gives_the_same_loss_and_gradients(tiny_model_dir, datas
     assert compact_loss == pytest.approx(full_loss, rel=1e-5)
     for a, b in zip(full_grads, compact_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "variant", [{"use_dora": True}, {"use_rslora": True}, {"target_modules": ["q_proj", "v_proj"]}]
+)
+def test_lora_variants_train_and_are_recorded(tiny_model_dir, dataset, tmp_path, variant):
+    adapter = run(recipe(dataset, lora_r=4, **variant), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    assert config["r"] == 4 and manifest["lora"]["r"] == 4
+    for key, value in variant.items():
+        if key == "target_modules":
+            assert sorted(config[key]) == value and manifest["lora"][key] == value
+        else:
+            assert config[key] is True and manifest["lora"][key] is True
