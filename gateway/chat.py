@@ -133,8 +133,8 @@ async def _merged(
             queue.put_nowait((index, error))
 
     tasks = [asyncio.create_task(pump(i, messages, params)) for i, (messages, params) in enumerate(work)]
+    running = len(tasks)
     try:
-        running = len(tasks)
         while running:
             index, item = await queue.get()
             if isinstance(item, Exception):
@@ -142,8 +142,13 @@ async def _merged(
             yield index, item
             running -= bool(item.finish_reason)
     finally:
-        for task in tasks:
-            task.cancel()
+        # Finished pumps are still closing their engine streams (for vLLM, an HTTP response):
+        # cancelling them mid-close would strand the upstream connection. Cancel only when
+        # choices were abandoned (the client left, or another choice failed).
+        if running:
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Choices:

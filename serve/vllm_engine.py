@@ -148,7 +148,7 @@ class VllmEngine:
                     if response.status_code == 400:
                         raise InvalidRequest(_message(detail))
                     raise EngineError(f"vLLM answered {response.status_code}: {detail}")
-                finish = None
+                finish, last = None, None
                 async for line in response.aiter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
@@ -159,7 +159,9 @@ class VllmEngine:
                         if text:
                             yield Delta(text)
                     if usage := chunk.get("usage"):
-                        yield Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
+                        last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
+                # Yielded once the response is read to its end, so the connection goes back to the pool.
+                yield last or Delta("", finish or "stop")
         except httpx.HTTPError as e:
             raise EngineError(f"vLLM at {url} unreachable: {e}") from e
 
