@@ -169,3 +169,19 @@ def test_lora_variants_train_and_are_recorded(tiny_model_dir, dataset, tmp_path,
             assert sorted(config[key]) == value and manifest["lora"][key] == value
         else:
             assert config[key] is True and manifest["lora"][key] is True
+
+
+def test_early_stopping_stops_when_eval_loss_stops_improving(tiny_model_dir, dataset, tmp_path):
+    # A learning rate this high makes the eval loss climb within a few steps.
+    fields = {"max_steps": 30, "learning_rate": 3.0, "eval_dataset": str(dataset), "eval_steps": 1}
+    adapter = run(recipe(dataset, early_stopping_patience=2, **fields), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    steps = [e["step"] for e in manifest["history"]["train"]]
+    assert steps[-1] < 30
+    evals = [e["loss"] for e in manifest["history"]["eval"]]
+    assert manifest["metrics"]["eval_loss"] == pytest.approx(min(evals[:-1]), rel=1e-4)  # the best checkpoint
+
+
+def test_packing_trains(tiny_model_dir, dataset, tmp_path):
+    adapter = run(recipe(dataset, packing=True, max_length=64), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    assert json.loads((adapter / "lorag.json").read_text())["hyperparameters"]["packing"] is True
