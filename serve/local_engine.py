@@ -108,7 +108,7 @@ class LocalEngine:
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
-        self.batch_sizes: list[int] = []  # every batch run, in order: for metrics and tests
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
         self._model_lock = threading.Lock()  # held while generating and while changing adapters
         self._waiting: deque[_Request] = deque()
@@ -124,16 +124,16 @@ class LocalEngine:
     ) -> AsyncIterator[Delta]:
         if self._closed:
             raise EngineError("engine is closed")
+        prompt = self.tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
+        )
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         use = None
         if adapter is not None:
             use = self._adapters.get(adapter)
             if use is None or use.draining:
                 raise UnknownAdapter(adapter)
-            use.running += 1
-        prompt = self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
-        )
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            use.running += 1  # released in the finally below
         request = _Request(
             ids, params, adapter, TextStream(self.tokenizer, params.stop), asyncio.get_running_loop(), asyncio.Queue()
         )
