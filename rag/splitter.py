@@ -13,7 +13,7 @@ embeddings, indexes or storage; it only needs a token-counting function.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
@@ -41,9 +41,6 @@ class ChunkingSettings:
     def __post_init__(self) -> None:
         if self.chunk_size < 8 or not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError(f"invalid chunking: size {self.chunk_size}, overlap {self.chunk_overlap}")
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

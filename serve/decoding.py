@@ -13,39 +13,53 @@ from transformers import LogitsProcessor
 
 
 class TextStream:
-    """Decode a completion token by token; stop at the first stop sequence."""
+    """Decode a completion token by token; stop at the first stop sequence.
+
+    Each step decodes only the tokens since the last complete character, with a few tokens
+    before them for context (as vLLM and transformers' streamers do), so a completion costs
+    linear, not quadratic, decoding work.
+    """
 
     def __init__(self, tokenizer, stop: tuple[str, ...] = ()):
         self.tokenizer = tokenizer
         self.stop = tuple(s for s in stop if s)
         self.ids: list[int] = []
-        self.emitted = 0  # characters of the decoded text already handed out
+        self.text = ""  # decoded so far, complete characters only
+        self.emitted = 0  # characters of ``text`` already handed out
         self.stopped = False
+        self._prefix = 0  # ids[_prefix:_read] were decoded last time, as context for the next piece
+        self._read = 0
 
     def add(self, token_id: int) -> str:
         """Append a token; return the text that is now safe to emit (sets ``stopped`` on a stop sequence)."""
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a multi-byte character is still incomplete
-            return ""
+        self._decode(final=False)
         for stop in self.stop:
-            at = text.find(stop, max(0, self.emitted - len(stop) + 1))
+            at = self.text.find(stop, max(0, self.emitted - len(stop) + 1))
             if at != -1:
                 self.stopped = True
-                return self._emit(text, at)
-        return self._emit(text, len(text) - self._held_back(text))
+                return self._emit(at)
+        return self._emit(len(self.text) - self._held_back())
 
     def flush(self) -> str:
         """The rest of the text when generation ends for another reason."""
-        return self._emit(self.tokenizer.decode(self.ids, skip_special_tokens=True), None)
+        self._decode(final=True)
+        return self._emit(len(self.text))
 
-    def _held_back(self, text: str) -> int:
-        """Length of the longest tail of ``text`` that could begin a stop sequence."""
-        return max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+    def _decode(self, final: bool) -> None:
+        decode = self.tokenizer.decode
+        before = decode(self.ids[self._prefix : self._read], skip_special_tokens=True)
+        after = decode(self.ids[self._prefix :], skip_special_tokens=True)
+        if final or (len(after) > len(before) and not after.endswith("\ufffd")):  # else: half a character
+            self.text += after[len(before) :]
+            self._prefix, self._read = self._read, len(self.ids)
 
-    def _emit(self, text: str, end: int | None) -> str:
-        end = len(text) if end is None else end
-        out = text[self.emitted : max(end, self.emitted)]
+    def _held_back(self) -> int:
+        """Length of the longest tail of the text that could begin a stop sequence."""
+        return max((k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
+
+    def _emit(self, end: int) -> str:
+        out = self.text[self.emitted : max(end, self.emitted)]
         self.emitted += len(out)
         return out
 
