@@ -1,13 +1,15 @@
-"""The FastAPI app: OpenAI-compatible routes, health, metrics and adapter administration.
+"""The FastAPI app: OpenAI-compatible routes, health, metrics, adapter administration and knowledge bases.
 
 :func:`create_app` takes a ready engine and its adapter registry, or an async function that
 starts them (``lorag serve`` passes one, so the server answers ``/healthz`` with 503 while vLLM
 boots). Once the engine is there, the adapters are synced and ``/healthz`` turns 200; a
 background task rescans the adapters folder every ``adapter_refresh_s``. Routes are thin: they
-check the API key and hand the request to :class:`~gateway.chat.Completions` or
-:class:`~gateway.adapters.AdapterCatalog`. Completions beyond ``max_concurrent_requests`` are
-answered 429 before any work. The app closes an engine it started, never one it was given.
-This module knows no protocol details beyond which model answers which route.
+check the API key and hand the request to :class:`~gateway.chat.Completions`,
+:class:`~gateway.adapters.AdapterCatalog` or :class:`~gateway.knowledge.Knowledge` (whose routes
+are in :mod:`gateway.knowledge_api`; they work while the engine is still starting). Completions
+beyond ``max_concurrent_requests`` are answered 429 before any work. The app closes an engine
+it started, never one it was given. This module knows no protocol details beyond which model
+answers which route.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
-from gateway import auth, errors
+from gateway import auth, compare_api, console, errors, knowledge_api
 from gateway.adapters import AdapterCatalog
 from gateway.chat import Completions
 from gateway.errors import LoragError, overloaded
+from gateway.knowledge import Knowledge
 from gateway.metrics import Metrics
-from gateway.models import cards
+from gateway.models import card, cards
 from gateway.protocol import (
     AdapterInfo,
     AdapterList,
@@ -40,6 +43,7 @@ from gateway.protocol import (
     now,
 )
 from gateway.settings import Settings
+from rag.store import KnowledgeBases
 from serve.adapters import AdapterRegistry
 from serve.engine import Engine
 
@@ -47,13 +51,15 @@ log = logging.getLogger(__name__)
 Starter = Callable[[], Awaitable[tuple[Engine, AdapterRegistry]]]
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
+FILE_ERRORS = {status: {"model": ErrorResponse} for status in (413, 415)}
 
 
 class Gateway:
     """One app's state: the engine and its adapters once started, metrics, and why it failed if it did."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, knowledge: Knowledge):
         self.settings = settings
+        self.knowledge = knowledge
         self.metrics = Metrics()
         self.started = now()
         self.completions: Completions | None = None
@@ -63,7 +69,7 @@ class Gateway:
     async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
         catalog = AdapterCatalog(engine, registry)
         await catalog.refresh()
-        self.completions, self.catalog = Completions(engine, self.metrics), catalog
+        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge), catalog
         log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
 
     def ready(self) -> tuple[Completions, AdapterCatalog]:
@@ -74,11 +80,18 @@ class Gateway:
 
 
 def create_app(
-    engine: Engine | Starter, registry: AdapterRegistry | None = None, settings: Settings | None = None
+    engine: Engine | Starter,
+    registry: AdapterRegistry | None = None,
+    settings: Settings | None = None,
+    knowledge_bases: KnowledgeBases | None = None,
 ) -> FastAPI:
-    """The gateway over ``engine`` and ``registry``, or over what the async function ``engine`` starts."""
+    """The gateway over ``engine`` and ``registry``, or over what the async function ``engine`` starts.
+
+    ``knowledge_bases``: default, the folder ``settings.kb_dir`` with ``settings.embedder``.
+    """
     settings = settings or Settings()
-    gateway = Gateway(settings)
+    bases = knowledge_bases or KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
+    gateway = Gateway(settings, Knowledge(bases, int(settings.max_upload_mb * 2**20)))
     if not callable(engine) and registry is None:
         raise TypeError("create_app needs the adapter registry that goes with a ready engine")
 
@@ -121,6 +134,12 @@ def create_app(
     app.include_router(router)
     app.include_router(v1, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
     app.include_router(admin, prefix="/v1", dependencies=[Depends(auth.admin)], responses=ERRORS | {403: ERRORS[401]})
+    user, admin_only = [Depends(auth.user)], ERRORS | {403: ERRORS[401], 409: ERRORS[400]}
+    app.include_router(knowledge_api.reads, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(knowledge_api.writes, prefix="/v1", dependencies=user, responses=admin_only | FILE_ERRORS)
+    app.include_router(knowledge_api.embeddings, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(compare_api.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
+    console.mount(app)
     return app
 
 
@@ -189,17 +208,19 @@ async def text_completions(body: CompletionRequest, request: Request):
 
 @v1.get("/models")
 async def list_models(request: Request) -> ModelList:
-    """The base model and every loaded adapter."""
+    """The base model, every loaded adapter, and the base model with each knowledge base (``<base>@<kb>``)."""
     gateway = state(request)
     completions, catalog = gateway.ready()
     engine = completions.engine
-    return cards(engine.info.base_model, engine.adapters(), catalog.last.adapters, gateway.started)
+    kbs = gateway.knowledge.manifests()
+    return cards(engine.info.base_model, engine.adapters(), catalog.last.adapters, gateway.started, kbs)
 
 
 @v1.get("/models/{model:path}")
 async def get_model(model: str, request: Request) -> ModelCard:
-    ref = state(request).ready()[0].resolve(model)
-    return next(card for card in (await list_models(request)).data if card.id == (ref.adapter or ref.name))
+    completions = state(request).ready()[0]
+    ref = completions.resolve(model)
+    return card(ref, completions.engine.info.base_model, await list_models(request))
 
 
 @admin.get("/adapters")
@@ -219,3 +240,15 @@ async def delete_adapter(name: str, request: Request) -> Response:
     """Unload a registered adapter (folder adapters go away with their folder)."""
     await state(request).ready()[1].unregister(name)
     return Response(status_code=204)
+
+
+@admin.get("/adapters/{name}/loss_curve.png", response_class=FileResponse)
+async def adapter_loss_curve(name: str, request: Request) -> FileResponse:
+    """The training loss curve the tuner saved in a served adapter's folder (404 if it saved none)."""
+    spec = state(request).ready()[1].last.adapters.get(name)
+    if spec is None:
+        raise LoragError(404, f"no adapter named '{name}' is served", code="adapter_not_found")
+    curve = spec.path / "loss_curve.png"
+    if not curve.is_file():
+        raise LoragError(404, f"adapter '{name}' has no loss_curve.png", code="loss_curve_not_found")
+    return FileResponse(curve, media_type="image/png")

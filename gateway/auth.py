@@ -1,8 +1,8 @@
-"""API keys: who may call the /v1 routes, and who may administer adapters.
+"""API keys: who may call the /v1 routes, and who may administer adapters and knowledge bases.
 
 No keys configured: everything is open (a local server). ``api_keys`` set: every /v1 route
-needs ``Authorization: Bearer <key>`` with one of them (or an admin key). Adapter
-administration needs a key from ``admin_keys``; when only ``api_keys`` are set it is closed to
+needs ``Authorization: Bearer <key>`` with one of them (or an admin key). Administration
+(adapters, knowledge-base writes) needs a key from ``admin_keys``; when only ``api_keys`` are set it is closed to
 everyone. A missing or unknown key is 401 (``invalid_api_key``); a valid key without admin
 rights is 403 (``insufficient_permissions``). Keys are compared in constant time and never
 logged. This module knows nothing about engines or adapters.
@@ -37,7 +37,7 @@ def user(request: Request, credentials: Credentials) -> None:
 
 
 def admin(request: Request, credentials: Credentials) -> None:
-    """Dependency of the adapter administration routes."""
+    """Dependency of the administration routes: adapters, knowledge-base writes."""
     request.app.state.keys.check_admin(credentials)
 
 
@@ -57,7 +57,8 @@ class ApiKeys:
             if self.api_keys:
                 raise LoragError(
                     403,
-                    "adapter administration is disabled on this server: it has no LORAG_ADMIN_KEYS",
+                    "administration (adapters, knowledge-base writes) is disabled on this server: "
+                    "it has no LORAG_ADMIN_KEYS",
                     type="permission_error",
                     code="insufficient_permissions",
                 )
@@ -66,7 +67,7 @@ class ApiKeys:
         if not _matches(credentials.credentials, self.admin_keys):
             raise LoragError(
                 403,
-                "this API key may not administer adapters",
+                "this API key may not administer adapters or knowledge bases",
                 type="permission_error",
                 code="insufficient_permissions",
             )

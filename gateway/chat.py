@@ -5,8 +5,11 @@ come, and a whole response is just the merged stream collected, so streamed and 
 text are the same. A stream's first delta is awaited before the response starts, so an unknown
 adapter or an unavailable engine still gets its proper status; a failure after that ends the
 stream with an OpenAI error event. A client that goes away cancels every engine stream of its
-request (closing an engine's iterator cancels its work). This module knows nothing about
-routes, API keys or adapter administration.
+request (closing an engine's iterator cancels its work). A chat with a knowledge base
+(``model="<m>@<kb>"`` or the ``rag`` extension) is augmented by
+:meth:`gateway.knowledge.Knowledge.augment` before the engine sees it, and its citations ride on
+the response (the first chunk, when streaming). This module knows nothing about routes, API
+keys or adapter administration.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import TypeVar
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from gateway.errors import LoragError, as_lorag_error, model_not_found
+from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found
+from gateway.knowledge import DEFAULT_TOP_K, Knowledge, Retrieval
 from gateway.metrics import Metrics
 from gateway.models import ModelRef, parse
 from gateway.protocol import (
@@ -33,6 +37,7 @@ from gateway.protocol import (
     ChatCompletionRequest,
     ChunkChoice,
     ChunkDelta,
+    Citation,
     Completion,
     CompletionRequest,
     TextChoice,
@@ -48,17 +53,23 @@ T = TypeVar("T")
 class Completions:
     """Chat and legacy completions on one engine."""
 
-    def __init__(self, engine: Engine, metrics: Metrics):
+    def __init__(self, engine: Engine, metrics: Metrics, knowledge: Knowledge):
         self.engine = engine
         self.metrics = metrics
+        self.knowledge = knowledge
 
     async def respond(
         self, body: ChatCompletionRequest | CompletionRequest, request: Request
     ) -> ChatCompletion | Completion | StreamingResponse:
         ref = self.resolve(body.model)
         conversations, params = body.engine_inputs()
+        citations = None
+        retrieval = self.retrieval(ref, body)
+        if retrieval is not None:
+            augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
+            conversations, citations = [augmented], [Citation(**vars(c)) for c in cited]
         work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
-        out = _Chat(ref.name) if isinstance(body, ChatCompletionRequest) else _Text(ref.name)
+        out = _Chat(ref.name, citations) if isinstance(body, ChatCompletionRequest) else _Text(ref.name)
         track = _Track(self.metrics, out.endpoint, ref.name)
         choices = _Choices(len(work), body.n)
         deltas = _merged(self.engine, ref.adapter, work)
@@ -76,13 +87,31 @@ class Completions:
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     def resolve(self, name: str) -> ModelRef:
+        """What ``name`` asks for; 404 for an unknown model or knowledge base."""
         ref = parse(name, self.engine.info.base_model, self.engine.adapters())
-        if ref.kb is not None:
+        if ref.kb is not None and ref.kb not in self.knowledge.names():
             raise model_not_found(
-                f"The model '{name}' asks for knowledge base '{ref.kb}', but knowledge bases are not available "
-                "in this version of lorag yet; use the model name without '@...'"
+                f"The model '{name}' asks for knowledge base '{ref.kb}', which does not exist: "
+                "GET /v1/knowledge_bases lists them"
             )
         return ref
+
+    @staticmethod
+    def retrieval(ref: ModelRef, body: ChatCompletionRequest | CompletionRequest) -> Retrieval | None:
+        """How this request retrieves: from ``<m>@<kb>`` and the ``rag`` extension; None for no retrieval."""
+        options = getattr(body, "rag", None)
+        if ref.kb is None and options is None:
+            return None
+        if not isinstance(body, ChatCompletionRequest):
+            raise invalid("model", "knowledge bases are served on /v1/chat/completions, not legacy completions")
+        if options is None:
+            return Retrieval(ref.kb)
+        if ref.kb and options.kb and ref.kb != options.kb:
+            raise invalid("rag.kb", f"the model names knowledge base '{ref.kb}' but rag.kb is '{options.kb}'")
+        kb = ref.kb or options.kb
+        if kb is None:
+            raise invalid("rag.kb", "name the knowledge base: rag.kb, or a model name '<model>@<kb>'")
+        return Retrieval(kb, options.top_k or DEFAULT_TOP_K, options.mode, options.min_score, options.filters)
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -241,12 +270,13 @@ class _Chat:
 
     endpoint = "chat.completions"
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, citations: list[Citation] | None = None):
         self.id, self.created, self.model = new_id("chatcmpl"), now(), model
+        self.citations = citations
 
     def whole(self, choices: _Choices) -> ChatCompletion:
         return ChatCompletion(
-            id=self.id, created=self.created, model=self.model, usage=choices.usage(),
+            id=self.id, created=self.created, model=self.model, usage=choices.usage(), citations=self.citations,
             choices=[
                 ChatChoice(index=i, message=AssistantMessage(content=choices.text(i)), finish_reason=choices.finish[i])
                 for i in range(len(choices.texts))
@@ -254,8 +284,10 @@ class _Chat:
         )  # fmt: skip
 
     def opening(self, count: int) -> list[str]:
+        """The role chunk of each choice; the first also carries the citations."""
         return [
-            self._chunk([ChunkChoice(index=i, delta=ChunkDelta(role="assistant", content=""))]) for i in range(count)
+            self._chunk([ChunkChoice(index=i, delta=ChunkDelta(role="assistant", content=""))], None, i == 0)
+            for i in range(count)
         ]
 
     def chunk(self, index: int, text: str | None, finish_reason: str | None) -> str:
@@ -264,8 +296,11 @@ class _Chat:
     def usage_chunk(self, usage: Usage) -> str:
         return self._chunk([], usage)
 
-    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> str:
-        chunk = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=choices, usage=usage)
+    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, cite: bool = False) -> str:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage,
+            citations=self.citations if cite else None,
+        )  # fmt: skip
         return chunk.model_dump_json()
 
 

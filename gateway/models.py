@@ -15,6 +15,7 @@ from datetime import datetime
 
 from gateway.errors import model_not_found
 from gateway.protocol import ModelCard, ModelList
+from rag.store import Manifest
 from serve.adapters import AdapterSpec
 
 
@@ -40,14 +41,30 @@ def parse(name: str, base: str, adapters: Collection[str]) -> ModelRef:
     )
 
 
-def cards(base: str, loaded: Collection[str], specs: Mapping[str, AdapterSpec], started: int) -> ModelList:
-    """The base model and every loaded adapter (``parent`` and ``root``: the base model)."""
+def cards(
+    base: str, loaded: Collection[str], specs: Mapping[str, AdapterSpec], started: int, kbs: Collection[Manifest] = ()
+) -> ModelList:
+    """The base model, every loaded adapter, then ``<base>@<kb>`` for each knowledge base.
+
+    ``root`` is always the base model; ``parent`` is the base model for an adapter and the model
+    before the '@' for a retrieval arm. ``<adapter>@<kb>`` is served but not listed.
+    """
     data = [ModelCard(id=base, created=started, root=base)]
     for name in sorted(loaded):
         spec = specs.get(name)
         created = _timestamp(spec.manifest.get("created")) if spec else None
         data.append(ModelCard(id=name, created=created or started, root=base, parent=base))
+    data += [ModelCard(id=f"{base}@{kb.name}", created=kb.created, root=base, parent=base) for kb in kbs]
     return ModelList(data=data)
+
+
+def card(ref: ModelRef, base: str, listed: ModelList) -> ModelCard:
+    """The card of a resolved model name: listed, or (``<adapter>@<kb>``) made from its adapter's card."""
+    by_id = {c.id: c for c in listed.data}
+    if ref.name in by_id:
+        return by_id[ref.name]
+    arm = by_id[ref.adapter or base]
+    return arm.model_copy(update={"id": ref.name, "parent": arm.id})
 
 
 def _timestamp(iso: object) -> int | None:

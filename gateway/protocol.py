@@ -69,6 +69,18 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class RagOptions(BaseModel):
+    """Extension: retrieval for a chat. ``model="<m>@<kb>"`` is the same as ``{"kb": "<kb>"}`` with defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kb: str | None = Field(None, description="Knowledge base to retrieve from; may come from the model name instead.")
+    top_k: int | None = Field(None, ge=1, le=50, description="Sources put into the prompt (default 4).")
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    min_score: float | None = Field(None, description="Drop sources scoring below this (see docs/rag.md).")
+    filters: dict[str, Any] = Field(default_factory=dict, description="filename, document_id or a metadata key.")
+
+
 class ChatMessage(BaseModel):
     """One input message; content is a string or a list of text parts."""
 
@@ -136,6 +148,7 @@ class ChatCompletionRequest(_Sampling):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, ge=0, le=1)
     user: str | None = None
+    rag: RagOptions | None = None  # extension
 
     _refuse_unsupported = field_validator("logprobs")(_unsupported)
 
@@ -200,6 +213,24 @@ class ChatChoice(BaseModel):
     message: AssistantMessage
 
 
+class Citation(BaseModel):
+    """Extension: source ``[index]`` of a retrieval-augmented prompt."""
+
+    index: int
+    document_id: str
+    filename: str
+    chunk_id: int
+    page: int | None
+    section: str | None
+    start: int  # character offsets of the chunk in the document's text
+    end: int
+    score: float
+    snippet: str
+
+
+Citations = Annotated[list[Citation] | None, Field(exclude_if=lambda v: v is None)]
+
+
 class ChatCompletion(BaseModel):
     id: str
     choices: list[ChatChoice]
@@ -208,6 +239,7 @@ class ChatCompletion(BaseModel):
     object: Literal["chat.completion"] = "chat.completion"
     system_fingerprint: str | None = None
     usage: Usage
+    citations: Citations = None  # extension: the sources of a retrieval-augmented answer
 
 
 class ChunkDelta(BaseModel):
@@ -232,6 +264,7 @@ class ChatCompletionChunk(BaseModel):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     system_fingerprint: str | None = None
     usage: Usage | None = None
+    citations: Citations = None  # extension: on the first chunk of a retrieval-augmented answer
 
 
 class TextChoice(BaseModel):

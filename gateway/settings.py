@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path("~/.cache/lorag"), description="Prepared models and other caches.")
     adapters_dir: Path = Field(Path("adapters"), description="Folder of adapters: one sub-folder per adapter.")
     runs_dir: Path = Field(Path("runs"), description="Training checkpoints and logs, one sub-folder per run.")
+    reports_dir: Path = Field(Path("reports"), description="Compare reports, one sub-folder per run.")
+    kb_dir: Path = Field(Path("knowledge_bases"), description="Folder of knowledge bases: one sub-folder each.")
+    embedder: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Embedder of new knowledge bases and of /v1/embeddings: a sentence-transformers id or path.",
+    )
+    max_upload_mb: float = Field(64.0, gt=0, description="Largest file a knowledge-base upload accepts, in MiB.")
     engine: str = Field("auto", description="Serving engine: auto (vLLM when installed), vllm or local.")
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         [], description="Running vLLM servers to use instead of starting one, comma-separated URLs."
@@ -27,7 +34,7 @@ class Settings(BaseSettings):
         [], description="Comma-separated keys; when set, every /v1 route needs `Authorization: Bearer <key>`."
     )
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        [], description="Comma-separated keys allowed to register and remove adapters (/v1/adapters)."
+        [], description="Comma-separated keys allowed to administer: adapters, knowledge-base writes."
     )
     max_concurrent_requests: int = Field(
         64, ge=0, description="Completions in flight at once; more are answered 429 with Retry-After. 0: no limit."

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from openai import AsyncOpenAI, OpenAI
 
 from gateway.app import create_app
+from gateway.loopback import serving
 from gateway.settings import Settings
 from serve.adapters import AdapterRegistry
 from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter
-
-
-@contextmanager
-def serving(app, wait_ready: bool = True) -> Iterator[str]:
-    """Run ``app`` on a free loopback port; yield its base URL (once /healthz is 200, if ``wait_ready``)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    while wait_ready and httpx.get(f"{url}/healthz").status_code != 200:
-        assert time.monotonic() < deadline, "the gateway never became ready"
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @dataclass
@@ -59,7 +35,11 @@ class Served:
 
 
 def fake_settings(adapters_dir: Path, **overrides) -> Settings:
-    values = {"adapters_dir": adapters_dir, "api_keys": [], "admin_keys": [], "adapter_refresh_s": 0}
+    """Settings for a test: no keys, no polling, knowledge bases beside ``adapters_dir`` on the hashing embedder."""
+    values = {
+        "adapters_dir": adapters_dir, "api_keys": [], "admin_keys": [], "adapter_refresh_s": 0,
+        "kb_dir": adapters_dir.with_name(f"{adapters_dir.name}-kbs"), "embedder": "hashing-256",
+    }  # fmt: skip
     return Settings(**(values | overrides))
 
 

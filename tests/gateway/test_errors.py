@@ -29,7 +29,7 @@ def test_an_unknown_model_or_a_knowledge_base_is_404_model_not_found(gateway, mo
     assert caught.value.status_code == 404 and caught.value.code == "model_not_found"
     assert caught.value.param == "model" and named in caught.value.message
     if "@docs" in model and model != "nope@docs":
-        assert "not available" in caught.value.message
+        assert "does not exist" in caught.value.message
     with gateway.http() as http:
         assert error_of(http.get(f"/v1/models/{model}"))["code"] == "model_not_found"
 
@@ -37,7 +37,7 @@ def test_an_unknown_model_or_a_knowledge_base_is_404_model_not_found(gateway, mo
 def test_a_knowledge_base_on_an_adapter_is_404_too(gateway):
     with gateway.http() as http:
         response = http.post(CHAT, json={"model": "alpha@docs", "messages": ASK})
-    assert response.status_code == 404 and "knowledge bases are not available" in error_of(response)["message"]
+    assert response.status_code == 404 and "knowledge base 'docs', which does not exist" in error_of(response)["message"]
 
 
 @pytest.mark.parametrize(

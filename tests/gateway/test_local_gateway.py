@@ -8,11 +8,10 @@ import openai
 import pytest
 
 from gateway.app import create_app
-from gateway.settings import Settings
 from serve.adapters import AdapterRegistry
 from serve.local_engine import LocalEngine
 from serve.models import PreparedModel
-from tests.gateway.conftest import Served, serving
+from tests.gateway.conftest import Served, fake_settings, serving
 
 ASK = [{"role": "user", "content": "Who are you?"}]
 
@@ -23,7 +22,7 @@ def local(tiny_model_dir, tmp_path):
     engine = LocalEngine(tiny_model_dir, base.id)
     folder = tmp_path / "no-adapters"
     registry = AdapterRegistry(folder, base.id, base.sha256, engine.info.limits)
-    settings = Settings(adapters_dir=folder, api_keys=[], admin_keys=["admin"], adapter_refresh_s=0)
+    settings = fake_settings(folder, admin_keys=["admin"])
     with serving(create_app(engine, registry, settings)) as url:
         yield Served(url, engine, folder), base.id
     asyncio.run(engine.close())
