@@ -18,6 +18,9 @@ from typing import Annotated
 import typer
 import yaml
 
+from gateway.cli_common import fail
+from gateway.compare_cli import compare
+from gateway.kb_cli import kb_app
 from gateway.settings import get_settings
 from serve.adapters import AdapterRegistry
 from serve.engine import load_engine
@@ -30,11 +33,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Base models: prepare the embedded default or any Hugging Face model.")
 app.add_typer(model_app, name="model")
-
-
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+app.add_typer(kb_app, name="kb")
+app.command()(compare)
 
 
 def prepare_or_fail(model: str, force: bool = False) -> Path:

@@ -107,7 +107,7 @@ class Knowledge:
             raise kb_not_found(name) from None
 
     async def add(
-        self, name: str, uploads: Sequence[Upload], metadata: Mapping[str, Any] | None = None
+        self, name: str, uploads: Sequence[Upload], metadata: Mapping[str, Any] | None = None, progress: bool = False
     ) -> list[DocumentRecord]:
         """Parse every file, then add all their documents at once; the records, in upload order."""
         kb = await self.get(name)
@@ -123,7 +123,7 @@ class Knowledge:
                 documents += load_document(upload.filename, upload.data)
             if metadata:
                 documents = [replace(doc, metadata={**doc.metadata, **metadata}) for doc in documents]
-            return kb.add_documents(documents)
+            return kb.add_documents(documents, progress=progress)
 
         try:
             return await asyncio.to_thread(work)
