@@ -1,0 +1,128 @@
+// Adapters: every served adapter with the summary of its lorag.json (base model, method, data,
+// metrics) and its training loss curve, the adapters the registry refused and why, and loading
+// (POST /v1/adapters) or unloading (DELETE) adapters registered through the API. These routes
+// need an admin key when the server has admin keys.
+
+import { api, blob } from "./api.js";
+import { $, attempt, date, el, fmt, status } from "./ui.js";
+
+let curves = []; // object URLs of the loss-curve images shown, released on the next refresh
+
+function dataset(record) {
+  if (!record) return "–";
+  if (typeof record !== "object") return String(record);
+  const name = record.path ? record.path.split(/[\\/]/).pop() : "";
+  const rows = record.rows ? Object.entries(record.rows).map(([split, count]) => `${count} ${split}`) : [];
+  const parts = [name, rows.length ? `${rows.join(" / ")} rows` : "", record.format ?? ""];
+  return parts.filter(Boolean).join(" · ") || JSON.stringify(record);
+}
+
+function created(value) {
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? String(value ?? "–") : date(time / 1000);
+}
+
+function card(adapter) {
+  const m = adapter.manifest;
+  const lora = m.lora ?? {};
+  const facts = [
+    ["Base model", m.base_model ?? "–"],
+    ["Method", `${m.method ?? "–"} · ${adapter.peft_type}${adapter.rank ? ` r=${adapter.rank}` : ""}`],
+    ["Targets", adapter.target_modules.join(", ") || "–"],
+    ["Data", dataset(m.dataset)],
+    ["Created", created(m.created)],
+    ["Source", `${adapter.source}: ${adapter.path}`],
+  ];
+  if (lora.alpha !== undefined) facts.splice(2, 0, ["LoRA", `alpha ${lora.alpha}, dropout ${fmt(lora.dropout ?? 0, 2)}`]);
+  const metrics = Object.entries(m.metrics ?? {});
+  const figure = el("figure", { class: "curve" }, el("p", { class: "hint", text: "Loading the loss curve…" }));
+  loadCurve(adapter.name, figure);
+  const action =
+    adapter.source === "registered"
+      ? el("button", { type: "button", class: "danger", text: "Unload", onclick: () => unload(adapter.name) })
+      : el("p", { class: "hint", text: "From the adapters folder: remove its folder on the server to unload it." });
+  return el(
+    "article",
+    { class: "card adapter" },
+    el("h2", { text: adapter.name }),
+    el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+    metrics.length
+      ? el(
+          "div",
+          { class: "table-wrap" },
+          el(
+            "table",
+            { class: "metrics" },
+            el("caption", { text: "Metrics" }),
+            el("tbody", {}, metrics.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: fmt(v, 4) })))),
+          ),
+        )
+      : el("p", { class: "hint", text: "No metrics recorded." }),
+    figure,
+    action,
+  );
+}
+
+async function loadCurve(name, figure) {
+  try {
+    const url = URL.createObjectURL(await blob(`/v1/adapters/${encodeURIComponent(name)}/loss_curve.png`));
+    curves.push(url);
+    figure.replaceChildren(
+      el("img", { src: url, alt: `Training loss of ${name} by step` }),
+      el("figcaption", { text: "Training loss" }),
+    );
+  } catch (error) {
+    figure.replaceChildren(el("p", { class: "hint", text: error.status === 404 ? "No loss curve saved." : error.message }));
+  }
+}
+
+async function refresh() {
+  const listing = await api("/v1/adapters");
+  curves.forEach((url) => URL.revokeObjectURL(url));
+  curves = [];
+  const list = $("#ad-list");
+  list.replaceChildren(...listing.data.map(card));
+  if (!listing.data.length) list.append(el("p", { class: "hint", text: "No adapter is served." }));
+  const refused = listing.refused ?? [];
+  $("#ad-refused").replaceChildren(
+    ...(refused.length
+      ? [
+          el("h2", { text: "Refused" }),
+          el(
+            "ul",
+            { class: "refused" },
+            refused.map((r) => el("li", {}, el("strong", { text: r.name }), el("span", { text: `: ${r.reason}` }))),
+          ),
+        ]
+      : []),
+  );
+}
+
+async function unload(name) {
+  await attempt(async () => {
+    await api(`/v1/adapters/${encodeURIComponent(name)}`, { method: "DELETE" });
+    status($("#ad-status"), `Unloaded ${name}.`);
+    await refresh();
+  });
+}
+
+export function init() {
+  $("#ad-register").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("#ad-name").value.trim();
+    const folder = $("#ad-path").value.trim();
+    status($("#ad-status"), `Loading ${name}…`);
+    const loaded = await attempt(async () => {
+      await api("/v1/adapters", { method: "POST", json: { name, path: folder } });
+      return true;
+    });
+    if (!loaded) return status($("#ad-status"), `${name} was not loaded.`, true);
+    status($("#ad-status"), `Loaded ${name}.`);
+    $("#ad-name").value = $("#ad-path").value = "";
+    await attempt(refresh);
+  });
+}
+
+export async function show() {
+  await attempt(refresh);
+}

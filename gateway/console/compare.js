@@ -1,0 +1,156 @@
+// Compare: start a comparison (POST /v1/compare with the chosen questions file sent inline), watch
+// its progress (GET /v1/compare/{id} once a second while it runs), then read the per-arm summary
+// and the report. The report is fetched with the API key and shown in a sandboxed frame; the
+// links open or download copies of report.html, report.md and report.json.
+
+import { api, catalog, text } from "./api.js";
+import { $, armPicker, attempt, date, el, fixed, fmt } from "./ui.js";
+
+const POLL_MS = 1000;
+const METRICS = { exact_match: "exact match", f1: "token F1", rouge_l: "ROUGE-L", judge: "judge", source_recall: "answer in sources" };
+let picker = null;
+let watching = null; // {id, timer} of the run shown
+let reportUrls = [];
+
+async function start(event) {
+  event.preventDefault();
+  const file = $("#cmp-file").files[0];
+  const arms = picker.selected();
+  if (!file || !arms.length) return;
+  const body = {
+    arms,
+    questions_file: { filename: file.name, content: await file.text() },
+    max_tokens: Number($("#cmp-max").value) || 64,
+  };
+  if ($("#cmp-limit").value) body.limit = Number($("#cmp-limit").value);
+  if ($("#cmp-judge").value.trim()) body.judge = { model: $("#cmp-judge").value.trim() };
+  const run = await attempt(() => api("/v1/compare", { method: "POST", json: body }));
+  if (run) {
+    watch(run.id, run);
+    listRuns();
+  }
+}
+
+function watch(id, known = null) {
+  clearTimeout(watching?.timer);
+  watching = { id, timer: null };
+  const tick = async (run) => {
+    run ??= await attempt(() => api(`/v1/compare/${encodeURIComponent(id)}`));
+    if (!run || watching?.id !== id) return;
+    await render(run);
+    if (watching?.id !== id) return;
+    if (run.status === "running") watching.timer = setTimeout(() => tick(null), POLL_MS);
+    else listRuns();
+  };
+  tick(known);
+}
+
+async function render(run) {
+  const box = $("#cmp-run");
+  box.hidden = false;
+  const { done, total } = run.progress;
+  const parts = [
+    el("h2", { text: `Run ${run.id}` }),
+    el("p", { class: "hint", text: `${run.arms.join(" · ")} · started ${date(run.created)}` }),
+    el(
+      "div",
+      { class: "progress-line" },
+      el("label", { for: "cmp-progress", text: `${run.status}: ${done} of ${total} answers` }),
+      el("progress", { id: "cmp-progress", max: total || 1, value: done }),
+    ),
+  ];
+  if (run.error) parts.push(el("p", { class: "status error", role: "alert", text: run.error }));
+  if (run.summary) parts.push(summary(run.summary));
+  if (run.status === "completed") parts.push(...(await report(run)));
+  box.replaceChildren(...parts);
+  box.setAttribute("aria-busy", String(run.status === "running"));
+}
+
+function summary(rows) {
+  const metrics = Object.keys(METRICS).filter((m) => rows.some((row) => row[m] !== undefined));
+  const head = ["Arm", ...metrics.map((m) => METRICS[m]), "latency (s)", "tokens", "errors"];
+  const cell = (row, m) => {
+    const ci = row.ci?.[m];
+    return ci ? `${fixed(row[m])} (${fixed(ci[0], 2)}–${fixed(ci[1], 2)})` : fixed(row[m]);
+  };
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      { id: "cmp-summary" },
+      el("caption", { text: "Mean per arm (95% confidence interval)" }),
+      el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
+      el(
+        "tbody",
+        {},
+        rows.map((row) =>
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row", text: row.arm }),
+            metrics.map((m) => el("td", { text: cell(row, m) })),
+            el("td", { text: fixed(row.latency_s, 2) }),
+            el("td", { text: fixed(row.completion_tokens, 1) }),
+            el("td", { text: fmt(row.errors) }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+async function report(run) {
+  reportUrls.forEach((url) => URL.revokeObjectURL(url));
+  reportUrls = [];
+  const files = [
+    ["html", "report.html", "text/html"],
+    ["markdown", "report.md", "text/markdown"],
+    ["json", "report.json", "application/json"],
+  ];
+  const bodies = await Promise.all(files.map(([key]) => text(run.report[key])));
+  const links = files.map(([, name, type], i) => {
+    const url = URL.createObjectURL(new Blob([bodies[i]], { type }));
+    reportUrls.push(url);
+    const attrs = name.endsWith(".html") ? { target: "_blank", rel: "noopener" } : { download: `${run.id}-${name}` };
+    return el("li", {}, el("a", { href: url, ...attrs, text: name.endsWith(".html") ? "Open report.html" : `Download ${name}` }));
+  });
+  return [
+    el("ul", { class: "links" }, links),
+    el("iframe", { class: "report", title: `Report of ${run.id}`, sandbox: "", srcdoc: bodies[0] }),
+  ];
+}
+
+async function listRuns() {
+  const { data } = await api("/v1/compare");
+  const list = $("#cmp-runs");
+  list.replaceChildren(
+    ...data
+      .sort((a, b) => b.created - a.created)
+      .map((run) =>
+        el(
+          "li",
+          {},
+          el(
+            "button",
+            { type: "button", "aria-current": run.id === watching?.id ? "true" : null, onclick: () => watch(run.id) },
+            el("strong", { text: run.id }),
+            el("span", { class: "hint", text: `${run.status} · ${run.arms.length} arms · ${date(run.created)}` }),
+          ),
+        ),
+      ),
+  );
+  if (!data.length) list.append(el("li", { class: "hint", text: "No run yet." }));
+}
+
+export function init() {
+  picker = armPicker($("#cmp-arms"), "cmp");
+  $("#cmp-form").addEventListener("submit", start);
+}
+
+export async function show() {
+  await attempt(async () => {
+    picker.set((await catalog()).ids, Infinity);
+    await listRuns();
+  });
+}
