@@ -1,13 +1,16 @@
-"""LocalEngine: the base model and its LoRA adapters served in this process with transformers + peft.
+"""LocalEngine: the base model and its adapters served in this process with transformers + peft.
 
-One copy of the base weights; every adapter is loaded into one ``PeftModel``. A worker thread
-takes the oldest waiting request plus every other waiting request with the same sampling
-settings (up to ``max_batch``), whatever their adapters, and runs them as one ``generate`` call
-with PEFT's per-row ``adapter_names``. A stopping criterion called after every step hands each
-row's new token to its request: text deltas go to the caller's asyncio queue as they are made,
-and a row finishes on its end of turn, a stop sequence, its own ``max_tokens`` or when its
-caller goes away. Unloading an adapter refuses new requests for it at once and removes it when
-its last running request ends. This module knows nothing about HTTP or the registry's checks.
+One copy of the base weights serves LoRA, IA3, prompt-tuning and prefix-tuning adapters. LoRA
+adapters are loaded into one ``PeftModel`` and chosen per row with PEFT's ``adapter_names``;
+the other types cannot live in that model, so ``serve.row_adapters`` applies them per row with
+hooks, placeholder slots and KV-cache prefixes on the same base model. A worker thread takes the
+oldest waiting request plus every other waiting request with the same sampling settings (up to
+``max_batch``), whatever their adapters and adapter types, and runs them as one ``generate``
+call. A stopping criterion called after every step hands each row's new token to its request:
+text deltas go to the caller's asyncio queue as they are made, and a row finishes on its end of
+turn, a stop sequence, its own ``max_tokens`` or when its caller goes away. Unloading an
+adapter refuses new requests for it at once and removes it when its last running request ends.
+This module knows nothing about HTTP or the registry's checks.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, 
 from serve.adapters import AdapterSpec, EngineLimits
 from serve.decoding import OpenAIPenalties, TextStream
 from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
+from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
 
 log = logging.getLogger(__name__)
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256)  # every type the tuner makes
 
 
 @dataclass
@@ -37,6 +42,7 @@ class _Request:
     prompt_ids: list[int]
     params: SamplingParams
     adapter: str | None
+    row: RowAdapter | None  # the adapter when it is not a LoRA (applied by serve.row_adapters)
     text: TextStream
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
@@ -90,6 +96,7 @@ class _Rows(StoppingCriteria):
 @dataclass
 class _AdapterUse:
     spec: AdapterSpec
+    row: RowAdapter | None = None  # None for a LoRA, which lives in the PeftModel
     running: int = 0
     draining: bool = False
     drained: threading.Event = field(default_factory=threading.Event)
@@ -102,8 +109,8 @@ class LocalEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         self.base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-        self.model = self.base  # becomes a PeftModel with the first adapter
-        self.info = EngineInfo(base_name, EngineLimits(peft_types=frozenset({"LORA"}), max_rank=256))
+        self.model = self.base  # becomes a PeftModel with the first LoRA adapter
+        self.info = EngineInfo(base_name, LIMITS)
         eos = self.base.generation_config.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
         self.max_batch = max_batch
@@ -134,9 +141,8 @@ class LocalEngine:
             if use is None or use.draining:
                 raise UnknownAdapter(adapter)
             use.running += 1  # released in the finally below
-        request = _Request(
-            ids, params, adapter, TextStream(self.tokenizer, params.stop), asyncio.get_running_loop(), asyncio.Queue()
-        )
+        stream = TextStream(self.tokenizer, params.stop)
+        request = _Request(ids, params, adapter, use and use.row, stream, asyncio.get_running_loop(), asyncio.Queue())
         with self._wakeup:
             self._waiting.append(request)
             self._wakeup.notify()
@@ -160,10 +166,10 @@ class LocalEngine:
         if spec.name in self._adapters:
             await self.unload_adapter(spec.name)
         try:
-            await asyncio.to_thread(self._load, spec)
+            row = await asyncio.to_thread(self._load, spec)
         except Exception as e:  # PEFT raises many types for a folder it cannot use
             raise EngineError(f"cannot load adapter {spec.name}: {e}") from e
-        self._adapters[spec.name] = _AdapterUse(spec)
+        self._adapters[spec.name] = _AdapterUse(spec, row)
 
     async def unload_adapter(self, name: str) -> None:
         use = self._adapters.get(name)
@@ -173,7 +179,8 @@ class LocalEngine:
         if use.running == 0:
             use.drained.set()
         await asyncio.to_thread(use.drained.wait)
-        await asyncio.to_thread(self._delete, name)
+        if use.row is None:
+            await asyncio.to_thread(self._delete, name)
         self._adapters.pop(name, None)
 
     def adapters(self) -> list[str]:
@@ -187,10 +194,14 @@ class LocalEngine:
 
     # -- adapters --------------------------------------------------------------------------
 
-    def _load(self, spec: AdapterSpec) -> None:
+    def _load(self, spec: AdapterSpec) -> RowAdapter | None:
         from peft import PeftModel
 
         with self._model_lock:
+            if spec.peft_type in ROW_TYPES:
+                row = load_row_adapter(spec.path, self.base)
+                log.info("loaded %s adapter %s from %s", spec.peft_type, spec.name, spec.path)
+                return row
             if self.model is self.base:
                 self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
             else:
@@ -201,6 +212,7 @@ class LocalEngine:
                         self.model.delete_adapter(spec.name)
                     raise
         log.info("loaded adapter %s from %s", spec.name, spec.path)
+        return None
 
     def _delete(self, name: str) -> None:
         with self._model_lock:
@@ -250,27 +262,26 @@ class LocalEngine:
     def _generate(self, batch: list[_Request]) -> None:
         self.batch_sizes.append(len(batch))
         params = batch[0].params
-        width = max(len(r.prompt_ids) for r in batch)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in batch])
-        attention_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch])
-        rows = _Rows(batch, self.eos_ids)
         kwargs = {
             "max_new_tokens": max(r.params.max_tokens for r in batch),
-            "stopping_criteria": StoppingCriteriaList([rows]),
+            "stopping_criteria": StoppingCriteriaList([_Rows(batch, self.eos_ids)]),
             "pad_token_id": pad,
             "do_sample": params.temperature > 0,
         }
         if params.temperature > 0:
             kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
-        if params.presence_penalty or params.frequency_penalty:
-            kwargs["logits_processor"] = [OpenAIPenalties(params.presence_penalty, params.frequency_penalty, width)]
         with self._model_lock, torch.inference_mode():
+            inputs = batch_inputs(self.base, [r.prompt_ids for r in batch], [r.row for r in batch], pad)
+            if params.presence_penalty or params.frequency_penalty:
+                width = inputs.input_ids.shape[1]
+                kwargs["logits_processor"] = [OpenAIPenalties(params.presence_penalty, params.frequency_penalty, width)]
             if self.model is not self.base:
-                kwargs["adapter_names"] = [r.adapter or BASE for r in batch]
+                kwargs["adapter_names"] = [r.adapter if r.adapter and r.row is None else BASE for r in batch]
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            with inputs.hooks(self.base):
+                self.model.generate(**inputs.generate_kwargs(), **kwargs)
         for request in batch:
             if not request.done:
                 request.finish("length", request.text.flush())

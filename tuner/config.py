@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 
 class SFTRecipe(BaseModel):
-    """Supervised fine-tuning with LoRA, run by TRL's SFTTrainer."""
+    """Supervised fine-tuning of a PEFT adapter (LoRA, IA3, prompt or prefix tuning), run by TRL's SFTTrainer."""
 
     model_config = ConfigDict(
         extra="forbid", use_attribute_docstrings=True, validate_assignment=True, coerce_numbers_to_str=True
@@ -54,6 +54,12 @@ class SFTRecipe(BaseModel):
     assistant_only_loss: bool = True
     """Learn only the assistant's tokens, not the prompt's."""
 
+    # The adapter
+    peft_method: Literal["lora", "ia3", "prompt_tuning", "prefix_tuning"] = "lora"
+    """What the adapter learns: ``lora`` (low-rank weight updates), ``ia3`` (vectors that scale activations),
+    ``prompt_tuning`` (virtual-token embeddings before the prompt) or ``prefix_tuning`` (virtual keys and values
+    in every layer). vLLM serves LoRA only; the in-process LocalEngine serves all four."""
+
     # LoRA
     lora_r: int = 8
     """LoRA rank."""
@@ -62,11 +68,21 @@ class SFTRecipe(BaseModel):
     lora_dropout: float = 0.05
     """Dropout on the LoRA input."""
     target_modules: str | list[str] = "all-linear"
-    """Modules that get adapters: ``all-linear`` or a list of module names (q_proj, v_proj, ...)."""
+    """LoRA and IA3: modules that get adapters, ``all-linear`` or a list of module names (q_proj, v_proj, ...)."""
     use_dora: bool = False
     """Weight-decomposed LoRA (DoRA)."""
     use_rslora: bool = False
     """Rank-stabilised LoRA scaling (alpha / sqrt(r))."""
+
+    # IA3, prompt tuning, prefix tuning
+    feedforward_modules: list[str] | None = None
+    """IA3: modules whose input, not output, is scaled; unset means PEFT's choice for the architecture."""
+    num_virtual_tokens: int = 20
+    """Prompt and prefix tuning: how many virtual tokens are learned."""
+    prompt_tuning_init_text: str | None = None
+    """Prompt tuning: start the virtual tokens from this text's embeddings instead of random ones."""
+    prefix_projection: bool = False
+    """Prefix tuning: learn the prefix through a two-layer MLP (more parameters during training only)."""
 
     # Optimisation
     learning_rate: float = 2e-4
@@ -86,7 +102,7 @@ class SFTRecipe(BaseModel):
     gradient_accumulation_steps: int = 1
     """Forward passes per optimiser step."""
     seed: int = 42
-    """Seed for data order, LoRA init and dropout."""
+    """Seed for data order, adapter initialisation and dropout."""
     bf16: bool | None = None
     """bfloat16 mixed precision; unset means on for CUDA GPUs that support it, off on CPU."""
     gradient_checkpointing: bool = False
@@ -117,6 +133,13 @@ class SFTRecipe(BaseModel):
         if not name or not set(name) <= allowed or name[0] in ".-":
             raise ValueError("use letters, digits, '.', '_' and '-' only ('@' is reserved for knowledge bases)")
         return name
+
+    @field_validator("num_virtual_tokens")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
 
     @field_validator("eval_fraction")
     @classmethod

@@ -1,4 +1,7 @@
-"""Supervised fine-tuning recipe: dataset -> TRL SFTTrainer with a PEFT LoRA -> adapter folder.
+"""Supervised fine-tuning recipe: dataset -> TRL SFTTrainer with a PEFT adapter -> adapter folder.
+
+The adapter is a LoRA by default, or IA3, prompt tuning or prefix tuning (``peft_method``); the
+recipe only picks PEFT's config for it, and TRL trains every method the same way.
 
 The base model is a folder prepared by ``lorag model prepare``; its tokenizer (and so its chat
 template) is saved with the adapter, so serving formats prompts exactly as training did. The
@@ -51,9 +54,8 @@ class Prepared:
 
 
 def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepared:
-    """Load data, tokenizer and base model, and set up TRL's SFTTrainer with a LoRA config."""
+    """Load data, tokenizer and base model, and set up TRL's SFTTrainer with the recipe's PEFT config."""
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -101,7 +103,42 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
         logging_steps=recipe.logging_steps,
         report_to="none",
     )
-    peft_config = LoraConfig(
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list([{"messages": r["messages"]} for r in train.rows]),
+        eval_dataset=Dataset.from_list([{"messages": r["messages"]} for r in evaluation.rows]) if has_eval else None,
+        processing_class=tokenizer,
+        peft_config=_peft_config(recipe, model_dir),
+        callbacks=[EarlyStoppingCallback(recipe.early_stopping_patience)] if early_stopping else None,
+    )
+    return Prepared(trainer, tokenizer, train, evaluation, base, run_dir)
+
+
+def _peft_config(recipe: SFTRecipe, model_dir: Path):
+    """PEFT's config for the recipe's ``peft_method``."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+
+    if recipe.peft_method == "ia3":
+        return IA3Config(
+            target_modules=recipe.target_modules, feedforward_modules=recipe.feedforward_modules, task_type="CAUSAL_LM"
+        )
+    if recipe.peft_method == "prompt_tuning":
+        text = recipe.prompt_tuning_init_text
+        return PromptTuningConfig(
+            num_virtual_tokens=recipe.num_virtual_tokens,
+            prompt_tuning_init="TEXT" if text else "RANDOM",
+            prompt_tuning_init_text=text,
+            tokenizer_name_or_path=str(model_dir) if text else None,
+            task_type="CAUSAL_LM",
+        )
+    if recipe.peft_method == "prefix_tuning":
+        return PrefixTuningConfig(
+            num_virtual_tokens=recipe.num_virtual_tokens,
+            prefix_projection=recipe.prefix_projection,
+            task_type="CAUSAL_LM",
+        )
+    return LoraConfig(
         r=recipe.lora_r,
         lora_alpha=recipe.lora_alpha,
         lora_dropout=recipe.lora_dropout,
@@ -110,16 +147,6 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
         use_rslora=recipe.use_rslora,
         task_type="CAUSAL_LM",
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list([{"messages": r["messages"]} for r in train.rows]),
-        eval_dataset=Dataset.from_list([{"messages": r["messages"]} for r in evaluation.rows]) if has_eval else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[EarlyStoppingCallback(recipe.early_stopping_patience)] if early_stopping else None,
-    )
-    return Prepared(trainer, tokenizer, train, evaluation, base, run_dir)
 
 
 def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path) -> Path:
@@ -169,19 +196,34 @@ def _manifest(recipe: SFTRecipe, prepared: Prepared) -> dict:
     return {
         "name": recipe.name,
         "method": "sft",
-        "peft_type": "LORA",
+        "peft_method": recipe.peft_method,
+        "peft_type": str(adapter_config.peft_type.value),
         "base_model": {k: prepared.base[k] for k in ("id", "sha256", "source")},
         "chat_template_sha256": hashlib.sha256(prepared.tokenizer.chat_template.encode()).hexdigest(),
-        "lora": {
-            "r": recipe.lora_r,
-            "alpha": recipe.lora_alpha,
-            "dropout": recipe.lora_dropout,
-            "target_modules": sorted({m.rsplit(".", 1)[-1] for m in adapter_config.target_modules}),
-            "use_dora": recipe.use_dora,
-            "use_rslora": recipe.use_rslora,
-        },
+        recipe.peft_method: _method_settings(recipe, adapter_config),
         "hyperparameters": recipe.model_dump(exclude={"name", "model", "dataset", "eval_dataset", "overwrite"}),
         "dataset": _dataset_record(recipe, prepared.train, prepared.evaluation),
+    }
+
+
+def _method_settings(recipe: SFTRecipe, adapter_config) -> dict:
+    """The settings of the adapter's own method, as PEFT resolved them (e.g. ``all-linear`` to module names)."""
+    if recipe.peft_method in ("prompt_tuning", "prefix_tuning"):
+        settings = {"num_virtual_tokens": recipe.num_virtual_tokens}
+        if recipe.peft_method == "prompt_tuning":
+            return settings | {"init_text": recipe.prompt_tuning_init_text}
+        return settings | {"prefix_projection": recipe.prefix_projection}
+    modules = sorted({m.rsplit(".", 1)[-1] for m in adapter_config.target_modules})
+    if recipe.peft_method == "ia3":
+        feedforward = sorted({m.rsplit(".", 1)[-1] for m in adapter_config.feedforward_modules})
+        return {"target_modules": modules, "feedforward_modules": feedforward}
+    return {
+        "r": recipe.lora_r,
+        "alpha": recipe.lora_alpha,
+        "dropout": recipe.lora_dropout,
+        "target_modules": modules,
+        "use_dora": recipe.use_dora,
+        "use_rslora": recipe.use_rslora,
     }
 
 

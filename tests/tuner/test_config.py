@@ -39,6 +39,12 @@ def test_set_overrides_parse_values_as_yaml_and_paths_from_the_working_directory
         ("name: a@kb\ndataset: d.jsonl\n", [], "name: Value error"),
         ("name: a\n", [], "dataset: Field required"),
         ("name: a\ndataset: d.jsonl\n", ["lora_r"], "--set takes key=value"),
+        ("name: a\ndataset: d.jsonl\n", ["peft_method=qlora"], "peft_method: Input should be 'lora', 'ia3'"),
+        (
+            "name: a\ndataset: d.jsonl\n",
+            ["num_virtual_tokens=0"],
+            "num_virtual_tokens: Value error, must be at least 1",
+        ),
         ("- not\n- a mapping\n", [], "must be a mapping"),
         ("name: [unclosed\n", [], "not valid YAML"),
     ],

@@ -185,3 +185,65 @@ def test_early_stopping_stops_when_eval_loss_stops_improving(tiny_model_dir, dat
 def test_packing_trains(tiny_model_dir, dataset, tmp_path):
     adapter = run(recipe(dataset, packing=True, max_length=64), tiny_model_dir, tmp_path / "a", tmp_path / "r")
     assert json.loads((adapter / "lorag.json").read_text())["hyperparameters"]["packing"] is True
+
+
+LEARNED = {"ia3": "ia3_l", "prompt_tuning": "prompt_encoder", "prefix_tuning": "prompt_encoder"}
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_other_peft_methods_train_only_their_own_parameters(tiny_model_dir, dataset, tmp_path, method):
+    fields = {"peft_method": method, "num_virtual_tokens": 4, "max_steps": 3, "learning_rate": 1e-2}
+    prepared = build_trainer(recipe(dataset, **fields), tiny_model_dir, tmp_path / "runs")
+    model = prepared.trainer.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert before and all(LEARNED[method] in n for n in before)
+    prepared.trainer.train()
+    after = dict(model.named_parameters())
+    assert [n for n, p in before.items() if torch.equal(p, after[n].detach())] == []
+
+
+@pytest.mark.parametrize(
+    "fields, recorded",
+    [
+        (
+            {"peft_method": "ia3", "target_modules": ["down_proj", "q_proj", "v_proj"]},
+            {"target_modules": ["down_proj", "q_proj", "v_proj"], "feedforward_modules": ["down_proj"]},
+        ),
+        (
+            {"peft_method": "prompt_tuning", "num_virtual_tokens": 4, "prompt_tuning_init_text": "lorag assistant"},
+            {"num_virtual_tokens": 4, "init_text": "lorag assistant"},
+        ),
+        (
+            {"peft_method": "prefix_tuning", "num_virtual_tokens": 3},
+            {"num_virtual_tokens": 3, "prefix_projection": False},
+        ),
+    ],
+    ids=["ia3", "prompt_tuning", "prefix_tuning"],
+)
+def test_other_peft_methods_write_an_adapter_the_local_engine_serves(
+    tiny_model_dir, dataset, tmp_path, fields, recorded
+):
+    import asyncio
+
+    from serve.adapters import AdapterRegistry
+    from serve.engine import Message, SamplingParams
+    from serve.local_engine import LIMITS, LocalEngine
+
+    method = fields["peft_method"]
+    adapter = run(recipe(dataset, **fields), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    assert manifest["method"] == "sft" and manifest["peft_method"] == method and "lora" not in manifest
+    assert manifest["peft_type"] == config["peft_type"] == method.upper() and manifest[method] == recorded
+
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    spec = AdapterRegistry(adapter.parent, base["id"], base["sha256"], LIMITS).check(adapter)
+
+    async def serve():
+        engine = LocalEngine(tiny_model_dir, base["id"])
+        await engine.load_adapter(spec)
+        answer = await engine.generate([Message("user", "Who are you?")], SamplingParams(max_tokens=4), "tiny")
+        await engine.close()
+        return answer
+
+    assert asyncio.run(serve()).completion_tokens > 0
