@@ -125,7 +125,8 @@ def test_bad_metadata_and_an_unknown_knowledge_base(gateway):
 def test_chat_with_a_knowledge_base_puts_the_sources_in_the_prompt_and_cites_them(with_docs):
     reply = with_docs.client().chat.completions.create(model="fake-base@docs", messages=QUESTION)
     answer = reply.choices[0].message.content
-    assert FACT in answer and answer.startswith("fake-base says Answer the question using the numbered sources")
+    assert FACT in answer and answer.startswith("fake-base says [1] bridge.md, Bridges ")
+    assert "Answer the question using the numbered sources above" in answer
     assert answer.endswith("Question: What colour is the Zorblat bridge?")
     citations = reply.model_extra["citations"]
     assert citations[0]["index"] == 1 and citations[0]["filename"] == "bridge.md" and "teal" in citations[0]["snippet"]

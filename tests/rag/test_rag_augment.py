@@ -41,7 +41,8 @@ def test_augment_numbers_sources_in_the_last_user_turn():
 def test_augment_handles_content_parts_no_hits_and_long_snippets():
     messages = [{"role": "user", "content": [{"type": "text", "text": "Describe this."}]}]
     augmented, citations = augment(messages, [hit(1, "word " * 100)], snippet_chars=20)
-    assert augmented[0]["content"][0]["text"].startswith("Answer the question")
+    preamble = augmented[0]["content"][0]["text"]
+    assert preamble.startswith("[1] file1.pdf\nword word") and preamble.endswith("say so.\n\nQuestion:")
     assert augmented[0]["content"][1] == {"type": "text", "text": "Describe this."}
     assert len(citations[0].snippet) == 20 and citations[0].snippet.endswith("…")
     assert augment(messages, []) == (messages, [])
