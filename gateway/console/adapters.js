@@ -33,7 +33,9 @@ function card(adapter) {
     ["Created", created(m.created)],
     ["Source", `${adapter.source}: ${adapter.path}`],
   ];
-  if (lora.alpha !== undefined) facts.splice(2, 0, ["LoRA", `alpha ${lora.alpha}, dropout ${fmt(lora.dropout ?? 0, 2)}`]);
+  if (lora.alpha !== undefined) {
+    facts.splice(2, 0, ["LoRA", `alpha ${lora.alpha}, dropout ${fmt(lora.dropout ?? 0, 2)}`]);
+  }
   const metrics = Object.entries(m.metrics ?? {});
   const figure = el("figure", { class: "curve" }, el("p", { class: "hint", text: "Loading the loss curve…" }));
   loadCurve(adapter.name, figure);
@@ -54,7 +56,11 @@ function card(adapter) {
             "table",
             { class: "metrics" },
             el("caption", { text: "Metrics" }),
-            el("tbody", {}, metrics.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: fmt(v, 4) })))),
+            el(
+              "tbody",
+              {},
+              metrics.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: fmt(v, 4) }))),
+            ),
           ),
         )
       : el("p", { class: "hint", text: "No metrics recorded." }),
@@ -72,7 +78,8 @@ async function loadCurve(name, figure) {
       el("figcaption", { text: "Training loss" }),
     );
   } catch (error) {
-    figure.replaceChildren(el("p", { class: "hint", text: error.status === 404 ? "No loss curve saved." : error.message }));
+    const why = error.status === 404 ? "No loss curve saved." : error.message;
+    figure.replaceChildren(el("p", { class: "hint", text: why }));
   }
 }
 

@@ -86,5 +86,6 @@ export function sources(citations) {
       ),
     );
   }
-  return el("details", { class: "sources", open: true }, el("summary", { text: `Sources (${citations.length})` }), list);
+  const summary = el("summary", { text: `Sources (${citations.length})` });
+  return el("details", { class: "sources", open: true }, summary, list);
 }

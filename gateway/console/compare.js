@@ -7,7 +7,13 @@ import { api, catalog, text } from "./api.js";
 import { $, armPicker, attempt, date, el, fixed, fmt } from "./ui.js";
 
 const POLL_MS = 1000;
-const METRICS = { exact_match: "exact match", f1: "token F1", rouge_l: "ROUGE-L", judge: "judge", source_recall: "answer in sources" };
+const METRICS = {
+  exact_match: "exact match",
+  f1: "token F1",
+  rouge_l: "ROUGE-L",
+  judge: "judge",
+  source_recall: "answer in sources",
+};
 let picker = null;
 let watching = null; // {id, timer} of the run shown
 let reportUrls = [];
@@ -113,7 +119,8 @@ async function report(run) {
     const url = URL.createObjectURL(new Blob([bodies[i]], { type }));
     reportUrls.push(url);
     const attrs = name.endsWith(".html") ? { target: "_blank", rel: "noopener" } : { download: `${run.id}-${name}` };
-    return el("li", {}, el("a", { href: url, ...attrs, text: name.endsWith(".html") ? "Open report.html" : `Download ${name}` }));
+    const label = name.endsWith(".html") ? "Open report.html" : `Download ${name}`;
+    return el("li", {}, el("a", { href: url, ...attrs, text: label }));
   });
   return [
     el("ul", { class: "links" }, links),

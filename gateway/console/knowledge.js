@@ -79,17 +79,24 @@ function build(kb) {
   const hits = el("ol", { id: "kb-hits", class: "hits", "aria-live": "polite" });
   const search = el(
     "form",
-    { class: "fields", onsubmit: (event) => (event.preventDefault(), attempt(() => find(kb.name, query, topK, mode, hits))) },
+    {
+      class: "fields",
+      onsubmit: (event) => {
+        event.preventDefault();
+        attempt(() => find(kb.name, query, topK, mode, hits));
+      },
+    },
     field("kb-query", "Query", query, "wide"),
     field("kb-topk", "Results", topK, "narrow"),
     field("kb-mode", "Mode", mode, "narrow"),
     el("button", { type: "submit", class: "primary", text: "Search" }),
   );
 
-  const chunking = `${kb.chunking.chunk_tokens} tokens a chunk, ${kb.chunking.chunk_overlap} overlap`;
+  const { chunk_tokens: size, chunk_overlap: overlap } = kb.chunking;
+  const chunking = `${size} tokens a chunk, ${overlap} overlap · created ${date(kb.created)}`;
   $("#kb-detail").replaceChildren(
     el("h2", { tabindex: -1, text: kb.name }),
-    el("p", { class: "hint", text: `${kb.embedder} · ${kb.dimension} dimensions · ${chunking} · created ${date(kb.created)}` }),
+    el("p", { class: "hint", text: `${kb.embedder} · ${kb.dimension} dimensions · ${chunking}` }),
     el("button", { type: "button", class: "danger", text: "Delete knowledge base", onclick: () => remove(kb.name) }),
     el("h3", { text: "Upload" }),
     drop,
@@ -124,13 +131,18 @@ function documents(kb, docs) {
           class: "danger small",
           text: "Delete",
           "aria-label": `Delete ${doc.filename}`,
-          onclick: () => attempt(async () => (await api(path(kb, "documents", doc.id), { method: "DELETE" }), refresh())),
+          onclick: () =>
+            attempt(async () => {
+              await api(path(kb, "documents", doc.id), { method: "DELETE" });
+              await refresh();
+            }),
         }),
       ),
     ),
   );
   const head = el("tr", {}, ["File", "Size", "Chunks", "Added", ""].map((h) => el("th", { scope: "col", text: h })));
-  return el("div", { class: "table-wrap" }, el("table", { id: "kb-docs" }, el("thead", {}, head), el("tbody", {}, rows)));
+  const table = el("table", { id: "kb-docs" }, el("thead", {}, head), el("tbody", {}, rows));
+  return el("div", { class: "table-wrap" }, table);
 }
 
 // Upload `files` to knowledge base `kb`, PARALLEL_UPLOADS at a time, each with its own progress row.
@@ -165,19 +177,20 @@ async function find(kb, query, topK, mode, hits) {
   const body = { query: query.value, top_k: Number(topK.value) || 5, mode: mode.value };
   const { data } = await api(path(kb, "search"), { method: "POST", json: body });
   hits.replaceChildren(
-    ...data.map((hit) =>
-      el(
+    ...data.map((hit) => {
+      const where = [hit.filename, hit.page != null ? `page ${hit.page}` : null, hit.section].filter(Boolean);
+      return el(
         "li",
         {},
         el(
           "p",
           { class: "cite-head" },
-          el("strong", { text: [hit.filename, hit.page != null ? `page ${hit.page}` : null, hit.section].filter(Boolean).join(" · ") }),
+          el("strong", { text: where.join(" · ") }),
           el("span", { class: "score", text: `score ${fixed(hit.score)}` }),
         ),
         el("blockquote", { text: hit.text }),
-      ),
-    ),
+      );
+    }),
   );
   if (!data.length) hits.append(el("li", { class: "hint", text: "Nothing matched." }));
 }

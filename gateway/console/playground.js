@@ -127,7 +127,8 @@ export async function show() {
       group("With a knowledge base", ids.filter((id) => !arms.includes(id))),
     );
     for (const node of [...select.children]) if (!node.children.length) node.remove();
-    kbSelect.replaceChildren(el("option", { value: "", text: "none" }), ...kbs.map((k) => el("option", { value: k, text: k })));
+    const none = el("option", { value: "", text: "none" });
+    kbSelect.replaceChildren(none, ...kbs.map((k) => el("option", { value: k, text: k })));
     if (ids.includes(previous[0])) select.value = previous[0];
     if (kbs.includes(previous[1])) kbSelect.value = previous[1];
     effective();

@@ -63,7 +63,8 @@ export function date(unix) {
 // (e.g. "my-adapter@docs"); selected() lists the checked ones in order.
 export function armPicker(fieldset, idPrefix) {
   const list = el("div", { class: "arms" });
-  const custom = el("input", { id: `${idPrefix}-custom`, type: "text", placeholder: "adapter@kb", autocomplete: "off" });
+  const custom = el("input", { id: `${idPrefix}-custom`, type: "text", placeholder: "adapter@kb" });
+  custom.autocomplete = "off";
   const add = el("button", { type: "button", text: "Add arm" });
   fieldset.replaceChildren(
     el("legend", { text: "Arms" }),
