@@ -49,6 +49,7 @@ test-fast: install
 bench: finetune
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/serve_throughput.py
+	$(BIN)/python bench/rag_ingest.py
 
 lint: install
 	$(BIN)/ruff check .
