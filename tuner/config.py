@@ -37,8 +37,9 @@ class SFTRecipe(BaseModel):
     # Data
     dataset: str
     """Training data: .jsonl, .json, .csv or .parquet."""
-    dataset_format: Literal["auto", "openai", "sharegpt", "alpaca", "classification"] = "auto"
-    """Row format; ``auto`` detects it from the first row's keys."""
+    dataset_format: Literal["auto", "openai", "sharegpt", "alpaca", "classification", "text"] = "auto"
+    """Row format; ``auto`` detects it from the first row's keys. ``text`` rows (continued pretraining) are
+    learned whole, and chats mixed into a text file are rendered with the chat template and learned whole too."""
     eval_dataset: str | None = None
     """Held-out data in the same format; if unset, ``eval_fraction`` of the training rows."""
     eval_fraction: float = 0.0

@@ -7,6 +7,9 @@ Formats, detected from the first row's keys or declared:
 - ``sharegpt``: ``{"conversations": [{"from", "value"}, ...]}``.
 - ``alpaca``: ``{"instruction", "input"?, "output", "system"?, "history"?}``.
 - ``classification``: ``{"text", "label"}``, turned into a prompt that lists the labels.
+- ``text``: ``{"text"}`` alone, plain text for language modelling (continued pretraining, e.g.
+  chunks of documents). Such a file may also hold ``openai`` rows (``{"messages"}``): the
+  trainer renders those with the chat template and trains on all of them as text.
 
 Files: ``.jsonl``, ``.json`` (a list of rows), ``.csv`` and ``.parquet``. A malformed row raises
 :class:`DatasetError` naming the file and line (or row, for parquet). This module knows nothing
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMATS = ("openai", "sharegpt", "alpaca", "classification")
+FORMATS = ("openai", "sharegpt", "alpaca", "classification", "text")
 SHAREGPT_ROLES = {
     "system": "system",
     "human": "user",
@@ -41,7 +44,7 @@ class DatasetError(ValueError):
 class Conversations:
     """The rows of one dataset file as conversations, with what is known about them."""
 
-    rows: list[dict]  # {"messages": [...]}, plus "label" for classification rows
+    rows: list[dict]  # {"messages": [...]}, plus "label" for classification rows; {"text": str} in text files
     format: str
     labels: list[str] = field(default_factory=list)  # classification only, sorted
 
@@ -60,17 +63,21 @@ def load_conversations(
         raise DatasetError(f"{path}: no rows")
     if format == "auto":
         format = detect_format(path, *records[0])
+        if format == "openai" and any("messages" not in row and "text" in row for _, row in records):
+            format = "text"  # chats mixed with plain text
     elif format not in FORMATS:
         raise DatasetError(f"unknown dataset format '{format}'; choose one of auto, {', '.join(FORMATS)}")
     if format == "classification":
         labels = labels or sorted({_label(path, line, row) for line, row in records})
         rows = [_classification(path, line, row, labels, classification_prompt) for line, row in records]
+    elif format == "text":
+        rows = [_text_row(path, line, row) for line, row in records]
     else:
         convert = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca}[format]
         rows = [{"messages": _checked(path, line, convert(path, line, row))} for line, row in records]
     if system_prompt:
         for row in rows:
-            if row["messages"][0]["role"] != "system":
+            if "messages" in row and row["messages"][0]["role"] != "system":
                 row["messages"].insert(0, {"role": "system", "content": system_prompt})
     return Conversations(rows=rows, format=format, labels=list(labels or []))
 
@@ -108,9 +115,11 @@ def detect_format(path: Path, line: str, row: dict) -> str:
         return "alpaca"
     if {"text", "label"} <= keys:
         return "classification"
+    if "text" in keys:
+        return "text"
     raise DatasetError(
         f"{path}:{line}: cannot tell the dataset format from keys {sorted(keys)}; expected messages "
-        "(openai), conversations (sharegpt), instruction/output (alpaca) or text/label (classification)"
+        "(openai), conversations (sharegpt), instruction/output (alpaca), text/label (classification) or text"
     )
 
 
@@ -210,6 +219,13 @@ def _classification(path: Path, where: str, row: dict, labels: list[str], prompt
         "messages": [{"role": "user", "content": content}, {"role": "assistant", "content": label}],
         "label": label,
     }
+
+
+def _text_row(path: Path, where: str, row: dict) -> dict:
+    """A row of a text file: plain text, or a conversation in the openai format."""
+    if "messages" in row:
+        return {"messages": _checked(path, where, _openai(path, where, row))}
+    return {"text": _field(path, where, row, "text")}
 
 
 def _label(path: Path, where: str, row: dict) -> str:

@@ -79,7 +79,7 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
         output_dir=str(run_dir),
         max_length=recipe.max_length,
         packing=recipe.packing,
-        assistant_only_loss=recipe.assistant_only_loss,
+        assistant_only_loss=recipe.assistant_only_loss and train.format != "text",
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=recipe.lr_scheduler_type,
         warmup_steps=recipe.warmup_ratio,
@@ -106,13 +106,29 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list([{"messages": r["messages"]} for r in train.rows]),
-        eval_dataset=Dataset.from_list([{"messages": r["messages"]} for r in evaluation.rows]) if has_eval else None,
+        train_dataset=Dataset.from_list(_examples(train, tokenizer)),
+        eval_dataset=Dataset.from_list(_examples(evaluation, tokenizer)) if has_eval else None,
         processing_class=tokenizer,
         peft_config=_peft_config(recipe, model_dir),
         callbacks=[EarlyStoppingCallback(recipe.early_stopping_patience)] if early_stopping else None,
     )
     return Prepared(trainer, tokenizer, train, evaluation, base, run_dir)
+
+
+def _examples(data: Conversations, tokenizer) -> list[dict]:
+    """TRL's rows: conversations, or for text data plain text (chats rendered with the chat template, no BOS:
+    the trainer adds it when it tokenizes)."""
+    if data.format != "text":
+        return [{"messages": r["messages"]} for r in data.rows]
+    rows = []
+    for row in data.rows:
+        text = row.get("text")
+        if text is None:
+            text = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+            if tokenizer.bos_token and text.startswith(tokenizer.bos_token):
+                text = text[len(tokenizer.bos_token) :]
+        rows.append({"text": text})
+    return rows
 
 
 def _peft_config(recipe: SFTRecipe, model_dir: Path):
