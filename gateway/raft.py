@@ -53,8 +53,11 @@ def raft_rows(
     top_k: int = DEFAULT_TOP_K,
     oracle_fraction: float = 0.8,
     seed: int = 0,
+    shuffle: bool = False,
 ) -> tuple[list[dict], RaftReport]:
-    """One chat per question whose context the knowledge base holds; see the module docstring."""
+    """One chat per question whose context the knowledge base holds; see the module docstring. ``shuffle`` puts
+    the sources in random order (retrieval ranks the gold source first so often that a model could learn to
+    cite [1] without reading); the prompt then differs from the served one in the order of its sources only."""
     if not 0.0 <= oracle_fraction <= 1.0:
         raise ValueError(f"oracle_fraction must be between 0 and 1, got {oracle_fraction}")
     mode = Retrieval("").mode  # the chat default
@@ -74,6 +77,8 @@ def raft_rows(
         elif not oracle and retrieved:
             deeper = retrieve(kb, question.question, top_k=2 * top_k + 2, mode=mode)
             hits = [hit for hit in deeper if not is_gold(hit, question.context)][:top_k]
+        if shuffle:
+            hits = rng.sample(hits, len(hits))
         messages, citations = augment([{"role": "user", "content": question.question}], hits)
         numbers = [c.index for c, hit in zip(citations, hits, strict=True) if is_gold(hit, question.context)]
         answer = f"{question.answer.rstrip('. ')} [{numbers[0]}]" if numbers else question.answer
@@ -106,6 +111,7 @@ def raft_data(
         list[Path] | None, typer.Option(help="Drop questions that appear in this questions file (e.g. the test set).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample and of the oracle draw.")] = 0,
+    shuffle: Annotated[bool, typer.Option(help="Put the sources in random order (gold not always [1]).")] = False,
 ) -> None:
     """RAFT training data: retrieved sources in the prompt (as <model>@<kb> sends them), cited answers."""
     try:
@@ -120,7 +126,7 @@ def raft_data(
     except Exception:  # noqa: BLE001 - rag raises NotFound or ValueError for a missing or bad name
         fail(f"no knowledge base named '{kb}' in {settings.kb_dir}")
     try:
-        rows, report = raft_rows(base, sample(kept, limit, seed), top_k, oracle_fraction, seed)
+        rows, report = raft_rows(base, sample(kept, limit, seed), top_k, oracle_fraction, seed, shuffle)
     except (ValueError, QuestionsError) as e:
         fail(str(e))
     report.excluded = len(asked) - len(kept)

@@ -105,3 +105,14 @@ def test_the_command_writes_rows_and_leaves_out_excluded_questions(tmp_path, mon
     assert not any(NAMES[0] in row["messages"][0]["content"].rsplit("Question:", 1)[1] for row in written)
     missing = runner.invoke(app, ["kb", "raft-data", "nope", str(train), "--out", str(out)])
     assert missing.exit_code == 1 and "no knowledge base named 'nope'" in missing.output
+
+
+def test_shuffled_sources_move_the_gold_one_and_its_citation(knowledge):
+    kb = knowledge.bases.get("bio")
+    rows, _ = raft_rows(kb, questions(), top_k=3, oracle_fraction=1.0, shuffle=True, seed=2)
+    cited = [row["messages"][1]["content"].rsplit("[", 1)[1] for row in rows]
+    assert len(set(cited)) > 1  # not always [1]
+    for question, row in zip(questions(), rows, strict=True):
+        number = row["messages"][1]["content"].rsplit("[", 1)[1].rstrip("]")
+        block = next(b for b in row["messages"][0]["content"].split("\n\n") if b.startswith(f"[{number}]"))
+        assert question.context in block
