@@ -1,0 +1,152 @@
+"""``lorag compare``: ask one question set of several arms, score the answers, write the report.
+
+Without ``--base-url`` the command starts the gateway in process (the configured base model,
+engine, adapters folder and knowledge bases, as ``lorag serve`` would) on a free loopback port
+and talks to it over HTTP, with the first configured API key if there are keys; with
+``--base-url`` it uses a running gateway. Either way it prints the per-arm table and where the
+report is. Input the user can fix (a bad questions file, an unknown arm, an unreachable server)
+is reported in one line on stderr with a non-zero exit. The heavy imports (openai, the app,
+matplotlib) happen only when the command runs, so ``lorag --help`` stays fast. This module
+knows nothing about scoring or report formats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.settings import get_settings
+
+STARTUP_TIMEOUT_S = 900.0  # an in-process vLLM can take minutes to boot
+
+
+def compare(
+    questions: Annotated[Path, typer.Option(help="JSONL of {question, answer} rows, or Wiki-Newpages QA JSON.")],
+    arms: Annotated[str, typer.Option(help="Comma-separated models: base, adapter, <model>@<kb>.")],
+    judge: Annotated[str | None, typer.Option(help="Judge model for a 0/1 correctness verdict per answer.")] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible API of the judge; default: the gateway being compared.")
+    ] = None,
+    judge_api_key: Annotated[str | None, typer.Option(help="API key for --judge-base-url.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder; default: <reports_dir>/<YYYYmmdd-HHMMSS>.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="A running gateway, e.g. http://127.0.0.1:8000; default: start one in process.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for --base-url.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Ask a random sample of this many questions (seeded).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of the bootstrap and permutation tests.")] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 64,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the arms.")] = 0.0,
+    concurrency: Annotated[int, typer.Option(help="Chat requests in flight at once.")] = 4,
+    system: Annotated[str | None, typer.Option(help="A system prompt sent before every question.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="In process only: auto, vllm or local; default: LORAG_ENGINE.")
+    ] = None,
+) -> None:
+    """Compare arms (base model, adapters, retrieval) on the same questions; write a scored report."""
+    from gateway.cli import fail
+    from gateway.compare import CompareConfig, CompareError, parse_arms
+    from gateway.questions import QuestionsError, load_questions, sample
+    from gateway.report import default_folder
+
+    settings = get_settings()
+    try:
+        asked = sample(load_questions(questions), limit, seed)
+        config = CompareConfig(
+            arms=parse_arms(arms), max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
+            system=system, judge_model=judge, judge_base_url=judge_base_url, seed=seed,
+        )  # fmt: skip
+    except (QuestionsError, CompareError) as e:
+        fail(str(e))
+    folder = out or default_folder(settings.reports_dir)
+    with _gateway(base_url, engine) as url:
+        own_keys = [key.get_secret_value() for key in settings.api_keys + settings.admin_keys]
+        key = api_key if base_url else next(iter(own_keys), None)
+        report = _run(url, key, asked, config, judge_api_key, folder)
+    _print(report, folder)
+
+
+@contextmanager
+def _gateway(base_url: str | None, engine: str | None) -> Iterator[str]:
+    """The URL of the gateway to compare on: ``base_url``, or one started in process for the duration."""
+    from gateway.cli import fail
+
+    if base_url:
+        yield base_url.rstrip("/").removesuffix("/v1")
+        return
+    from gateway.app import create_app
+    from gateway.cli import prepare_or_fail
+    from gateway.loopback import NotReady, serving
+    from serve.adapters import AdapterRegistry
+    from serve.engine import load_engine
+    from serve.models import PreparedModel
+
+    settings = get_settings()
+    kind = engine or settings.engine
+    if kind not in ("auto", "vllm", "local"):
+        fail(f"unknown engine '{kind}': choose auto, vllm or local")
+    model_dir = prepare_or_fail(settings.base_model)
+    base = PreparedModel.read(model_dir)
+
+    async def start():
+        started = await load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
+        return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
+
+    try:
+        with serving(create_app(start, settings=settings), timeout_s=STARTUP_TIMEOUT_S) as url:
+            yield url
+    except NotReady as e:
+        fail(str(e))
+
+
+def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | None, folder: Path) -> dict:
+    import openai
+    from openai import AsyncOpenAI
+
+    from gateway.cli import fail
+    from gateway.compare import CompareError, run_compare
+    from gateway.report import write_report
+
+    async def main():
+        client = AsyncOpenAI(base_url=f"{url}/v1", api_key=api_key or "none", max_retries=2, timeout=600)
+        judge_client = None
+        if config.judge_base_url:
+            judge_client = AsyncOpenAI(base_url=config.judge_base_url, api_key=judge_api_key or "none", max_retries=2)
+        try:
+            return await run_compare(client, questions, config, judge_client=judge_client, bar=True)
+        finally:
+            await client.close()
+            if judge_client is not None:
+                await judge_client.close()
+
+    try:
+        result = asyncio.run(main())
+    except CompareError as e:
+        fail(str(e))
+    except openai.AuthenticationError:
+        fail(f"the gateway at {url} refused the API key: pass a valid one with --api-key")
+    except openai.APIConnectionError:
+        fail(f"cannot reach the gateway at {url}")
+    except openai.APIStatusError as e:
+        fail(f"the gateway at {url} answered {e.status_code}: {e.message}")
+    return write_report(result, folder)
+
+
+def _print(report: dict, folder: Path) -> None:
+    from gateway.report_tables import arm_table, text_table
+    from gateway.summary import LABELS
+
+    typer.echo(text_table(*arm_table(report["summary"])))
+    for test in (t for t in report["pairwise"] if t["significant"]):
+        difference = test["difference"]["mean"]
+        better, worse = (test["a"], test["b"]) if difference > 0 else (test["b"], test["a"])
+        typer.echo(
+            f"significant: {better} beats {worse} on {LABELS[test['metric']]} by {abs(difference):.3f} "
+            f"(p = {test['p_value']:.4f})"
+        )
+    typer.echo(f"report: {folder / 'report.html'} (also report.md, report.json, chart.png)")

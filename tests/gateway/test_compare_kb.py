@@ -1,0 +1,78 @@
+"""Retrieval arms (``<model>@<kb>``) in a comparison, on the fake engine and the hashing embedder.
+
+The fake engine repeats its (augmented) prompt, so a ``@kb`` arm's answer contains the sources
+it was given: it scores where the base model cannot, and "answer in sources" says whether
+retrieval found the document with the reference answer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from tests.gateway.test_compare_api import wait
+
+CITIES = ["Zubrowka", "Freedonia", "Latveria", "Genovia", "Sokovia", "Wakanda", "Elbonia", "Krakozhia"]
+FACTS = [
+    (f"What is the capital of country {i}?", f"The capital of country {i} is {city}.") for i, city in enumerate(CITIES)
+]
+
+
+def knowledge_base(http, name: str = "docs") -> None:
+    assert http.post("/v1/knowledge_bases", json={"name": name}).status_code == 201
+    files = [("files", (f"country-{i}.txt", fact.encode(), "text/plain")) for i, (_, fact) in enumerate(FACTS)]
+    assert http.post(f"/v1/knowledge_bases/{name}/documents", files=files).status_code == 201
+
+
+def questions() -> list[dict]:
+    rows = [{"id": f"c{i}", "question": q, "answer": CITIES[i]} for i, (q, _) in enumerate(FACTS)]
+    rows.append({"id": "missing", "question": "What is the capital of country 99?", "answer": "Atlantis"})
+    return rows
+
+
+def test_kb_arms_record_citations_and_whether_sources_hold_the_answer(gateway, tmp_path):
+    knowledge_base(gateway.http())
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in questions()))
+    out = tmp_path / "r"
+    args = ["compare", "--questions", str(path), "--arms", "fake-base,fake-base@docs,alpha@docs",
+            "--base-url", gateway.url, "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    summary = {row["arm"]: row for row in report["summary"]}
+    assert "source_recall" not in summary["fake-base"]
+    for arm in ("fake-base@docs", "alpha@docs"):
+        assert summary[arm]["source_recall"] == 8 / 9  # every city but Atlantis is in the knowledge base
+        assert summary[arm]["f1"] > 0 == summary["fake-base"]["f1"]
+    answers = {(a["question_id"], a["arm"]): a for a in report["answers"]}
+    kb_answer = answers[("c2", "alpha@docs")]
+    assert kb_answer["scores"]["source_recall"] == 1.0 and any("Latveria" in s for s in kb_answer["sources"])
+    assert kb_answer["citations"] and kb_answer["citations"][0]["filename"].startswith("country-")
+    assert answers[("missing", "alpha@docs")]["scores"]["source_recall"] == 0.0
+    assert answers[("c2", "fake-base")]["citations"] is None and answers[("c2", "fake-base")]["sources"] is None
+    tests = {(t["a"], t["b"], t["metric"]): t for t in report["pairwise"]}
+    assert tests[("fake-base", "fake-base@docs", "f1")]["significant"]
+    assert ("fake-base", "alpha@docs", "source_recall") not in tests
+    assert tests[("fake-base@docs", "alpha@docs", "source_recall")]["p_value"] == 1.0
+    assert "answer in sources" in (out / "report.md").read_text()
+    assert "answer in sources" in (out / "report.html").read_text()
+
+
+def test_kb_arm_through_the_api(make_gateway, tmp_path):
+    served = make_gateway(reports_dir=tmp_path / "reports")
+    http = served.http()
+    knowledge_base(http)
+    run = http.post("/v1/compare", json={"arms": ["beta@docs"], "questions": questions()}).json()
+    done = wait(http, run["id"])
+    assert done["status"] == "completed" and done["summary"][0]["source_recall"] == 8 / 9
+
+
+def test_unknown_knowledge_base_is_refused(make_gateway, tmp_path):
+    served = make_gateway(reports_dir=tmp_path / "reports")
+    knowledge_base(served.http())
+    response = served.http().post("/v1/compare", json={"arms": ["alpha@nodocs"], "questions": questions()})
+    assert response.status_code == 400
+    assert "with a knowledge base from docs" in response.json()["error"]["message"]

@@ -1,0 +1,157 @@
+"""Scoring, statistics and the judge's verdict parsing, on hand-made cases with known values."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import httpx
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+
+from gateway.judge import Judge, parse_verdict
+from gateway.scoring import answer_in_sources, exact_match, normalize, rouge_l, score, token_f1
+from gateway.stats import mean_ci, paired_test
+
+
+def test_normalize_follows_squad():
+    assert normalize("The  Cat's hat!") == "cats hat"
+    assert normalize("An apple, a pear & THE plum.") == "apple pear plum"
+    assert normalize("“Quoted” — dash…") == "quoted dash"
+
+
+def test_exact_match_ignores_case_punctuation_and_articles():
+    assert exact_match("The Paris.", "paris") == 1.0
+    assert exact_match("Paris, France", "Paris") == 0.0
+
+
+def test_token_f1_known_values():
+    # after normalisation: [cat, sat, on, mat] vs [cat, is, on, mat]: 3 shared of 4 and 4
+    assert token_f1("the cat sat on the mat", "the cat is on a mat") == pytest.approx(0.75)
+    assert token_f1("Paris", "Paris") == 1.0
+    assert token_f1("London", "Paris") == 0.0
+    # a repeated token counts as often as both sides have it: [x, x, y] and [x, y, y] share one x and one y
+    assert token_f1("x x y", "x y y") == pytest.approx(2 / 3)
+    assert token_f1("", "") == 1.0 and token_f1("", "Paris") == 0.0 and token_f1("the", "Paris") == 0.0
+
+
+def test_rouge_l_known_values():
+    # Lin (2004): [police, killed, gunman] vs [police, kill, gunman]: LCS 2 of 3 and 3
+    assert rouge_l("police killed the gunman", "police kill the gunman") == pytest.approx(2 / 3)
+    # order matters for ROUGE-L but not for token F1: LCS of w x y z / w y x z is 3
+    assert rouge_l("w x y z", "w y x z") == pytest.approx(0.75)
+    assert token_f1("w x y z", "w y x z") == 1.0
+    # precision 2/4, recall 2/2
+    assert rouge_l("born in paris france", "paris france") == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert rouge_l("", "x") == 0.0 and rouge_l("", "") == 1.0
+
+
+def test_score_has_every_metric():
+    assert score("The answer is Paris", "Paris") == {
+        "exact_match": 0.0,
+        "f1": pytest.approx(2 * (1 / 3) / (1 / 3 + 1)),
+        "rouge_l": pytest.approx(0.5),
+    }
+
+
+def test_answer_in_sources_matches_whole_normalised_tokens():
+    assert answer_in_sources("Paris", ["Rome is in Italy.", "The capital is PARIS."]) == 1.0
+    assert answer_in_sources("February 16, 2002.", ["born 16 February 2002"]) == 0.0
+    assert answer_in_sources("16 February 2002", ["(born 16 February, 2002) is"]) == 1.0
+    assert answer_in_sources("Par", ["Paris"]) == 0.0
+    assert answer_in_sources("Paris", []) == 0.0
+    assert answer_in_sources("The", ["the"]) is None
+
+
+def test_bootstrap_interval_contains_the_mean_and_is_reproducible():
+    scores = [1.0] * 30 + [0.0] * 70
+    estimate = mean_ci(scores, seed=3)
+    assert estimate.mean == pytest.approx(0.3) and estimate.n == 100
+    assert estimate.low < 0.3 < estimate.high
+    assert 0.15 < estimate.low and estimate.high < 0.45  # about 0.3 +- 1.96 * 0.046
+    assert mean_ci(scores, seed=3) == estimate
+
+
+def test_bootstrap_leaves_out_missing_scores():
+    estimate = mean_ci([1.0, math.nan, 0.0, 1.0])
+    assert estimate.n == 3 and estimate.mean == pytest.approx(2 / 3)
+    assert mean_ci([math.nan]).mean is None
+
+
+def test_paired_test_exact_p_values():
+    # 8 questions all better by one: only the two all-same-sign patterns are as extreme: 2 / 2**8
+    result = paired_test([1.0] * 8, [0.0] * 8)
+    assert result.exact and result.p_value == pytest.approx(2 / 256) and result.significant
+    assert result.difference.mean == 1.0
+    # 5 is too few for significance at 0.05 however large the difference: 2 / 32
+    assert paired_test([1.0] * 5, [0.0] * 5).p_value == pytest.approx(0.0625)
+    # ties are uninformative; no difference at all is p = 1
+    assert paired_test([0.5] * 10, [0.5] * 10).p_value == 1.0
+    assert not paired_test([1, 0, 1, 0], [0, 1, 0, 1]).significant
+
+
+def test_paired_test_finds_a_real_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 60)
+    better = np.clip(base + 0.15 + rng.normal(0, 0.1, 60), 0, 1)
+    real = paired_test(better, base)
+    assert not real.exact and real.p_value < 0.001 and real.significant
+    assert real.difference.low > 0
+    same = rng.uniform(0, 1, 60)
+    noise = paired_test(same, rng.permutation(same))
+    assert noise.p_value > 0.05 and not noise.significant
+    assert noise.difference.low < 0 < noise.difference.high
+
+
+def test_paired_test_uses_only_questions_both_arms_answered():
+    result = paired_test([1.0, math.nan, 1.0], [0.0, 0.0, math.nan])
+    assert result.difference.n == 1
+    assert paired_test([math.nan], [1.0]).p_value is None
+
+
+@pytest.mark.parametrize(
+    "reply, verdict",
+    [
+        ("1", 1.0), ("0", 0.0), (" 1.\n", 1.0), ("**0**", 0.0), ("Verdict: 1", 1.0), ("Correct.", 1.0),
+        ("incorrect", 0.0), ("Yes", 1.0), ("No, it is wrong", 0.0),
+        ("The answer is correct", None), ("10", None), ("", None), ("I think 1", None),
+    ],
+)  # fmt: skip
+def test_parse_verdict(reply, verdict):
+    assert parse_verdict(reply) == verdict
+
+
+def _judge_endpoint(reply: str | None, seen: list[dict]) -> AsyncOpenAI:
+    """An OpenAI client whose chat endpoint answers ``reply`` (or 500 if None) and records each request."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        if reply is None:
+            return httpx.Response(500, json={"error": {"message": "boom", "type": "server_error"}})
+        message = {"role": "assistant", "content": reply}
+        body = {"id": "x", "object": "chat.completion", "created": 0, "model": "judge",
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
+        return httpx.Response(200, json=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    return AsyncOpenAI(base_url="http://judge/v1", api_key="k", http_client=http, max_retries=0)
+
+
+def test_judge_asks_strictly_and_records_the_raw_reply():
+    seen: list[dict] = []
+    verdict = asyncio.run(Judge(_judge_endpoint("1 - correct", seen), "judge-model").verdict("Q?", "Paris", "paris!"))
+    assert verdict.score == 1.0 and verdict.raw == "1 - correct"
+    request = seen[0]
+    assert request["model"] == "judge-model" and request["temperature"] == 0
+    prompt = request["messages"][0]["content"]
+    assert "Question: Q?" in prompt and "Reference answer: Paris" in prompt and "Answer to grade: paris!" in prompt
+    assert "exactly one character" in prompt
+
+
+def test_judge_failure_is_no_verdict():
+    verdict = asyncio.run(Judge(_judge_endpoint(None, []), "judge-model").verdict("Q?", "Paris", "Paris"))
+    assert verdict.score is None and verdict.raw.startswith("error: InternalServerError")
+    unparsed = asyncio.run(Judge(_judge_endpoint("maybe", []), "judge-model").verdict("Q?", "Paris", "Paris"))
+    assert unparsed.score is None and unparsed.raw == "maybe"
