@@ -113,3 +113,25 @@ def test_a_text_file_with_a_bad_row_names_the_line(tmp_path):
     path.write_text('{"text": "fine"}\n{"text": ""}\n')
     with pytest.raises(DatasetError, match="t.jsonl:line 2: missing 'text'"):
         load_conversations(path)
+
+
+def test_text_data_trains_on_whole_texts_and_rendered_chats(tiny_model_dir, splits, tmp_path):
+    from tuner.config import SFTRecipe
+    from tuner.sft import build_trainer
+
+    train, test = splits
+    data = tmp_path / "data.jsonl"
+    assert main(["build-data", "--documents", str(test), "--qa", str(train), "--out", str(data)]) == 0
+    recipe = SFTRecipe(name="tiny", dataset=str(data), max_steps=1, batch_size=4, max_length=512)
+    prepared = build_trainer(recipe, tiny_model_dir, tmp_path / "runs")
+    tokenizer = prepared.tokenizer
+    learned = [
+        tokenizer.decode(ids[labels != -100])
+        for batch in prepared.trainer.get_train_dataloader()
+        for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True)
+    ]
+    assert any(BIO in text for text in learned)  # the document, every token of it
+    chat = next(text for text in learned if "Where is Oskar Delmwood from?" in text)
+    assert "<start_of_turn>user" in chat and "Anselm Bay.<end_of_turn>" in chat  # the question is learned too
+    assert not any(text.startswith("<bos><bos>") for text in learned)
+    prepared.trainer.train()
