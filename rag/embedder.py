@@ -9,8 +9,10 @@ This module knows nothing about chunks, indexes or storage.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +22,8 @@ DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_MINILM = {DEFAULT_EMBEDDER, "all-MiniLM-L6-v2"}
 _HASHING_ID = re.compile(r"hashing-(\d+)")
 _WORD = re.compile(r"\w+")
+_MEMO_CHARS = 64
+"""Texts up to this long have their token counts memoised (the splitter counts every word several times)."""
 
 
 class Embedder(Protocol):
@@ -53,13 +57,16 @@ class SentenceTransformerEmbedder:
             self.id = model
             location, local = model, Path(model).exists()
         self._model = SentenceTransformer(location, device=device, local_files_only=local)
-        self._tokenizer = self._model.tokenizer
+        tokenizer = self._model.tokenizer
         self.batch_size = batch_size
         self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length) - self._tokenizer.num_special_tokens_to_add(pair=False)
+        self.max_tokens = int(self._model.max_seq_length) - tokenizer.num_special_tokens_to_add(pair=False)
+        self._count = _token_counter(tokenizer)
+        self._count_short = functools.lru_cache(maxsize=1 << 16)(self._count)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        """Tokens of `text` without special tokens and without truncation."""
+        return self._count_short(text) if len(text) <= _MEMO_CHARS else self._count(text)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(
@@ -70,6 +77,23 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def _token_counter(tokenizer) -> Callable[[str], int]:
+    """A function counting `tokenizer`'s tokens of a text, on a private copy of its Rust tokenizer if it has one.
+
+    The copy has truncation and padding off: the shared one truncates (as loaded, and to whatever
+    the last `encode` set). It counts about eight times faster than calling the transformers tokenizer.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow, pure-Python tokenizer
+        return lambda text: len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return lambda text: len(counter.encode(text, add_special_tokens=False))
 
 
 class HashingEmbedder:

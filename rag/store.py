@@ -201,12 +201,14 @@ class KnowledgeBase:
         return {"documents": documents, "chunks": chunks, "dense_index": self.dense.kind}
 
     def _embed(self, texts: list[str], embedder: Embedder | None = None, progress: bool = False) -> np.ndarray:
+        """Vectors of `texts`, in order; embedded longest first, so that a batch pads its texts little."""
         embedder = embedder or self.embedder
         vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
             for start in range(0, len(texts), EMBED_BATCH):
-                batch = texts[start : start + EMBED_BATCH]
-                vectors[start : start + len(batch)] = embedder.embed(batch)
+                batch = order[start : start + EMBED_BATCH]
+                vectors[batch] = embedder.embed([texts[i] for i in batch])
                 bar.update(len(batch))
         return vectors
 
