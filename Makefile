@@ -54,3 +54,39 @@ bench: finetune
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Knowledge injection demo (docs/compare.md): KB `bio` of the Wiki-Newpages bio test documents; adapters
+# bio-sft (continued pretraining on those documents + train-split QA chats) and bio-raft (RAFT chats from
+# a KB of the train documents); then every arm on a sample of the test questions. Sizes fit 2 CPU cores
+# (about 40 minutes); *_STEPS=-1 trains for DEMO_EPOCHS / one epoch instead, for a GPU.
+QA_DIR ?= ../shared/data/qa/wiki-newpages-2023-10-bio
+QA_TRAIN := $(QA_DIR)/1138_num_qa_6136bio_pit_train.json
+QA_TEST := $(QA_DIR)/127_num_qa_663bio_pit_test.json
+DEMO_WORK ?= runs/compare-demo
+DEMO_QA ?= 100
+DEMO_EPOCHS ?= 2
+DEMO_SFT_STEPS ?= 30
+DEMO_RAFT ?= 80
+DEMO_RAFT_STEPS ?= 10
+DEMO_LIMIT ?= 40
+DEMO_MAX_TOKENS ?= 24
+DEMO_OUT ?= docs/results/compare-demo
+DEMO_ENV = LORAG_KB_DIR=$(DEMO_WORK)/kb LORAG_ADAPTERS_DIR=$(DEMO_WORK)/adapters LORAG_RUNS_DIR=$(DEMO_WORK)/runs
+
+.PHONY: compare-demo
+compare-demo: install
+	rm -rf $(DEMO_WORK) && mkdir -p $(DEMO_WORK)
+	$(BIN)/python -m tuner export-documents $(QA_TEST) $(DEMO_WORK)/docs-test
+	$(BIN)/python -m tuner export-documents $(QA_TRAIN) $(DEMO_WORK)/docs-train
+	$(DEMO_ENV) $(BIN)/lorag kb create bio && $(DEMO_ENV) $(BIN)/lorag kb add bio $(DEMO_WORK)/docs-test >/dev/null
+	$(DEMO_ENV) $(BIN)/lorag kb create bio-train && $(DEMO_ENV) $(BIN)/lorag kb add bio-train $(DEMO_WORK)/docs-train >/dev/null
+	$(BIN)/python -m tuner build-data --documents $(QA_TEST) --qa $(QA_TRAIN) --exclude $(QA_TEST) \
+		--max-qa $(DEMO_QA) --chunk-chars 400 --overlap-chars 50 --out $(DEMO_WORK)/bio-sft.jsonl
+	$(DEMO_ENV) $(BIN)/lorag kb raft-data bio-train $(QA_TRAIN) --exclude $(QA_TEST) --limit $(DEMO_RAFT) \
+		--out $(DEMO_WORK)/bio-raft.jsonl
+	$(DEMO_ENV) $(BIN)/lorag finetune tuner/configs/bio-sft.yaml --set dataset=$(DEMO_WORK)/bio-sft.jsonl \
+		--set num_train_epochs=$(DEMO_EPOCHS) --set max_steps=$(DEMO_SFT_STEPS) --set overwrite=true
+	$(DEMO_ENV) $(BIN)/lorag finetune tuner/configs/bio-raft.yaml --set dataset=$(DEMO_WORK)/bio-raft.jsonl \
+		--set max_steps=$(DEMO_RAFT_STEPS) --set overwrite=true
+	$(DEMO_ENV) $(BIN)/lorag compare --questions $(QA_TEST) --limit $(DEMO_LIMIT) --max-tokens $(DEMO_MAX_TOKENS) \
+		--arms gemma-3-270m,bio-sft,gemma-3-270m@bio,bio-sft@bio,bio-raft@bio --engine local --out $(DEMO_OUT)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from gateway.cli_common import fail
 from gateway.errors import LoragError
 from gateway.knowledge import DEFAULT_TOP_K, Knowledge, Retrieval, Upload
+from gateway.raft import raft_data
 from gateway.settings import get_settings
 from rag.loaders import SUPPORTED_EXTENSIONS
 from rag.store import KnowledgeBases
@@ -172,3 +173,6 @@ def _files(paths: list[Path]) -> list[Path]:
     if not files:
         fail(f"no supported documents in {', '.join(map(str, paths))} ({' '.join(SUPPORTED_EXTENSIONS)})")
     return files
+
+
+kb_app.command("raft-data")(raft_data)
