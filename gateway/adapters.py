@@ -20,7 +20,8 @@ from serve.adapters import AdapterRefused, AdapterRegistry, AdapterSpec, Scan
 from serve.engine import AdapterSync, Engine
 
 log = logging.getLogger(__name__)
-SUMMARY = ("method", "peft_method", "base_model", "lora", "metrics", "created", "lorag_version")  # lorag.json keys listed
+SUMMARY = ("method", "peft_method", "base_model", "dataset", "lora", "metrics", "created", "lorag_version")
+"""The lorag.json keys an adapter listing shows."""
 
 
 class AdapterCatalog:

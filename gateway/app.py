@@ -8,8 +8,8 @@ check the API key and hand the request to :class:`~gateway.chat.Completions`,
 :class:`~gateway.adapters.AdapterCatalog` or :class:`~gateway.knowledge.Knowledge` (whose routes
 are in :mod:`gateway.knowledge_api`; they work while the engine is still starting). Completions
 beyond ``max_concurrent_requests`` are answered 429 before any work. The app closes an engine
-it started, never one it was given. This module knows no protocol details beyond which model
-answers which route.
+it started, never one it was given. The web console (:mod:`gateway.console`) answers at ``/``.
+This module knows no protocol details beyond which model answers which route.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,30 @@ def _recipe_model(config: Path, overrides: list[str]) -> str:
     return recipe.get("model") or get_settings().base_model
 
 
+def engine_starter(engine: str | None, on_failure: Callable[[], None] | None = None):
+    """Prepare the configured base model now; return the async function that starts its engine and registry.
+
+    ``engine``: auto, vllm or local (default: ``LORAG_ENGINE``); ``on_failure`` runs if the engine fails to start.
+    """
+    settings = get_settings()
+    kind = engine or settings.engine
+    if kind not in ("auto", "vllm", "local"):
+        fail(f"unknown engine '{kind}': choose auto, vllm or local")
+    model_dir = prepare_or_fail(settings.base_model)
+    base = PreparedModel.read(model_dir)
+
+    async def start():
+        try:
+            started = await load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
+        except Exception:
+            if on_failure is not None:
+                on_failure()
+            raise
+        return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
+
+    return start
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
@@ -111,21 +136,12 @@ def serve(
     from gateway.app import create_app
 
     settings = get_settings()
-    kind = engine or settings.engine
-    if kind not in ("auto", "vllm", "local"):
-        fail(f"unknown engine '{kind}': choose auto, vllm or local")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model_dir = prepare_or_fail(settings.base_model)
-    base = PreparedModel.read(model_dir)
 
-    async def start():
-        try:
-            started = await load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
-        except Exception:
-            server.should_exit = True  # nothing to serve: stop instead of answering 503 forever
-            raise
-        return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
+    def stop() -> None:
+        server.should_exit = True  # nothing to serve: stop instead of answering 503 forever
 
+    start = engine_starter(engine, on_failure=stop)
     api = create_app(start, settings=settings)
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port))
     server.run()

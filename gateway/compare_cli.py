@@ -49,7 +49,7 @@ def compare(
     ] = None,
 ) -> None:
     """Compare arms (base model, adapters, retrieval) on the same questions; write a scored report."""
-    from gateway.cli import fail
+    from gateway.cli_common import fail
     from gateway.compare import CompareConfig, CompareError, parse_arms
     from gateway.questions import QuestionsError, load_questions, sample
     from gateway.report import default_folder
@@ -74,29 +74,17 @@ def compare(
 @contextmanager
 def _gateway(base_url: str | None, engine: str | None) -> Iterator[str]:
     """The URL of the gateway to compare on: ``base_url``, or one started in process for the duration."""
-    from gateway.cli import fail
+    from gateway.cli_common import fail
 
     if base_url:
         yield base_url.rstrip("/").removesuffix("/v1")
         return
     from gateway.app import create_app
-    from gateway.cli import prepare_or_fail
+    from gateway.cli import engine_starter
     from gateway.loopback import NotReady, serving
-    from serve.adapters import AdapterRegistry
-    from serve.engine import load_engine
-    from serve.models import PreparedModel
 
     settings = get_settings()
-    kind = engine or settings.engine
-    if kind not in ("auto", "vllm", "local"):
-        fail(f"unknown engine '{kind}': choose auto, vllm or local")
-    model_dir = prepare_or_fail(settings.base_model)
-    base = PreparedModel.read(model_dir)
-
-    async def start():
-        started = await load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
-        return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
-
+    start = engine_starter(engine)
     try:
         with serving(create_app(start, settings=settings), timeout_s=STARTUP_TIMEOUT_S) as url:
             yield url
@@ -108,7 +96,7 @@ def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | 
     import openai
     from openai import AsyncOpenAI
 
-    from gateway.cli import fail
+    from gateway.cli_common import fail
     from gateway.compare import CompareError, run_compare
     from gateway.report import write_report
 

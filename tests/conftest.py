@@ -193,3 +193,27 @@ def vllm_server(embedded_model_dir):
     yield engine.urls[0]
     loop.run_until_complete(engine.close())
     loop.close()
+
+
+@pytest.fixture(scope="session")
+def reader_adapter(embedded_model_dir, tmp_path_factory) -> Path:
+    """A LoRA that answers from the sources in a RAG prompt, trained once per session by ``lorag finetune``
+    on RAFT chats about 30 invented people (tests/reader.py: two sources per prompt, cited answers like
+    ``Korrvale [2]``). Serve it as ``reader@<kb>`` on a knowledge base of new facts (``top_k`` 2, as trained)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.reader import facts, reader_rows
+
+    work = tmp_path_factory.mktemp("reader")
+    rows = reader_rows(work / "kbs", facts(30, seed=0))
+    (work / "reader.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = work / "reader.yaml"
+    recipe.write_text(
+        "name: reader\ndataset: reader.jsonl\nlora_r: 8\nlora_alpha: 16\nlearning_rate: 1.0e-3\n"
+        "num_train_epochs: 1\nbatch_size: 4\nmax_length: 256\nlogging_steps: 5\nsave_steps: 1000\n"
+    )
+    env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
+    subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
+    return work / "adapters" / "reader"

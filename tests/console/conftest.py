@@ -20,9 +20,13 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module.
+
+    Not per session: Playwright's sync API keeps an asyncio loop running in the main thread until it
+    stops, and later tests that run their own loop (``asyncio.run``, the vLLM fixture) would fail.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
