@@ -1,7 +1,9 @@
 """Scores of one answer against its reference: exact match, token F1, ROUGE-L, answer in sources.
 
 All pure functions on strings, each in [0, 1]. Text is normalised as in the SQuAD evaluation
-script: lower case, punctuation removed, the articles a/an/the removed, whitespace collapsed.
+script: lower case, punctuation removed, the articles a/an/the removed, whitespace collapsed;
+citation markers such as ``[2]`` or ``[1, 3]`` are removed first, so an answer is not scored down
+for citing its source.
 Token F1 is SQuAD's: the harmonic mean of the precision and recall of the bag of shared tokens.
 ROUGE-L is the F-measure (beta = 1) of the longest common subsequence of the normalised tokens
 (Lin, 2004). :func:`answer_in_sources` says whether the normalised reference appears, as whole
@@ -18,12 +20,13 @@ from collections.abc import Iterable
 
 METRICS = ("exact_match", "f1", "rouge_l")  # computed for every answer
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_CITATIONS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _PUNCTUATION = str.maketrans("", "", string.punctuation + "‘’“”–—…")
 
 
 def normalize(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower().translate(_PUNCTUATION)
+    """SQuAD normalisation after removing citation markers: lower case, no punctuation, no articles, single spaces."""
+    text = _CITATIONS.sub(" ", text).lower().translate(_PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 

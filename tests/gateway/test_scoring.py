@@ -27,6 +27,12 @@ def test_exact_match_ignores_case_punctuation_and_articles():
     assert exact_match("Paris, France", "Paris") == 0.0
 
 
+def test_citation_markers_do_not_count_against_an_answer():
+    assert exact_match("February 16, 2002 [1]", "February 16, 2002.") == 1.0
+    assert exact_match("Tartu [1, 3].", "Tartu") == 1.0
+    assert exact_match("Room [B]", "Room") == 0.0  # only numbered markers are citations
+
+
 def test_token_f1_known_values():
     # after normalisation: [cat, sat, on, mat] vs [cat, is, on, mat]: 3 shared of 4 and 4
     assert token_f1("the cat sat on the mat", "the cat is on a mat") == pytest.approx(0.75)
