@@ -37,7 +37,7 @@ def test_an_unknown_model_or_a_knowledge_base_is_404_model_not_found(gateway, mo
 def test_a_knowledge_base_on_an_adapter_is_404_too(gateway):
     with gateway.http() as http:
         response = http.post(CHAT, json={"model": "alpha@docs", "messages": ASK})
-    assert response.status_code == 404 and "knowledge base 'docs', which does not exist" in error_of(response)["message"]
+    assert response.status_code == 404 and "'docs', which does not exist" in error_of(response)["message"]
 
 
 @pytest.mark.parametrize(
