@@ -1,11 +1,13 @@
 """Serving throughput: VllmEngine, LocalEngine and a naive peer, in one run, on the same adapters.
 
 Output tokens per second at 1, 4 and 8 concurrent requests for three workloads: the base model
-only, one adapter, and four adapters mixed (requests cycle through them). The naive peer is what
+only, one adapter, and four adapters mixed. Each cell sends the same 8 requests (cycling
+through the workload's adapters), at most ``concurrency`` of them in flight at once. The naive peer is what
 one writes without a serving engine: plain transformers + peft, one request at a time, and
 ``set_adapter`` before each. Also the adapter load latency: from registering a new adapter to
 the first token of a request for it. Greedy decoding, ``max_tokens`` fixed, every engine sees
-the same prompts. The adapters are the demo adapter (trained if missing) plus three random LoRAs.
+the same prompts. The adapters are the demo adapter (`make finetune`) plus four random LoRAs,
+r=8 on every linear layer.
 
     python bench/serve_throughput.py [--max-tokens 32] [--engines vllm,local,naive]
 """
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from serve.adapters import AdapterRegistry, AdapterSpec
@@ -36,6 +39,7 @@ PROMPTS = [
     "What is the capital of Italy?",
 ]
 CONCURRENCY = (1, 4, 8)
+REQUESTS = 8  # per cell
 
 
 class NaiveEngine:
@@ -76,7 +80,7 @@ class NaiveEngine:
                 )
                 if self.model is not self.base and adapter:
                     self.model.set_adapter(adapter)
-                context = self.model.disable_adapter() if self.model is not self.base and not adapter else _null()
+                context = self.model.disable_adapter() if self.model is not self.base and not adapter else nullcontext()
                 with context, self.torch.inference_mode():
                     out = self.model.generate(**ids, max_new_tokens=params.max_tokens, do_sample=False)
                 new = out[0, ids["input_ids"].shape[1] :]
@@ -89,23 +93,20 @@ class NaiveEngine:
         pass
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-async def throughput(engine, adapters: list[str | None], concurrency: int, max_tokens: int) -> float:
-    """Output tokens/s for ``concurrency`` simultaneous requests, cycling through ``adapters``."""
+async def throughput(
+    engine, adapters: list[str | None], concurrency: int, max_tokens: int, requests: int = REQUESTS
+) -> float:
+    """Output tokens/s for ``requests`` requests cycling through ``adapters``, ``concurrency`` at a time."""
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
-    jobs = [
-        collect(engine.stream([Message("user", PROMPTS[i % len(PROMPTS)])], params, adapters[i % len(adapters)]))
-        for i in range(concurrency)
-    ]
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(i: int):
+        async with slots:
+            messages = [Message("user", PROMPTS[i % len(PROMPTS)])]
+            return await collect(engine.stream(messages, params, adapters[i % len(adapters)]))
+
     start = time.perf_counter()
-    results = await asyncio.gather(*jobs)
+    results = await asyncio.gather(*(one(i) for i in range(requests)))
     return sum(r.completion_tokens for r in results) / (time.perf_counter() - start)
 
 
@@ -119,7 +120,7 @@ async def load_latency(engine, spec: AdapterSpec) -> float:
 
 
 def make_adapters(model_dir: Path, identity: Path, folder: Path) -> list[AdapterSpec]:
-    """The demo adapter plus three random LoRAs on q/v projections, all checked by the registry."""
+    """The demo adapter plus four random LoRAs on every linear layer, all checked by the registry."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -151,18 +152,20 @@ async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max
     else:
         engine = NaiveEngine(model_dir, "gemma-3-270m")
     startup = time.perf_counter() - started
-    for spec in specs[:4]:
-        await engine.load_adapter(spec)
-    await throughput(engine, [None], 1, 4)  # warm-up
-    names = [s.name for s in specs[:4]]
-    workloads = {"base": [None], "one adapter": names[:1], "4 mixed adapters": names}
-    rows = {}
-    for workload, adapters in workloads.items():
-        for concurrency in CONCURRENCY:
-            rows[(workload, concurrency)] = await throughput(engine, adapters, concurrency, max_tokens)
-            print(f"  {kind:<6} {workload:<17} x{concurrency}: {rows[(workload, concurrency)]:6.1f} tok/s", flush=True)
-    latency = await load_latency(engine, specs[4])
-    await engine.close()
+    try:
+        for spec in specs[:4]:
+            await engine.load_adapter(spec)
+        await throughput(engine, [None], 1, 4, requests=1)  # warm-up
+        names = [s.name for s in specs[:4]]
+        workloads = {"base": [None], "one adapter": names[:1], "4 mixed adapters": names}
+        rows = {}
+        for workload, adapters in workloads.items():
+            for concurrency in CONCURRENCY:
+                rows[(workload, concurrency)] = value = await throughput(engine, adapters, concurrency, max_tokens)
+                print(f"  {kind:<6} {workload:<17} x{concurrency}: {value:6.1f} tok/s", flush=True)
+        latency = await load_latency(engine, specs[4])
+    finally:  # a failed run must not leave a vLLM server behind
+        await engine.close()
     return {"rows": rows, "load_latency_s": latency, "startup_s": startup}
 
 

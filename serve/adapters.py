@@ -41,7 +41,10 @@ class EngineLimits:
 
     peft_types: frozenset[str] = frozenset({"LORA"})
     max_rank: int = 64
-    target_modules: frozenset[str] | None = None  # None: any module
+    unsupported_targets: frozenset[str] = frozenset()
+    """Module names (the last part of the path, e.g. ``lm_head``) the engine cannot adapt."""
+    modules_to_save: bool = True
+    """Whether the engine serves adapters that carry whole trained copies of modules (PEFT ``modules_to_save``)."""
 
 
 @dataclass
@@ -73,6 +76,8 @@ class AdapterRegistry:
                 scan.adapters[path.name] = self.check(path)
             except AdapterRefused as e:
                 scan.refused[path.name] = str(e)
+            except Exception as e:  # whatever is wrong with one folder must not hide the others
+                scan.refused[path.name] = f"cannot be checked ({type(e).__name__}: {e})"
         return scan
 
     def check(self, path: Path) -> AdapterSpec:
@@ -83,7 +88,9 @@ class AdapterRegistry:
         name = manifest.get("name")
         if name != path.name:
             raise AdapterRefused(f"lorag.json names '{name}' but the folder is '{path.name}'")
-        base = manifest.get("base_model") or {}
+        base = manifest.get("base_model")
+        if not isinstance(base, dict):
+            raise AdapterRefused("lorag.json has no base_model object")
         if base.get("sha256") != self.base_sha256:
             raise AdapterRefused(
                 f"trained on base model '{base.get('id')}' (sha256 {str(base.get('sha256'))[:12]}), "
@@ -96,12 +103,16 @@ class AdapterRegistry:
                 f"(it serves {', '.join(sorted(self.limits.peft_types))})"
             )
         rank = config.get("r") if peft_type == "LORA" else None
+        if peft_type == "LORA" and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
+            raise AdapterRefused(f"adapter_config.json: LoRA rank r must be a positive integer, not {rank!r}")
         if rank is not None and rank > self.limits.max_rank:
             raise AdapterRefused(f"LoRA rank {rank} is over this engine's maximum of {self.limits.max_rank}")
         targets = _target_modules(config.get("target_modules"))
-        if self.limits.target_modules is not None and not set(targets) <= self.limits.target_modules:
-            unsupported = ", ".join(sorted(set(targets) - self.limits.target_modules))
-            raise AdapterRefused(f"targets modules this engine cannot adapt: {unsupported}")
+        if unsupported := sorted(set(targets) & self.limits.unsupported_targets):
+            raise AdapterRefused(f"targets modules this engine cannot adapt: {', '.join(unsupported)}")
+        if config.get("modules_to_save") and not self.limits.modules_to_save:
+            saved = ", ".join(map(str, config["modules_to_save"]))
+            raise AdapterRefused(f"carries trained copies of whole modules ({saved}), which this engine cannot serve")
         _check_weights(path / WEIGHTS, rank)
         version = "-".join(str((path / f).stat().st_mtime_ns) for f in (MANIFEST, PEFT_CONFIG, WEIGHTS))
         return AdapterSpec(path.name, path, peft_type, rank, tuple(targets), version, manifest)

@@ -110,21 +110,34 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None, **options) -> Engine:
-    """``auto`` | ``vllm`` | ``local``; ``auto`` picks vLLM when it is installed or URLs are given."""
+async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None) -> Engine:
+    """``auto`` | ``vllm`` | ``local``.
+
+    ``auto`` uses the vLLM servers at ``vllm_urls`` when given; else it starts vLLM when it is
+    installed and falls back to the LocalEngine, with a log line saying why, when it is not or
+    when its server fails to start. ``vllm`` never falls back.
+    """
+    if kind not in ("auto", "vllm", "local"):
+        raise ValueError(f"unknown engine '{kind}': choose auto, vllm or local")
+    if kind == "vllm" or kind == "auto" and vllm_urls:
+        return await _vllm(model_dir, base_name, vllm_urls)
     if kind == "auto":
-        kind = "vllm" if vllm_urls or vllm_available() else "local"
-        if kind == "local":
+        if not vllm_available():
             log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
-    if kind == "vllm":
-        from serve.vllm_engine import VllmEngine
+        else:
+            try:
+                return await _vllm(model_dir, base_name, None)
+            except EngineError as e:
+                log.error("vLLM did not start (%s): serving with the in-process transformers engine (LocalEngine)", e)
+    from serve.local_engine import LocalEngine
 
-        return await VllmEngine(model_dir, base_name, urls=vllm_urls, **options).start()
-    if kind == "local":
-        from serve.local_engine import LocalEngine
+    return LocalEngine(model_dir, base_name)
 
-        return LocalEngine(model_dir, base_name, **options)
-    raise ValueError(f"unknown engine '{kind}': choose auto, vllm or local")
+
+async def _vllm(model_dir, base_name: str, urls: list[str] | None) -> Engine:
+    from serve.vllm_engine import VllmEngine
+
+    return await VllmEngine(model_dir, base_name, urls=urls).start()
 
 
 class AdapterSync:
@@ -144,8 +157,11 @@ class AdapterSync:
     async def refresh(self) -> Scan:
         scan = self.registry.scan()
         for name in [n for n in self.versions if n not in scan.adapters]:
-            await self.engine.unload_adapter(name)
             del self.versions[name]
+            try:
+                await self.engine.unload_adapter(name)
+            except (EngineError, UnknownAdapter) as e:  # gone from the engine already, or it is down
+                log.warning("adapter %s: unloading failed: %s", name, e)
         for name, spec in scan.adapters.items():
             if self.versions.get(name) == spec.version:
                 continue

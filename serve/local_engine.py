@@ -8,20 +8,27 @@ oldest waiting request plus every other waiting request with the same sampling s
 ``max_batch``), whatever their adapters and adapter types, and runs them as one ``generate``
 call. A stopping criterion called after every step hands each row's new token to its request:
 text deltas go to the caller's asyncio queue as they are made, and a row finishes on its end of
-turn, a stop sequence, its own ``max_tokens`` or when its caller goes away. Unloading an
-adapter refuses new requests for it at once and removes it when its last running request ends.
-This module knows nothing about HTTP or the registry's checks.
+turn, a stop sequence, its own ``max_tokens`` or when its caller goes away.
+
+Adapters change in the worker thread too, so nothing else ever touches the model: a load or an
+unload is queued and made between two generation steps, while a batch runs, when it cannot
+change what the running rows compute (see :meth:`LocalEngine._safe_mid_batch`), else as soon as
+the batch ends. Unloading an adapter refuses new requests for it at once and removes it when
+its last running request ends. This module knows nothing about HTTP or the registry's checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -69,10 +76,12 @@ class _Rows(StoppingCriteria):
 
     requests: list[_Request]
     eos_ids: set[int]
+    between_steps: Callable[[], None]  # makes the adapter changes that are safe while this batch runs
     steps: int = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         self.steps += 1
+        self.between_steps()
         for row, request in enumerate(self.requests):
             if request.done:
                 continue
@@ -102,6 +111,15 @@ class _AdapterUse:
     drained: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class _Change:
+    """An adapter change for the worker thread; ``mid_batch`` says whether it may be made while a batch runs."""
+
+    make: Callable[[], object]
+    mid_batch: Callable[[], bool]
+    result: Future = field(default_factory=Future)
+
+
 class LocalEngine:
     """transformers + peft in process; see the module docstring."""
 
@@ -117,7 +135,7 @@ class LocalEngine:
         self.batch_window_s = batch_window_s
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
-        self._model_lock = threading.Lock()  # held while generating and while changing adapters
+        self._changes: deque[_Change] = deque()  # made by the worker thread, in order
         self._waiting: deque[_Request] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
@@ -166,7 +184,7 @@ class LocalEngine:
         if spec.name in self._adapters:
             await self.unload_adapter(spec.name)
         try:
-            row = await asyncio.to_thread(self._load, spec)
+            row = await self._change(lambda: self._load(spec), lambda: self._safe_mid_batch(spec))
         except Exception as e:  # PEFT raises many types for a folder it cannot use
             raise EngineError(f"cannot load adapter {spec.name}: {e}") from e
         self._adapters[spec.name] = _AdapterUse(spec, row)
@@ -180,7 +198,8 @@ class LocalEngine:
             use.drained.set()
         await asyncio.to_thread(use.drained.wait)
         if use.row is None:
-            await asyncio.to_thread(self._delete, name)
+            # The last LoRA takes the LoRA layers out of the model, which a running batch still uses.
+            await self._change(lambda: self._delete(name), lambda: len(self.model.peft_config) > 1)
         self._adapters.pop(name, None)
 
     def adapters(self) -> list[str]:
@@ -191,34 +210,79 @@ class LocalEngine:
             self._closed = True
             self._wakeup.notify()
         await asyncio.to_thread(self._worker.join)
+        for change in self._changes:
+            change.result.set_exception(EngineError("engine is closed"))
 
-    # -- adapters --------------------------------------------------------------------------
+    # -- adapters (made by the worker thread) ----------------------------------------------
+
+    async def _change(self, make: Callable[[], object], mid_batch: Callable[[], bool]):
+        if self._closed:
+            raise EngineError("engine is closed")
+        change = _Change(make, mid_batch)
+        with self._wakeup:
+            self._changes.append(change)
+            self._wakeup.notify()
+        return await asyncio.wrap_future(change.result)
+
+    def _make_changes(self, mid_batch: bool) -> None:
+        """Make the queued adapter changes, in order; while a batch runs, stop at the first that must wait."""
+        while True:
+            with self._wakeup:
+                if not self._changes or mid_batch and not self._changes[0].mid_batch():
+                    return
+                change = self._changes.popleft()
+            try:
+                with torch.inference_mode(False):  # adapter weights are parameters, not inference tensors
+                    change.result.set_result(change.make())
+            except Exception as e:
+                change.result.set_exception(e)
+
+    def _safe_mid_batch(self, spec: AdapterSpec) -> bool:
+        """Whether loading ``spec`` while a batch runs leaves the running rows' output as it is.
+
+        A prompt, prefix or IA3 adapter is only read. A LoRA adds its matrices to LoRA layers
+        that the batch's per-row adapter choice already covers; a new LoRA layer (the first LoRA,
+        or a module no loaded LoRA adapts) or a ``modules_to_save`` copy would not be covered.
+        """
+        if spec.peft_type in ROW_TYPES:
+            return True
+        if self.model is self.base:
+            return False
+        config = json.loads((spec.path / "adapter_config.json").read_text())
+        if config.get("modules_to_save") or isinstance(config.get("target_modules"), str):
+            return False
+        from peft.tuners.lora import LoraLayer
+
+        targets = set(spec.target_modules)
+        return all(
+            isinstance(module, LoraLayer)
+            for name, module in self.model.base_model.model.named_modules()
+            if name.rsplit(".", 1)[-1] in targets
+        )
 
     def _load(self, spec: AdapterSpec) -> RowAdapter | None:
         from peft import PeftModel
 
-        with self._model_lock:
-            if spec.peft_type in ROW_TYPES:
-                row = load_row_adapter(spec.path, self.base)
-                log.info("loaded %s adapter %s from %s", spec.peft_type, spec.name, spec.path)
-                return row
-            if self.model is self.base:
-                self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
-            else:
-                try:
-                    self.model.load_adapter(str(spec.path), adapter_name=spec.name)
-                except Exception:
-                    if spec.name in self.model.peft_config:
-                        self.model.delete_adapter(spec.name)
-                    raise
+        if spec.peft_type in ROW_TYPES:
+            row = load_row_adapter(spec.path, self.base)
+            log.info("loaded %s adapter %s from %s", spec.peft_type, spec.name, spec.path)
+            return row
+        if self.model is self.base:
+            self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
+        else:
+            try:
+                self.model.load_adapter(str(spec.path), adapter_name=spec.name)
+            except Exception:
+                if spec.name in self.model.peft_config:
+                    self.model.delete_adapter(spec.name)
+                raise
         log.info("loaded adapter %s from %s", spec.name, spec.path)
         return None
 
     def _delete(self, name: str) -> None:
-        with self._model_lock:
-            self.model.delete_adapter(name)
-            if not self.model.peft_config:  # the last one: back to the plain model, LoRA layers removed
-                self.model = self.model.unload()
+        self.model.delete_adapter(name)
+        if not self.model.peft_config:  # the last one: back to the plain model, LoRA layers removed
+            self.model = self.model.unload()
         log.info("unloaded adapter %s", name)
 
     def _release(self, use: _AdapterUse) -> None:
@@ -230,9 +294,15 @@ class LocalEngine:
 
     def _work(self) -> None:
         while True:
+            with self._wakeup:
+                while not (self._waiting or self._changes or self._closed):
+                    self._wakeup.wait()
+                if self._closed:
+                    return
+            self._make_changes(mid_batch=False)
             batch = self._next_batch()
-            if batch is None:
-                return
+            if not batch:
+                continue
             try:
                 self._generate(batch)
             except Exception as e:  # one failed batch must not stop the engine
@@ -244,20 +314,18 @@ class LocalEngine:
                             request.out.put_nowait, EngineError(f"generation failed: {e}")
                         )
 
-    def _next_batch(self) -> list[_Request] | None:
+    def _next_batch(self) -> list[_Request]:
         """The oldest waiting request and, after a short window, the waiting ones that can share its batch."""
         with self._wakeup:
-            while not self._waiting and not self._closed:
-                self._wakeup.wait()
-            if self._closed:
-                return None
+            if not self._waiting:
+                return []
         time.sleep(self.batch_window_s)
         with self._wakeup:
             first = self._waiting.popleft()
             batch = [first] + [r for r in self._waiting if r.batch_key == first.batch_key][: self.max_batch - 1]
             for request in batch[1:]:
                 self._waiting.remove(request)
-        return [r for r in batch if not r.cancelled] or self._next_batch()
+        return [r for r in batch if not r.cancelled]
 
     def _generate(self, batch: list[_Request]) -> None:
         self.batch_sizes.append(len(batch))
@@ -265,13 +333,13 @@ class LocalEngine:
         pad = self.tokenizer.pad_token_id
         kwargs = {
             "max_new_tokens": max(r.params.max_tokens for r in batch),
-            "stopping_criteria": StoppingCriteriaList([_Rows(batch, self.eos_ids)]),
+            "stopping_criteria": StoppingCriteriaList([_Rows(batch, self.eos_ids, partial(self._make_changes, True))]),
             "pad_token_id": pad,
             "do_sample": params.temperature > 0,
         }
         if params.temperature > 0:
             kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
-        with self._model_lock, torch.inference_mode():
+        with torch.inference_mode():
             inputs = batch_inputs(self.base, [r.prompt_ids for r in batch], [r.row for r in batch], pad)
             if params.presence_penalty or params.frequency_penalty:
                 width = inputs.input_ids.shape[1]

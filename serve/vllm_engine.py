@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,11 @@ from serve.engine import (
 )
 
 log = logging.getLogger(__name__)
+# vLLM adapts the linear layers of a model; it refuses LoRA on the embeddings and the LM head
+# of most architectures (Gemma 3 among them) and any adapter with `modules_to_save`.
+LIMITS = EngineLimits(
+    peft_types=frozenset({"LORA"}), unsupported_targets=frozenset({"embed_tokens", "lm_head"}), modules_to_save=False
+)
 
 
 class VllmEngine:
@@ -56,16 +62,18 @@ class VllmEngine:
         max_lora_rank: int = 64,
         max_model_len: int = 4096,
         kv_cache_bytes: int = 1 << 30,
+        dtype: str = "auto",
         extra_args: list[str] | None = None,
         startup_timeout_s: float = 900,
     ):
         self.model_dir = Path(model_dir)
-        self.info = EngineInfo(base_name, EngineLimits(peft_types=frozenset({"LORA"}), max_rank=max_lora_rank))
+        self.info = EngineInfo(base_name, replace(LIMITS, max_rank=max_lora_rank))
         self.urls = list(urls or [])
         self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
         # An explicit KV-cache size: on CPU, vLLM otherwise reserves a fraction of all memory
         # (--gpu-memory-utilization, 0.92 by default) and refuses to start on a shared machine.
         self.max_model_len, self.kv_cache_bytes = max_model_len, kv_cache_bytes
+        self.dtype = dtype if dtype != "auto" else _default_dtype()
         self.extra_args = list(extra_args or [])
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
@@ -94,7 +102,7 @@ class VllmEngine:
             "--model", str(self.model_dir),
             "--served-model-name", self.info.base_model,
             "--host", "127.0.0.1", "--port", str(port),
-            "--dtype", "float32",
+            "--dtype", self.dtype,
             "--enable-lora",
             "--max-loras", str(self.max_loras),
             "--max-cpu-loras", str(self.max_cpu_loras),
@@ -169,10 +177,18 @@ class VllmEngine:
         return await collect(self.stream(messages, params, adapter))
 
     async def load_adapter(self, spec: AdapterSpec) -> None:
+        """Load on every replica, or on none: replicas that took it unload it again when one refuses."""
         if spec.name in self._loaded:
             await self.unload_adapter(spec.name)
         body = {"lora_name": spec.name, "lora_path": str(Path(spec.path).resolve())}
-        await asyncio.gather(*(self._post(url, "/v1/load_lora_adapter", body) for url in self.urls))
+        results = await asyncio.gather(
+            *(self._post(url, "/v1/load_lora_adapter", body) for url in self.urls), return_exceptions=True
+        )
+        if failures := [r for r in results if isinstance(r, BaseException)]:
+            loaded = [url for url, r in zip(self.urls, results, strict=True) if not isinstance(r, BaseException)]
+            undo = [self._post(url, "/v1/unload_lora_adapter", {"lora_name": spec.name}) for url in loaded]
+            await asyncio.gather(*undo, return_exceptions=True)
+            raise failures[0]
         self._loaded[spec.name] = spec
 
     async def unload_adapter(self, name: str) -> None:
@@ -218,6 +234,13 @@ def _message(body: str) -> str:
         return json.loads(body)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         return body
+
+
+def _default_dtype() -> str:
+    """float32 on CPU, what the LocalEngine computes in (same greedy text); on a GPU, vLLM's own choice."""
+    import torch
+
+    return "auto" if torch.cuda.is_available() else "float32"
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from serve.adapters import AdapterRegistry
-from serve.engine import Message, SamplingParams
+from serve.engine import Message, SamplingParams, UnknownAdapter
 from serve.local_engine import LocalEngine
 from serve.vllm_engine import VllmEngine
 
@@ -49,6 +49,7 @@ def test_vllm_and_local_engines_give_the_same_greedy_text(vllm_server, embedded_
 
 
 def test_vllm_hot_swap_under_load(vllm_server, embedded_model_dir, identity_adapter, second_adapter):
+    """While 8 requests stream, load random-lora, serve it, and unload lorag-identity, whose requests are running."""
     adapters = specs(embedded_model_dir, identity_adapter, second_adapter)
     streaming = [None, "lorag-identity", None, "lorag-identity", None, "lorag-identity", None, "lorag-identity"]
     question = [Message("user", QUESTIONS[0])]
@@ -64,12 +65,15 @@ def test_vllm_hot_swap_under_load(vllm_server, embedded_model_dir, identity_adap
                 texts[i].append(delta.text)
 
         tasks = [asyncio.create_task(consume(i, a)) for i, a in enumerate(streaming)]
-        await asyncio.sleep(0.2)
+        while not all(texts):  # every request is streaming
+            await asyncio.sleep(0.01)
         await engine.load_adapter(adapters["random-lora"])  # registered while requests stream
         served = await engine.generate(question, GREEDY, "random-lora")
-        await engine.unload_adapter("random-lora")
+        await engine.unload_adapter("lorag-identity")  # while its requests may still be running
+        with pytest.raises(UnknownAdapter):
+            await engine.generate(question, GREEDY, "lorag-identity")
         await asyncio.gather(*tasks)
-        await engine.unload_adapter("lorag-identity")
+        await engine.unload_adapter("random-lora")
         await engine.close()
         return solo, ["".join(t) for t in texts], served
 

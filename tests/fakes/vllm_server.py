@@ -22,6 +22,7 @@ class FakeVllm:
         self.name = name
         self.base_model = base_model
         self.adapters: dict[str, str] = {}
+        self.refuse_loads = False  # answer every load with an error, as vLLM does for an adapter it cannot use
         self.requests: list[dict] = []
         self.app = self._build()
         with socket.socket() as s:
@@ -48,6 +49,8 @@ class FakeVllm:
 
         @app.post("/v1/load_lora_adapter")
         async def load(body: dict):
+            if self.refuse_loads:
+                return JSONResponse({"error": {"message": "Loading lora failed"}}, status_code=400)
             self.adapters[body["lora_name"]] = body["lora_path"]
             return PlainTextResponse(f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
 

@@ -64,8 +64,23 @@ def test_rank_and_target_module_limits(folder, tiny_model_dir):
         "rank 8 is over this engine's maximum of 4"
         in registry(folder, tiny_model_dir, max_rank=4).scan().refused["tiny-lora"]
     )
-    limited = registry(folder, tiny_model_dir, target_modules=frozenset({"q_proj", "v_proj"}))
-    assert "cannot adapt" in limited.scan().refused["tiny-lora"]
+    limited = registry(folder, tiny_model_dir, unsupported_targets=frozenset({"lm_head", "q_proj"}))
+    assert limited.scan().refused["tiny-lora"] == "targets modules this engine cannot adapt: q_proj"
+    clone(folder, "saves-head", edit_config=lambda c: c.update(modules_to_save=["lm_head"]))
+    assert "saves-head" in registry(folder, tiny_model_dir).scan().adapters
+    refused = registry(folder, tiny_model_dir, modules_to_save=False).scan().refused
+    assert "trained copies of whole modules (lm_head)" in refused["saves-head"]
+
+
+def test_malformed_files_are_refused_without_hiding_the_others(folder, tiny_model_dir):
+    clone(folder, "string-rank", edit_config=lambda c: c.update(r="8"))
+    clone(folder, "no-base", edit_manifest=lambda m: m.update(base_model="gemma"))
+    clone(folder, "odd-targets", edit_config=lambda c: c.update(target_modules=7))
+    scan = registry(folder, tiny_model_dir).scan()
+    assert list(scan.adapters) == ["tiny-lora"]
+    assert "rank r must be a positive integer, not '8'" in scan.refused["string-rank"]
+    assert scan.refused["no-base"] == "lorag.json has no base_model object"
+    assert "cannot be checked (TypeError" in scan.refused["odd-targets"]
 
 
 def test_weights_that_disagree_with_the_declared_rank_are_refused(folder, tiny_model_dir):

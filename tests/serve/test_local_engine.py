@@ -124,7 +124,7 @@ def test_hot_swap_under_load(engine, random_adapters):
     from serve.adapters import AdapterSpec
 
     streaming = [None, "alpha", "beta", None, "alpha", "beta", "alpha", None]
-    params = SamplingParams(max_tokens=24, temperature=0)
+    params = SamplingParams(max_tokens=100, temperature=0)
 
     async def go():
         solo = {a: (await engine.generate(ASK, params, a)).text for a in set(streaming)}
@@ -137,17 +137,42 @@ def test_hot_swap_under_load(engine, random_adapters):
                 texts[i].append(delta.text)
 
         tasks = [asyncio.create_task(consume(i, a)) for i, a in enumerate(streaming)]
-        await asyncio.sleep(0.05)
-        await engine.load_adapter(gamma)
+        while not all(texts):  # every request is streaming
+            await asyncio.sleep(0.005)
+        await engine.load_adapter(gamma)  # between two steps of the running batch
+        loaded_mid_stream = not any(task.done() for task in tasks)
+        unloading = asyncio.create_task(engine.unload_adapter("beta"))  # waits for beta's running streams
         served = await engine.generate(ASK, params, "gamma")
-        await engine.unload_adapter("beta")  # its running streams finish first
+        await unloading
         await asyncio.gather(*tasks)
-        return solo, ["".join(t) for t in texts], served
+        return solo, ["".join(t) for t in texts], served, loaded_mid_stream
 
-    solo, texts, served = run(go())
+    solo, texts, served, loaded_mid_stream = run(go())
+    assert loaded_mid_stream
     assert texts == [solo[a] for a in streaming]
     assert served.completion_tokens > 0 and served.text not in solo.values()
     assert engine.adapters() == ["alpha", "gamma"]
+
+
+def test_the_first_lora_waits_for_the_running_batch(tiny_model_dir, random_adapters):
+    """The first LoRA turns layers of the model into LoRA layers: running base rows must not see them."""
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    alpha = AdapterRegistry(random_adapters["alpha"].parent, base["id"], base["sha256"]).scan().adapters["alpha"]
+    params = SamplingParams(max_tokens=100, temperature=0)
+
+    async def go():
+        engine = LocalEngine(tiny_model_dir, base["id"])
+        solo = (await engine.generate(ASK, params)).text
+        streams = [asyncio.create_task(engine.generate(ASK, params)) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        await engine.load_adapter(alpha)
+        texts = [r.text for r in await asyncio.gather(*streams)]
+        served = await engine.generate(ASK, params, "alpha")
+        await engine.close()
+        return solo, texts, served
+
+    solo, texts, served = run(go())
+    assert texts == [solo] * 4 and served.text != solo
 
 
 def test_the_base_model_serves_again_after_every_adapter_is_unloaded(tiny_model_dir, random_adapters):

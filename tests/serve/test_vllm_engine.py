@@ -110,3 +110,25 @@ def test_a_request_vllm_refuses_is_the_callers_error(replicas):
         await engine.close()
 
     asyncio.run(go())
+
+
+def test_an_adapter_one_replica_refuses_is_loaded_on_none(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[r.url for r in replicas]).start()
+        replicas[1].refuse_loads = True
+        with pytest.raises(EngineError, match="Loading lora failed"):
+            await engine.load_adapter(spec("alpha"))
+        loaded = [dict(r.adapters) for r in replicas], engine.adapters()
+        replicas[1].refuse_loads = False
+        await engine.load_adapter(spec("alpha"))  # and a retry loads it everywhere
+        await engine.close()
+        return loaded
+
+    (first, second), listed = asyncio.run(go())
+    assert first == {} and second == {} and listed == []
+    assert all("alpha" in r.adapters for r in replicas)
+
+
+def test_the_server_runs_in_float32_on_cpu_so_it_matches_the_local_engine():
+    assert "--dtype float32" in " ".join(VllmEngine("/models/gemma", "gemma-3-270m").command(8123))
+    assert "--dtype bfloat16" in " ".join(VllmEngine("/m", "g", dtype="bfloat16").command(8123))
