@@ -1,4 +1,5 @@
-"""Both engines behind the registry: a refused adapter is reported with its reason, the rest keep serving.
+"""Both engines behind the registry: refused adapters are reported with their reason, the rest keep serving;
+adapters added or removed while serving reach vLLM.
 
 The LocalEngine runs the tiny model; the VllmEngine talks to a fake vLLM replica (tests/fakes), so
 what it was asked to load is on record.
@@ -71,3 +72,30 @@ def test_refused_adapters_are_reported_and_the_rest_keep_serving(kind, tmp_path,
     if server:
         assert set(server.adapters) == {"alpha"}  # nothing refused ever reached vLLM
         assert "trained copies of whole modules (lm_head)" in scan.refused["with-head"]
+
+
+def test_vllm_follows_the_adapters_folder(tmp_path, tiny_model_dir, random_adapters):
+    """An adapter folder added while serving is loaded on the replica; removed, it is unloaded there."""
+    base = json.loads((tiny_model_dir / "lorag-model.json").read_text())
+    server = FakeVllm("replica", base["id"]).start()
+    engine = VllmEngine(tiny_model_dir, base["id"], urls=[server.url])
+
+    async def go():
+        await engine.start()
+        sync = AdapterSync(engine, AdapterRegistry(tmp_path, base["id"], base["sha256"], engine.info.limits))
+        seen = [set(server.adapters)]
+        adapter(tmp_path, random_adapters["alpha"], "alpha")
+        await sync.refresh()
+        seen.append(set(server.adapters))
+        answer = await engine.generate(ASK, GREEDY, "alpha")
+        shutil.rmtree(tmp_path / "alpha")
+        await sync.refresh()
+        seen.append(set(server.adapters))
+        await engine.close()
+        return seen, answer
+
+    try:
+        seen, answer = asyncio.run(go())
+    finally:
+        server.stop()
+    assert seen == [set(), {"alpha"}, set()] and answer.text.startswith("alpha answers")
