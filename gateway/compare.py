@@ -21,18 +21,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 import openai
 from openai import AsyncOpenAI
 from tqdm import tqdm
 
-from gateway.judge import Judge
+from gateway.judge import Judge, parse_verdict
 from gateway.questions import Question
 from gateway.scoring import answer_in_sources, score
 
 Progress = Callable[[int, int], None]  # (done, total) after each answer
+LISTED_MODELS = 12  # model names an unknown-judge error shows at most
 
 
 class CompareError(ValueError):
@@ -78,10 +79,12 @@ class Answer:
     arm: str
     text: str = ""
     latency_s: float | None = None
+    prompt_tokens: int | None = None  # as the response's usage says: for a @kb arm, with the sources
     completion_tokens: int | None = None
     finish_reason: str | None = None
     citations: list[dict] | None = None  # the response's `citations` extension field, as sent
     sources: list[str] | None = None  # @kb arms: the text of the chunks a search for the question returns
+    sources_error: str | None = None  # @kb arms: why that search failed (then source_recall is None: unknown)
     scores: dict[str, float | None] = field(default_factory=dict)  # exact_match, f1, rouge_l[, source_recall, judge]
     judge_raw: str | None = None  # the judge's reply, as it came
     error: str | None = None  # why the chat request failed (then there are no scores)
@@ -100,6 +103,26 @@ class CompareResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CompareResult:
+        """The result a report.json holds (:func:`gateway.report.build`); fields it lacks take their defaults."""
+        if not isinstance(data, dict) or data.get("object") != "compare.report":
+            raise CompareError('not a lorag compare report.json (no "object": "compare.report")')
+        try:
+            return cls(
+                CompareConfig(**_known(CompareConfig, data["config"])),
+                [Question(**_known(Question, q)) for q in data["questions"]],
+                [Answer(**_known(Answer, a)) for a in data["answers"]],
+                data["started"], data["finished"], data["duration_s"],
+            )  # fmt: skip
+        except (KeyError, TypeError) as e:
+            raise CompareError(f"not a complete lorag compare report.json ({type(e).__name__}: {e})") from None
+
+
+def _known(kind: type, values: dict) -> dict:
+    names = {f.name for f in fields(kind)}
+    return {key: value for key, value in values.items() if key in names}
 
 
 def parse_arms(text: str) -> list[str]:
@@ -127,6 +150,21 @@ async def validate_arms(client: AsyncOpenAI, names: list[str]) -> list[Arm]:
     return arms
 
 
+async def validate_judge(client: AsyncOpenAI, model: str, where: str) -> None:
+    """:class:`CompareError` unless ``GET /models`` at the judge's endpoint lists ``model`` (``where`` names it)."""
+    try:
+        models = {listed.id async for listed in client.models.list()}
+    except openai.AuthenticationError:
+        raise CompareError(f"the judge endpoint {where} refused its API key") from None
+    except openai.APIError as e:
+        reason = " ".join(str(e).split())
+        raise CompareError(f"cannot list the models of the judge endpoint {where}: {reason}") from None
+    if model not in models:
+        names = sorted(models)
+        shown = ", ".join(names[:LISTED_MODELS]) + (", ..." if len(names) > LISTED_MODELS else "")
+        raise CompareError(f"unknown judge model '{model}' at {where}: use one of {shown or '(none listed)'}")
+
+
 async def knowledge_bases(client: AsyncOpenAI) -> set[str]:
     """Names of the server's knowledge bases (none on a server without the knowledge-base API)."""
     try:
@@ -148,7 +186,10 @@ async def run_compare(
     if not questions:
         raise CompareError("no questions to ask")
     arms = await validate_arms(client, config.arms)
-    judge = Judge(judge_client or client, config.judge_model) if config.judge_model else None
+    judge = None
+    if config.judge_model:
+        judge = Judge(judge_client or client, config.judge_model)
+        await validate_judge(judge.client, config.judge_model, config.judge_base_url or "the gateway being compared")
     started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
     slots = asyncio.Semaphore(config.concurrency)
     work = [(question, arm) for question in questions for arm in arms]
@@ -171,7 +212,8 @@ async def run_compare(
 
 
 async def ask(client: AsyncOpenAI, question: Question, arm: Arm, config: CompareConfig, judge: Judge | None) -> Answer:
-    """One arm's scored answer to one question; a failed request becomes the answer's ``error``."""
+    """One arm's scored answer to one question; a failed chat request becomes the answer's ``error``, a failed
+    search (``@kb`` arms) its ``sources_error``."""
     answer = Answer(question.id, arm.name)
     messages = [{"role": "system", "content": config.system}] if config.system else []
     messages.append({"role": "user", "content": question.question})
@@ -183,20 +225,47 @@ async def ask(client: AsyncOpenAI, question: Question, arm: Arm, config: Compare
         answer.latency_s = time.perf_counter() - start
         choice = response.choices[0]
         answer.text, answer.finish_reason = choice.message.content or "", choice.finish_reason
-        answer.completion_tokens = response.usage.completion_tokens if response.usage else None
+        if (usage := response.usage) is not None:
+            answer.prompt_tokens, answer.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         answer.citations = (response.model_extra or {}).get("citations")
-        if arm.kb is not None:
-            answer.sources = await search(client, arm.kb, question.question)
     except Exception as e:  # recorded for this question and arm; the run goes on
         answer.error = f"{type(e).__name__}: {e}"
         return answer
-    answer.scores = dict(score(answer.text, question.answer))
-    if answer.sources is not None:
-        answer.scores["source_recall"] = answer_in_sources(question.answer, answer.sources)
+    if arm.kb is not None:
+        try:
+            answer.sources = await search(client, arm.kb, question.question)
+        except Exception as e:  # the answer stands; only whether its sources hold the reference is unknown
+            answer.sources_error = f"{type(e).__name__}: {e}"
+    answer.scores = scores_of(answer, question)
     if judge is not None:
         verdict = await judge.verdict(question.question, question.answer, answer.text)
         answer.scores["judge"], answer.judge_raw = verdict.score, verdict.raw
     return answer
+
+
+def scores_of(answer: Answer, question: Question) -> dict[str, float | None]:
+    """The metrics of an answer that came back; ``source_recall`` for a ``@kb`` arm (None when its search failed)."""
+    scores: dict[str, float | None] = dict(score(answer.text, question.answer))
+    if answer.sources is not None:
+        scores["source_recall"] = answer_in_sources(question.answer, answer.sources)
+    elif answer.sources_error is not None:
+        scores["source_recall"] = None
+    return scores
+
+
+def rescore(result: CompareResult) -> CompareResult:
+    """``result`` with every answer scored again by the current :mod:`gateway.scoring` (and the judge's recorded
+    replies read again by :func:`gateway.judge.parse_verdict`); no model is asked anything."""
+    questions = {question.id: question for question in result.questions}
+    answers = []
+    for answer in result.answers:
+        if answer.error is None:
+            scores = scores_of(answer, questions[answer.question_id])
+            if result.config.judge_model is not None and answer.judge_raw is not None:
+                scores["judge"] = parse_verdict(answer.judge_raw)
+            answer = replace(answer, scores=scores)
+        answers.append(answer)
+    return replace(result, answers=answers)
 
 
 async def search(client: AsyncOpenAI, kb: str, query: str) -> list[str]:

@@ -3,10 +3,15 @@
 ``POST /v1/compare`` checks the questions and the arms, answers 202 with a ``compare.run``
 object, and runs :func:`gateway.compare.run_compare` as a background task against this same app
 (``httpx.ASGITransport``, with the caller's ``Authorization`` header), so the answers take the
-same path as any ``/v1/chat/completions`` request. Runs are kept in memory while the server
-lives; each writes its report files and ``run.json`` into ``<reports_dir>/<run id>/``, and runs
-found there are listed again after a restart. Any valid API key may start a run. This module
-knows nothing about scoring or how the report looks.
+same path as any ``/v1/chat/completions`` request. A judge model is checked against its
+endpoint's ``GET /models`` before the run starts (400 ``judge``). At most :data:`MAX_RUNNING`
+runs go at once; another is refused with 429 ``too_many_compare_runs`` (and ``Retry-After``),
+since every run shares the engine with the server's other clients. ``POST
+/v1/compare/{id}/cancel`` cancels a running run: its chat requests are cancelled (so the engine
+stops generating them) and it is kept as ``cancelled``, without a report. Runs are kept in
+memory while the server lives; each writes its report files and ``run.json`` into
+``<reports_dir>/<run id>/``, and runs found there are listed again after a restart. Any valid API
+key may start or cancel a run. This module knows nothing about scoring or how the report looks.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from fastapi.responses import FileResponse
 from openai import AsyncOpenAI
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from gateway.compare import CompareConfig, CompareError, run_compare, validate_arms
+from gateway.compare import CompareConfig, CompareError, run_compare, validate_arms, validate_judge
 from gateway.errors import LoragError, invalid
 from gateway.protocol import new_id, now
 from gateway.questions import QuestionsError, parse_questions, sample
@@ -40,6 +45,8 @@ MEDIA_TYPES = {
 }
 REPORT_LINKS = {"html": "report.html", "markdown": "report.md", "json": "report.json", "chart": "chart.png"}
 LOCAL = "http://lorag.internal"  # the base URL of the app talking to itself
+MAX_RUNNING = 2  # compare runs going at once; one more is answered 429
+RETRY_AFTER_S = 30  # what a 429 asks a client to wait: runs take minutes
 
 
 class JudgeSpec(BaseModel):
@@ -88,7 +95,7 @@ class CompareRun(BaseModel):
 
     id: str
     object: Literal["compare.run"] = "compare.run"
-    status: Literal["running", "completed", "failed"]
+    status: Literal["running", "completed", "failed", "cancelled"]
     created: int
     arms: list[str]
     progress: Progress
@@ -108,7 +115,7 @@ class Runs:
 
     folder: Path
     runs: dict[str, CompareRun] = field(default_factory=dict)
-    tasks: set[asyncio.Task] = field(default_factory=set)
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)  # the runs going now, by id
 
     def __post_init__(self):
         for saved in sorted(self.folder.glob("cmp-*/run.json")):
@@ -162,13 +169,19 @@ async def start_compare(body: CompareRequest, request: Request, service: Service
     except CompareError as e:
         raise invalid("arms", str(e)) from None
     client = _self_client(request)
+    judge_client = _judge_client(body.judge) if body.judge and body.judge.base_url else None
     try:
-        await validate_arms(client, config.arms)
-    except (CompareError, openai.APIStatusError) as e:
-        await client.close()
-        if isinstance(e, CompareError):
-            raise invalid("arms", str(e)) from None
-        raise LoragError(e.status_code, f"cannot check the arms: {e.message}", type="server_error") from None
+        await _check(client, judge_client, config)
+    except LoragError:
+        await _close(client, judge_client)
+        raise
+    if len(service.tasks) >= MAX_RUNNING:  # no await between this check and the task's start
+        await _close(client, judge_client)
+        raise LoragError(
+            429, f"{len(service.tasks)} compare runs are going, the most at once: retry when one has finished, "
+            "or cancel one with POST /v1/compare/{id}/cancel", type="rate_limit_error",
+            code="too_many_compare_runs", headers={"Retry-After": str(RETRY_AFTER_S)},
+        )  # fmt: skip
     run_id = new_id("cmp")
     links = {name: f"/v1/compare/{run_id}/{file}" for name, file in REPORT_LINKS.items()}
     run = CompareRun(
@@ -176,29 +189,51 @@ async def start_compare(body: CompareRequest, request: Request, service: Service
         progress=Progress(done=0, total=len(questions) * len(config.arms)), report=links,
     )  # fmt: skip
     service.save(run)
-    judge_client = _judge_client(body.judge) if body.judge and body.judge.base_url else None
     task = asyncio.create_task(_execute(service, run_id, client, questions, config, judge_client))
-    service.tasks.add(task)
-    task.add_done_callback(service.tasks.discard)
+    service.tasks[run_id] = task
+    task.add_done_callback(lambda _: service.tasks.pop(run_id, None))
     return run
+
+
+async def _check(client: AsyncOpenAI, judge_client: AsyncOpenAI | None, config: CompareConfig) -> None:
+    """400 ``arms`` for an arm this gateway does not serve, 400 ``judge`` for a judge model its endpoint lacks."""
+    try:
+        await validate_arms(client, config.arms)
+    except CompareError as e:
+        raise invalid("arms", str(e)) from None
+    except openai.APIStatusError as e:
+        raise LoragError(e.status_code, f"cannot check the arms: {e.message}", type="server_error") from None
+    if config.judge_model:
+        try:
+            await validate_judge(judge_client or client, config.judge_model, config.judge_base_url or "this gateway")
+        except CompareError as e:
+            raise invalid("judge", str(e)) from None
 
 
 async def _execute(service: Runs, run_id: str, client, questions, config, judge_client) -> None:
     def progress(done: int, total: int) -> None:
         service.runs[run_id] = service.runs[run_id].model_copy(update={"progress": Progress(done=done, total=total)})
 
+    update: dict[str, Any] = {"status": "failed", "error": "the run stopped"}
     try:
         result = await run_compare(client, questions, config, judge_client=judge_client, progress=progress)
         report = await asyncio.to_thread(write_report, result, service.folder / run_id)
         update = {"status": "completed", "summary": report["summary"]}
+    except asyncio.CancelledError:  # POST /v1/compare/{id}/cancel: its requests are cancelled with it
+        update = {"status": "cancelled"}
+        raise
     except Exception as e:  # the run failed as a whole; the server goes on
         log.exception("compare run %s failed", run_id)
         update = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
     finally:
-        await client.close()
-        if judge_client is not None:
-            await judge_client.close()
-    service.save(service.runs[run_id].model_copy(update=update))
+        await _close(client, judge_client)
+        service.save(service.runs[run_id].model_copy(update=update))
+
+
+async def _close(client: AsyncOpenAI, judge_client: AsyncOpenAI | None) -> None:
+    await client.close()
+    if judge_client is not None:
+        await judge_client.close()
 
 
 def _self_client(request: Request) -> AsyncOpenAI:
@@ -223,6 +258,19 @@ async def list_runs(service: Service) -> CompareRunList:
 
 @router.get("/compare/{run_id}")
 async def get_run(run_id: str, service: Service) -> CompareRun:
+    return service.get(run_id)
+
+
+@router.post("/compare/{run_id}/cancel")
+async def cancel_run(run_id: str, service: Service) -> CompareRun:
+    """Stop a running run: its chat requests are cancelled and it is kept as ``cancelled``, without a report."""
+    run = service.get(run_id)
+    task = service.tasks.get(run_id)
+    if task is None or run.status != "running":
+        raise LoragError(409, f"compare run '{run_id}' is {run.status}: only a running run can be cancelled",
+                         code="compare_run_not_running")  # fmt: skip
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)  # its requests and clients are closed when this returns
     return service.get(run_id)
 
 

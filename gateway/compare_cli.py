@@ -4,7 +4,9 @@ Without ``--base-url`` the command starts the gateway in process (the configured
 engine, adapters folder and knowledge bases, as ``lorag serve`` would) on a free loopback port
 and talks to it over HTTP, with the first configured API key if there are keys; with
 ``--base-url`` it uses a running gateway. Either way it prints the per-arm table and where the
-report is. Input the user can fix (a bad questions file, an unknown arm, an unreachable server)
+report is. ``--rescore REPORT.json`` asks nothing: it scores the answers of an earlier report
+again with the current scoring and writes the four files anew (by default next to it). Input
+the user can fix (a bad questions file, an unknown arm or judge model, an unreachable server)
 is reported in one line on stderr with a non-zero exit. The heavy imports (openai, the app,
 matplotlib) happen only when the command runs, so ``lorag --help`` stays fast. This module
 knows nothing about scoring or report formats.
@@ -26,14 +28,21 @@ STARTUP_TIMEOUT_S = 900.0  # an in-process vLLM can take minutes to boot
 
 
 def compare(
-    questions: Annotated[Path, typer.Option(help="JSONL of {question, answer} rows, or Wiki-Newpages QA JSON.")],
-    arms: Annotated[str, typer.Option(help="Comma-separated models: base, adapter, <model>@<kb>.")],
+    questions: Annotated[
+        Path | None, typer.Option(help="JSONL of {question, answer} rows, or Wiki-Newpages QA JSON. Required.")
+    ] = None,
+    arms: Annotated[
+        str | None, typer.Option(help="Comma-separated models: base, adapter, <model>@<kb>. Required.")
+    ] = None,
     judge: Annotated[str | None, typer.Option(help="Judge model for a 0/1 correctness verdict per answer.")] = None,
     judge_base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API of the judge; default: the gateway being compared.")
     ] = None,
     judge_api_key: Annotated[str | None, typer.Option(help="API key for --judge-base-url.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Report folder; default: <reports_dir>/<YYYYmmdd-HHMMSS>.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder; default: <reports_dir>/<YYYYmmdd-HHMMSS> (--rescore: its folder)."),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="A running gateway, e.g. http://127.0.0.1:8000; default: start one in process.")
     ] = None,
@@ -47,6 +56,10 @@ def compare(
     engine: Annotated[
         str | None, typer.Option(help="In process only: auto, vllm or local; default: LORAG_ENGINE.")
     ] = None,
+    rescore: Annotated[
+        Path | None,
+        typer.Option(help="Instead of asking: score the answers of this report.json again; only --out applies."),
+    ] = None,
 ) -> None:
     """Compare arms (base model, adapters, retrieval) on the same questions; write a scored report."""
     from gateway.cli_common import fail
@@ -54,6 +67,14 @@ def compare(
     from gateway.questions import QuestionsError, load_questions, sample
     from gateway.report import default_folder
 
+    if rescore is not None:
+        if questions is not None or arms is not None:
+            fail("--rescore asks no questions: leave out --questions and --arms")
+        folder = out or rescore.parent
+        _print(_rescore(rescore, folder), folder)
+        return
+    if questions is None or arms is None:
+        fail("give --questions and --arms (or --rescore REPORT.json)")
     settings = get_settings()
     try:
         asked = sample(load_questions(questions), limit, seed)
@@ -125,8 +146,24 @@ def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | 
     return write_report(result, folder)
 
 
+def _rescore(path: Path, folder: Path) -> dict:
+    import json
+
+    from gateway.cli_common import fail
+    from gateway.compare import CompareError, CompareResult, rescore
+    from gateway.report import write_report
+
+    try:
+        result = CompareResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror}")
+    except (ValueError, CompareError) as e:  # JSON, UTF-8 or report errors
+        fail(f"{path}: {' '.join(str(e).split())}")
+    return write_report(rescore(result), folder)
+
+
 def _print(report: dict, folder: Path) -> None:
-    from gateway.report_tables import arm_table, text_table
+    from gateway.report_tables import arm_table, p_text, text_table
     from gateway.summary import LABELS
 
     typer.echo(text_table(*arm_table(report["summary"])))
@@ -135,6 +172,6 @@ def _print(report: dict, folder: Path) -> None:
         better, worse = (test["a"], test["b"]) if difference > 0 else (test["b"], test["a"])
         typer.echo(
             f"significant: {better} beats {worse} on {LABELS[test['metric']]} by {abs(difference):.3f} "
-            f"(p = {test['p_value']:.4f})"
+            f"({p_text(test['p_value'], named=True)})"
         )
     typer.echo(f"report: {folder / 'report.html'} (also report.md, report.json, chart.png)")

@@ -15,6 +15,13 @@ some documents) is read once; an id reused for a different question is an error.
 refused with one line that names the file and the line the row starts on
 (:class:`QuestionsError`). :func:`sample` keeps a seeded random subset in file order. This
 module knows nothing about models, HTTP or scoring.
+
+``tuner.documents.read_qa_pairs`` parses the same Wiki-Newpages QA files for training data; the
+two are kept apart on purpose, because the gateway may not import the tuner (it starts training
+as a subprocess), and follow the same rules: a pair must be an object with non-empty string
+``text`` and ``output``, an answer empty once its ``Ref:`` line is removed is an error, not a
+question left out, and every error is one line naming the file, the line its document starts on
+and the pair (``qa_pairs[2]``). Change both together.
 """
 
 from __future__ import annotations
@@ -124,6 +131,7 @@ def _questions_of(row: object, name: str, line: int) -> list[Question]:
 
 
 def _qa_document(row: dict, where: str) -> list[Question]:
+    """The questions of one Wiki-Newpages document (the same rules as ``tuner.documents.read_qa_pairs``)."""
     pairs, ident = row["qa_pairs"], row.get("id")
     if not isinstance(pairs, list):
         raise QuestionsError(f"{where}: 'qa_pairs' must be a list")

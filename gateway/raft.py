@@ -13,7 +13,10 @@ what the model memorised).
 
 A chunk is gold when its text lies inside the question's ``context`` (the Wiki-Newpages
 ``evidence_text``; a JSONL questions file needs a ``context`` per question), after collapsing
-white space. Rows are OpenAI-format ``{"messages": [...]}``, what ``lorag finetune`` trains on.
+white space. Rows are OpenAI-format ``{"messages": [...]}``, what ``lorag finetune`` trains on,
+written one JSON object a line as ``tuner.documents.write_jsonl`` writes them (the gateway may
+not import the tuner). ``--exclude`` drops a question that appears in another file, case and
+spacing ignored (:func:`question_key`, the rule of ``python -m tuner build-data --exclude``).
 This module knows nothing about engines, HTTP or training.
 """
 
@@ -95,6 +98,11 @@ def is_gold(hit: Hit, context: str) -> bool:
     return bool(text) and text in " ".join(context.split())
 
 
+def question_key(question: str) -> str:
+    """What makes two questions the same for ``--exclude``: case and spacing ignored."""
+    return " ".join(question.lower().split())
+
+
 def _gold_hit(kb: KnowledgeBase, context: str, mode) -> Hit | None:
     """A chunk of the context's document, found by searching for the context itself."""
     return next((hit for hit in retrieve(kb, context, top_k=5, mode=mode) if is_gold(hit, context)), None)
@@ -116,10 +124,10 @@ def raft_data(
     """RAFT training data: retrieved sources in the prompt (as <model>@<kb> sends them), cited answers."""
     try:
         asked = load_questions(questions)
-        banned = {" ".join(q.question.lower().split()) for path in exclude or [] for q in load_questions(path)}
+        banned = {question_key(q.question) for path in exclude or [] for q in load_questions(path)}
     except QuestionsError as e:
         fail(str(e))
-    kept = [q for q in asked if " ".join(q.question.lower().split()) not in banned]
+    kept = [q for q in asked if question_key(q.question) not in banned]
     settings = get_settings()
     try:
         base = KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder).get(kb)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gateway.compare import CompareResult
 from gateway.report_html import chart_png, html_page
-from gateway.report_tables import arm_table, metrics_of, number, pair_table
+from gateway.report_tables import arm_table, metrics_of, number, pair_table, unchecked_sources
 from gateway.stats import CONFIDENCE
 from gateway.summary import LABELS, disagreements, pairwise, summarize
 
@@ -47,8 +47,8 @@ def build(result: CompareResult) -> dict:
 
 def write_report(result: CompareResult, folder: Path) -> dict:
     """Write the four files into ``folder`` (created if needed); return report.json's content."""
-    folder.mkdir(parents=True, exist_ok=True)
     report = build(result)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     png = chart_png(report["summary"])
     (folder / "chart.png").write_bytes(png)
@@ -74,7 +74,8 @@ def markdown(report: dict, rows: list[dict]) -> str:
         "# lorag compare report",
         f"{len(report['questions'])} questions, arms {', '.join(f'`{a}`' for a in config['arms'])}; "
         f"max_tokens {config['max_tokens']}, temperature {config['temperature']}, "
-        f"judge {config['judge_model'] or 'none'}. Started {report['started']}, took {report['duration_s']:.1f} s.",
+        f"judge {config['judge_model'] or 'none'}. Started {report['started']}, took {report['duration_s']:.1f} s."
+        + unchecked_sources(report),
         f"## Per arm\n\nMeans with {CONFIDENCE:.0%} bootstrap confidence intervals.\n\n"
         + _md_table(*arm_table(report["summary"])),
         "![scores per arm](chart.png)",

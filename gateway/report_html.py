@@ -13,7 +13,7 @@ import base64
 import io
 from html import escape
 
-from gateway.report_tables import arm_table, metrics_of, number, pair_table
+from gateway.report_tables import arm_table, metrics_of, number, pair_table, unchecked_sources
 from gateway.stats import CONFIDENCE
 from gateway.summary import LABELS
 
@@ -80,7 +80,7 @@ def html_page(report: dict, rows: list[dict], png: bytes) -> str:
         f"<h1>lorag compare report</h1><p>{len(report['questions'])} questions, arms {arms}; "
         f"max_tokens {config['max_tokens']}, temperature {config['temperature']}, "
         f"judge {escape(config['judge_model'] or 'none')}. Started {escape(report['started'])}, "
-        f"took {report['duration_s']:.1f} s.</p>",
+        f"took {report['duration_s']:.1f} s.{escape(unchecked_sources(report))}</p>",
         f"<h2>Per arm</h2><p>Means with {CONFIDENCE:.0%} bootstrap confidence intervals.</p>",
         _table(*arm_table(summary)),
         f'<img alt="scores per arm" src="data:image/png;base64,{base64.b64encode(png).decode()}">',

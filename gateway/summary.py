@@ -4,8 +4,9 @@ Works on a :class:`~gateway.compare.CompareResult` and returns plain JSON-ready 
 report files and ``GET /v1/compare/{id}`` show. A metric's per-question scores are NaN where an
 answer failed (or the judge gave no verdict), so means count only scored answers and a paired
 test uses only the questions both arms have a score for. ``judge`` appears when the run had a
-judge, ``source_recall`` only for ``@kb`` arms. Latency and completion tokens are means over
-the answers that came back. This module knows nothing about HTTP or file formats.
+judge, ``source_recall`` only for ``@kb`` arms (NaN, unknown, where the search for the sources
+failed). Latency, prompt tokens and completion tokens are means over the answers that came back.
+This module knows nothing about HTTP or file formats.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def scores_by_arm(result: CompareResult) -> dict[str, dict[str, np.ndarray]]:
 def _has(result: CompareResult, arm: str, metric: str) -> bool:
     if metric == "judge":
         return result.config.judge_model is not None
-    return any(answer.arm == arm and answer.sources is not None for answer in result.answers)
+    return any(answer.arm == arm and "source_recall" in answer.scores for answer in result.answers)
 
 
 def summarize(result: CompareResult) -> list[dict]:
-    """One row per arm: each metric's mean, ``ci`` {metric: [low, high]}, answers, errors, latency, tokens."""
+    """One row per arm: each metric's mean, ``ci`` {metric: [low, high]}, answers, errors, latency, tokens.
+
+    A ``@kb`` arm also counts ``source_errors``: answers whose sources could not be checked."""
     rows = []
     for arm, metrics in scores_by_arm(result).items():
         answers = [a for a in result.answers if a.arm == arm]
@@ -63,7 +66,10 @@ def summarize(result: CompareResult) -> list[dict]:
         row["ci"] = ci
         if "judge" in metrics:
             row["judge_unparsed"] = sum(a.scores.get("judge") is None for a in answered)
+        if "source_recall" in metrics:
+            row["source_errors"] = sum(a.sources_error is not None for a in answered)
         row["latency_s"] = _mean([a.latency_s for a in answered])
+        row["prompt_tokens"] = _mean([a.prompt_tokens for a in answered])
         row["completion_tokens"] = _mean([a.completion_tokens for a in answered])
         rows.append(row)
     return rows

@@ -17,6 +17,14 @@ Documents and questions are separate arguments, so a test split's documents can 
 without its questions; ``--exclude FILE`` also drops any QA pair whose question appears in
 ``FILE`` (e.g. the test split) and the command says how many it dropped. This module knows
 nothing about tokenizers, models or the gateway.
+
+:func:`read_qa_pairs` parses the same QA files as ``gateway.questions`` (the questions of ``lorag
+compare`` and ``lorag kb raft-data``); the two are kept apart on purpose, because the tuner and
+the gateway may not import each other (the tuner runs as its own process), and follow the same
+rules: a pair must be an object with non-empty string ``text`` and ``output``, an answer empty
+once its ``Ref:`` line is removed is an error, not a pair left out, and every error is one line
+naming the file, the line its document starts on and the pair (``qa_pairs[2]``). Change both
+together.
 """
 
 from __future__ import annotations
@@ -93,23 +101,41 @@ def read_documents(path: str | Path) -> list[str]:
 
 
 def read_qa_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """(question, answer) pairs of a Wiki-Newpages QA file or a JSONL of ``{question, answer}``, each once."""
+    """(question, answer) pairs of a Wiki-Newpages QA file or a JSONL of ``{question, answer}``, each once.
+
+    The same rules as ``gateway.questions`` (see the module docstring): :class:`DatasetError` in one line naming
+    the file, the line and the pair for a pair that is not an object, a missing or empty question or answer, or an
+    answer that is empty once its ``Ref:`` line is removed."""
     path = Path(path)
     pairs: dict[tuple[str, str], None] = {}
     for where, row in _rows(path):
+        at = f"{path}:{where}"
         if "qa_pairs" in row:
+            if not isinstance(row["qa_pairs"], list):
+                raise DatasetError(f"{at}: 'qa_pairs' must be a list")
             for index, pair in enumerate(row["qa_pairs"]):
-                question, output = pair.get("text"), pair.get("output")
-                if not isinstance(question, str) or not isinstance(output, str):
-                    raise DatasetError(f"{path}:{where}: qa_pairs[{index}] needs string 'text' and 'output'")
-                answer = _REF_LINE.split(output, maxsplit=1)[0].strip()
-                if question.strip() and answer:
-                    pairs[(question.strip(), answer)] = None
-        elif isinstance(row.get("question"), str) and isinstance(row.get("answer"), str):
-            pairs[(row["question"].strip(), row["answer"].strip())] = None
+                item = f"{at}: qa_pairs[{index}]"
+                if not isinstance(pair, dict):
+                    raise DatasetError(f"{item}: expected a JSON object")
+                question = _text(pair, "text", item)
+                answer = _REF_LINE.split(_text(pair, "output", item), maxsplit=1)[0].strip()
+                if not answer:
+                    raise DatasetError(f"{item}: 'output' has no answer before its Ref line")
+                pairs[(question, answer)] = None
+        elif "question" in row or "answer" in row:
+            pairs[(_text(row, "question", at), _text(row, "answer", at))] = None
         else:
-            raise DatasetError(f"{path}:{where}: expected 'qa_pairs' or 'question' and 'answer'")
+            raise DatasetError(f"{at}: expected 'qa_pairs' or 'question' and 'answer'")
     return list(pairs)
+
+
+def _text(row: dict, key: str, where: str) -> str:
+    """``row[key]`` stripped; :class:`DatasetError` unless it is a non-empty string (as ``gateway.questions``)."""
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        found = "missing" if key not in row else f"a {type(value).__name__}" if not isinstance(value, str) else "empty"
+        raise DatasetError(f"{where}: '{key}' must be a non-empty string ({found})")
+    return value.strip()
 
 
 def build_rows(
@@ -168,12 +194,14 @@ def export_documents(path: str | Path, folder: str | Path) -> int:
 
 
 def write_jsonl(rows: list[dict], out: str | Path) -> None:
+    """One JSON object a line (``gateway.raft`` writes its rows the same way: it may not import the tuner)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def _key(question: str) -> str:
+    """What makes two questions the same for ``--exclude``: case and spacing ignored (``gateway.raft`` too)."""
     return " ".join(question.lower().split())
 
 

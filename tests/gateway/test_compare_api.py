@@ -139,3 +139,78 @@ def test_runs_are_listed_again_after_a_restart(gateway, tmp_path):
     run = wait(http, http.post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS[:1]}).json()["id"])
     reloaded = Runs(tmp_path / "reports")
     assert reloaded.get(run["id"]).model_dump() == run
+
+
+def test_judge_at_another_endpoint_gives_verdicts(make_gateway, tmp_path):
+    judge = make_gateway(FakeEngine(base_model="1"))  # its answers start with "1": a judge that says correct
+    served = make_gateway(reports_dir=tmp_path / "reports")
+    body = {"arms": ["fake-base", "alpha"], "questions": QUESTIONS[:3],
+            "judge": {"model": "1", "base_url": f"{judge.url}/v1", "api_key": "judge-key"}}  # fmt: skip
+    http = served.http()
+    run = wait(http, http.post("/v1/compare", json=body).json()["id"])
+    assert run["status"] == "completed" and all(row["judge"] == 1.0 for row in run["summary"])
+    report = http.get(run["report"]["json"]).json()
+    assert report["config"]["judge_base_url"] == f"{judge.url}/v1" and "judge-key" not in json.dumps(report)
+    assert len(judge.engine.calls) == 6 and all(a["judge_raw"].startswith("1 says") for a in report["answers"])
+
+
+@pytest.mark.parametrize("where", ["this gateway", "another endpoint"])
+def test_an_unknown_judge_model_is_400_before_anything_runs(make_gateway, tmp_path, where):
+    judge = make_gateway(FakeEngine(base_model="1"))
+    served = make_gateway(reports_dir=tmp_path / "reports")
+    spec = {"model": "gpt-4o-mni"} | ({"base_url": f"{judge.url}/v1"} if where != "this gateway" else {})
+    response = served.http().post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS, "judge": spec})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    at = (
+        "this gateway: use one of alpha, beta, fake-base"
+        if where == "this gateway"
+        else f"{judge.url}/v1: use one of 1, alpha, beta"
+    )
+    assert error["param"] == "judge" and error["message"] == f"unknown judge model 'gpt-4o-mni' at {at}"
+    assert served.http().get("/v1/compare").json()["data"] == [] and served.engine.calls == judge.engine.calls == []
+
+
+def test_cancel_stops_the_runs_requests(make_gateway, tmp_path):
+    engine = FakeEngine()
+    served = make_gateway(engine, reports_dir=tmp_path / "reports")
+    http = served.http()
+    engine.gate.clear()  # every answer waits until the gate opens
+    run = http.post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS, "concurrency": 2}).json()
+    deadline = time.monotonic() + 10
+    while len(engine.calls) < 2:  # both requests of the run are in flight
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    cancelled = http.post(f"/v1/compare/{run['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled" and cancelled.json()["progress"] == {"done": 0, "total": 8}
+    assert engine.closed == ["alpha", "alpha"]  # the engine stopped generating them
+    engine.gate.set()
+    time.sleep(0.2)
+    assert len(engine.calls) == 2  # and the other six questions were never asked
+    assert http.get(f"/v1/compare/{run['id']}").json()["status"] == "cancelled"
+    assert http.get(run["report"]["html"]).json()["error"]["code"] == "compare_report_not_ready"
+    again = http.post(f"/v1/compare/{run['id']}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "compare_run_not_running"
+    assert http.post("/v1/compare/cmp-nope/cancel").status_code == 404
+    assert Runs(tmp_path / "reports").get(run["id"]).status == "cancelled"  # and so after a restart
+
+
+def test_at_most_two_runs_go_at_once(make_gateway, tmp_path):
+    engine = FakeEngine()
+    served = make_gateway(engine, reports_dir=tmp_path / "reports")
+    http = served.http()
+    engine.gate.clear()
+    body = {"arms": ["alpha"], "questions": QUESTIONS[:1]}
+    first, second = (http.post("/v1/compare", json=body) for _ in range(2))
+    assert first.status_code == second.status_code == 202
+    third = http.post("/v1/compare", json=body)
+    assert third.status_code == 429 and third.headers["Retry-After"] == "30"
+    error = third.json()["error"]
+    assert error["code"] == "too_many_compare_runs" and "POST /v1/compare/{id}/cancel" in error["message"]
+    assert len(http.get("/v1/compare").json()["data"]) == 2
+    assert http.post(f"/v1/compare/{first.json()['id']}/cancel").status_code == 200
+    fourth = http.post("/v1/compare", json=body)
+    assert fourth.status_code == 202
+    engine.gate.set()
+    assert wait(http, second.json()["id"])["status"] == wait(http, fourth.json()["id"])["status"] == "completed"

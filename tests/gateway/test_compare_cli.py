@@ -6,7 +6,9 @@ significantly; the base model's answers share all but its name with them.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -46,11 +48,15 @@ def test_compare_scores_every_arm_and_writes_the_report(gateway, tmp_path):
     assert summary["fake-base"]["exact_match"] == 0.0
     assert 0.5 < summary["fake-base"]["f1"] < 1.0  # shares "says <question>" with the reference
     assert summary["alpha"]["errors"] == 0 and summary["alpha"]["completion_tokens"] == pytest.approx(7.0)
+    assert summary["alpha"]["prompt_tokens"] == pytest.approx(5.0)  # the fake counts the question's 5 words
+    header = result.stdout.splitlines()[0]
+    assert "prompt tokens" in header and "completion tokens" in header
     low, high = summary["fake-base"]["ci"]["f1"]
     assert low <= summary["fake-base"]["f1"] <= high
     answers = {(a["question_id"], a["arm"]): a for a in report["answers"]}
     assert len(answers) == 20
     assert answers[("q3", "alpha")]["text"] == "alpha says what is fact number 3"
+    assert (answers[("q3", "alpha")]["prompt_tokens"], answers[("q3", "alpha")]["completion_tokens"]) == (5, 7)
     assert answers[("q3", "fake-base")]["latency_s"] > 0
     em = next(t for t in report["pairwise"] if t["metric"] == "exact_match")
     assert (em["a"], em["b"], em["difference"]["mean"]) == ("fake-base", "alpha", -1.0)
@@ -62,8 +68,58 @@ def test_compare_scores_every_arm_and_writes_the_report(gateway, tmp_path):
     for name in ("report.md", "report.html"):
         text = (out / name).read_text()
         assert "fake-base" in text and "alpha says what is fact number 9" in text
+        assert "prompt tokens" in text and "completion tokens" in text
     assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
     assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_a_p_value_below_four_decimals_is_shown_as_a_bound_not_as_zero(gateway, tmp_path):
+    """20 differing questions: the Monte Carlo p-value is its minimum, 1/(1 + 20000), not 0."""
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"alpha says q{i}"}) + "\n" for i in range(20)))
+    out = tmp_path / "r"
+    result = run("--questions", str(path), "--arms", "fake-base,alpha", "--base-url", gateway.url, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "significant: alpha beats fake-base on exact match by 1.000 (p < 0.0001)" in result.stdout
+    em = next(t for t in json.loads((out / "report.json").read_text())["pairwise"] if t["metric"] == "exact_match")
+    assert em["p_value"] == pytest.approx(1 / 20001) and not em["exact"]  # report.json keeps the number
+    markdown = (out / "report.md").read_text()
+    assert "| fake-base | alpha | exact match | -1.000 [-1.000, -1.000] | 20 | <0.0001 | yes |" in markdown
+    for name in ("report.md", "report.html"):
+        assert "0.0000" not in (out / name).read_text()
+    assert "&lt;0.0001" in (out / "report.html").read_text()
+
+
+class CountingEngine(FakeEngine):
+    """The fake engine, noting the most requests in flight at once. It holds every request until ``until`` are in
+    flight together (at most 5 s), so a runner that sent one request at a time would show a maximum of 1."""
+
+    def __init__(self, until: int):
+        super().__init__()
+        self.until, self.in_flight, self.most = until, 0, 0
+
+    async def stream(self, messages, params, adapter=None):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            deadline = time.monotonic() + 5
+            while self.most < self.until and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            async for delta in super().stream(messages, params, adapter):
+                yield delta
+        finally:
+            self.in_flight -= 1
+
+
+def test_concurrency_requests_are_in_flight_at_once_and_no_more(make_gateway, tmp_path):
+    engine = CountingEngine(until=3)
+    served = make_gateway(engine)
+    started = time.monotonic()
+    result = run("--questions", str(write_questions(tmp_path)), "--arms", "fake-base,alpha", "--base-url", served.url,
+                 "--out", str(tmp_path / "r"), "--concurrency", "3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert engine.most == 3 and len(engine.calls) == 20
+    assert time.monotonic() - started < 5  # released by the third request, not by the deadline
 
 
 def test_report_shows_worst_disagreements_first(gateway, tmp_path):
@@ -116,6 +172,18 @@ def test_judge_verdicts_from_another_endpoint(make_gateway, gateway, tmp_path):
     assert "judge" in (out / "report.md").read_text()
 
 
+@pytest.mark.parametrize("where", ["same", "other"])
+def test_an_unknown_judge_model_fails_before_any_question(make_gateway, gateway, tmp_path, where):
+    judge = make_gateway(FakeEngine(base_model="1"))
+    at = ["--judge-base-url", f"{judge.url}/v1"] if where == "other" else []
+    result = run("--questions", str(write_questions(tmp_path)), "--arms", "alpha", "--base-url", gateway.url,
+                 "--judge", "gpt-4o-mni", *at, "--out", str(tmp_path / "r"))  # fmt: skip
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    listed = f"{judge.url}/v1: use one of 1" if where == "other" else "the gateway being compared: use one of alpha,"
+    assert result.stderr.startswith(f"error: unknown judge model 'gpt-4o-mni' at {listed}")
+    assert gateway.engine.calls == [] == judge.engine.calls and not (tmp_path / "r").exists()
+
+
 def test_judge_without_a_verdict_is_left_out(gateway, tmp_path):
     out = tmp_path / "r"
     result = run("--questions", str(write_questions(tmp_path)), "--arms", "alpha", "--base-url", gateway.url,
@@ -139,6 +207,51 @@ def test_unknown_arms_fail_before_any_question(gateway, tmp_path, arms, message)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {message}") and result.stderr.count("\n") == 1
     assert gateway.engine.calls == [] and not (tmp_path / "r").exists()
+
+
+def test_rescore_scores_the_answers_of_a_report_again_without_asking(gateway, tmp_path):
+    out = tmp_path / "r"
+    questions = str(write_questions(tmp_path))
+    run_ = run("--questions", questions, "--arms", "fake-base,alpha", "--base-url", gateway.url, "--out", str(out))
+    assert run_.exit_code == 0, run_.output
+    original = json.loads((out / "report.json").read_text())
+    stale = json.loads(json.dumps(original))  # as an older lorag scored it: wrong scores, no prompt_tokens field
+    for answer in stale["answers"]:
+        answer["scores"] = {"exact_match": 0.0, "f1": 0.0, "rouge_l": 0.0}
+        del answer["prompt_tokens"], answer["sources_error"]
+    stale["summary"][1]["f1"] = 0.0
+    (out / "report.json").write_text(json.dumps(stale))
+    (out / "report.md").write_text("stale")
+    calls = len(gateway.engine.calls)
+    again = run("--rescore", str(out / "report.json"))  # rewrites the report's own folder
+    assert again.exit_code == 0, again.output
+    assert len(gateway.engine.calls) == calls and f"report: {out / 'report.html'}" in again.stdout
+    rescored = json.loads((out / "report.json").read_text())
+    assert [a["scores"] for a in rescored["answers"]] == [a["scores"] for a in original["answers"]]
+    assert [a["text"] for a in rescored["answers"]] == [a["text"] for a in original["answers"]]
+    summary = {row["arm"]: row for row in rescored["summary"]}
+    assert summary["alpha"]["f1"] == 1.0 and summary["alpha"]["prompt_tokens"] is None  # not recorded back then
+    for key in ("config", "started", "finished", "duration_s", "questions", "pairwise"):
+        assert rescored[key] == original[key]
+    assert "| alpha | 1.000 [1.000, 1.000]" in (out / "report.md").read_text()
+    elsewhere = run("--rescore", str(out / "report.json"), "--out", str(tmp_path / "elsewhere"))
+    assert elsewhere.exit_code == 0 and (tmp_path / "elsewhere" / "report.html").exists()
+
+
+def test_rescore_input_errors_are_one_line(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"object": "list"}')
+    result = run("--rescore", str(bad))
+    assert result.exit_code == 1
+    assert result.stderr == f'error: {bad}: not a lorag compare report.json (no "object": "compare.report")\n'
+    both = run("--rescore", str(bad), "--arms", "alpha")
+    assert (
+        both.exit_code == 1 and both.stderr == "error: --rescore asks no questions: leave out --questions and --arms\n"
+    )
+    neither = run("--arms", "alpha")
+    assert (
+        neither.exit_code == 1 and neither.stderr == "error: give --questions and --arms (or --rescore REPORT.json)\n"
+    )
 
 
 def test_bad_input_is_one_line(gateway, tmp_path):

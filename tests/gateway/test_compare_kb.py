@@ -7,11 +7,17 @@ retrieval found the document with the reference answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
+from openai import AsyncOpenAI
 from typer.testing import CliRunner
 
 from gateway.cli import app
+from gateway.compare import CompareConfig, run_compare
+from gateway.questions import Question
+from gateway.report import write_report
 from tests.gateway.test_compare_api import wait
 
 CITIES = ["Zubrowka", "Freedonia", "Latveria", "Genovia", "Sokovia", "Wakanda", "Elbonia", "Krakozhia"]
@@ -44,6 +50,9 @@ def test_kb_arms_record_citations_and_whether_sources_hold_the_answer(gateway, t
     report = json.loads((out / "report.json").read_text())
     summary = {row["arm"]: row for row in report["summary"]}
     assert "source_recall" not in summary["fake-base"]
+    # the sources ride in the prompt: a retrieval arm pays for them in prompt tokens, not in completion tokens
+    assert summary["fake-base@docs"]["prompt_tokens"] > 5 * summary["fake-base"]["prompt_tokens"] > 0
+    assert summary["fake-base@docs"]["source_errors"] == 0 and "source_errors" not in summary["fake-base"]
     for arm in ("fake-base@docs", "alpha@docs"):
         assert summary[arm]["source_recall"] == 8 / 9  # every city but Atlantis is in the knowledge base
         assert summary[arm]["f1"] > 0 == summary["fake-base"]["f1"]
@@ -76,3 +85,43 @@ def test_unknown_knowledge_base_is_refused(make_gateway, tmp_path):
     response = served.http().post("/v1/compare", json={"arms": ["alpha@nodocs"], "questions": questions()})
     assert response.status_code == 400
     assert "with a knowledge base from docs" in response.json()["error"]["message"]
+
+
+class FailingSearch(httpx.AsyncBaseTransport):
+    """HTTP to the gateway, except that a knowledge-base search for ``query_part`` answers 500."""
+
+    def __init__(self, query_part: str):
+        self.inner, self.query_part = httpx.AsyncHTTPTransport(), query_part
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/search") and self.query_part in request.content.decode():
+            body = {"error": {"message": "the index is corrupt", "type": "server_error", "param": None, "code": None}}
+            return httpx.Response(500, json=body, request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_failed_source_search_keeps_the_answer_and_leaves_answer_in_sources_unknown(gateway, tmp_path):
+    knowledge_base(gateway.http())
+    asked = [Question(row["id"], row["question"], row["answer"]) for row in questions()]
+
+    async def main():
+        http = httpx.AsyncClient(transport=FailingSearch("country 2?"))
+        client = AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="none", max_retries=0, http_client=http)
+        async with client:
+            return await run_compare(client, asked, CompareConfig(arms=["alpha@docs"]))
+
+    report = write_report(asyncio.run(main()), tmp_path / "r")
+    answers = {a["question_id"]: a for a in report["answers"]}
+    failed = answers["c2"]
+    assert failed["error"] is None and failed["text"].startswith("alpha says") and failed["scores"]["f1"] > 0
+    assert failed["sources"] is None and failed["scores"]["source_recall"] is None
+    assert failed["sources_error"].startswith("InternalServerError: Error code: 500")
+    assert answers["c3"]["scores"]["source_recall"] == 1.0 and answers["c3"]["sources_error"] is None
+    [row] = report["summary"]
+    assert row["errors"] == 0 and row["source_errors"] == 1
+    assert row["source_recall"] == 7 / 8  # over the 8 answers whose sources were checked; Atlantis is not there
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "The search for the sources of 1 answer failed: answer in sources is unknown (-) there." in markdown

@@ -98,6 +98,28 @@ def test_bad_wiki_document_is_named_by_the_line_it_starts_on(tmp_path):
         load_questions(path)
 
 
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["not a pair"], ":2: qa_pairs[0]: expected a JSON object"),
+        ([{"text": "Q?", "output": "\nRef: <X>"}], ":2: qa_pairs[0]: 'output' has no answer before its Ref line"),
+        (
+            [{"text": "Q?", "output": "A"}, {"output": "B"}],
+            ":2: qa_pairs[1]: 'text' must be a non-empty string (missing)",
+        ),
+        ([{"text": "Q?", "output": 3}], ":2: qa_pairs[0]: 'output' must be a non-empty string (a int)"),
+        ("Q?", ":2: 'qa_pairs' must be a list"),
+    ],
+)  # fmt: skip
+def test_a_bad_qa_pair_is_one_line_naming_the_file_and_the_pair(tmp_path, pairs, message):
+    """The rules of tuner.documents.read_qa_pairs, which reads the same files for training (tests/tuner)."""
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps([{"id": "d0", "evidence_text": "X.", "qa_pairs": pairs}], indent=1))
+    with pytest.raises(QuestionsError) as error:
+        load_questions(path)
+    assert str(error.value) == f"{path}{message}"
+
+
 @pytest.mark.skipif(not WIKI_TEST.exists(), reason="the shared Wiki-Newpages data is not on this machine")
 def test_the_shared_wiki_newpages_test_split_loads():
     questions = load_questions(WIKI_TEST)

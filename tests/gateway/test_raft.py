@@ -94,7 +94,8 @@ def test_the_command_writes_rows_and_leaves_out_excluded_questions(tmp_path, mon
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     rows = [{"id": q.id, "question": q.question, "answer": q.answer, "context": q.context} for q in questions()]
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    test.write_text(json.dumps(rows[0]) + "\n")
+    shouted = " ".join(rows[0]["question"].upper().split()).replace(" ", "  ")  # case and spacing do not matter
+    test.write_text(json.dumps(rows[0] | {"question": shouted}) + "\n")
     out = tmp_path / "raft.jsonl"
     result = runner.invoke(app, ["kb", "raft-data", "bio", str(train), "--out", str(out), "--exclude", str(test),
                                  "--oracle-fraction", "1"])  # fmt: skip

@@ -161,3 +161,16 @@ def test_judge_failure_is_no_verdict():
     assert verdict.score is None and verdict.raw.startswith("error: InternalServerError")
     unparsed = asyncio.run(Judge(_judge_endpoint("maybe", []), "judge-model").verdict("Q?", "Paris", "Paris"))
     assert unparsed.score is None and unparsed.raw == "maybe"
+
+
+def test_p_values_too_small_for_four_decimals_are_written_as_a_bound():
+    from gateway.report_tables import p_text
+
+    assert [p_text(p) for p in (None, 1.0, 0.0625, 2 / 2**16, 1 / 20001)] == [
+        "-",
+        "1.0000",
+        "0.0625",
+        "<0.0001",
+        "<0.0001",
+    ]
+    assert p_text(0.002, named=True) == "p = 0.0020" and p_text(1 / 20001, named=True) == "p < 0.0001"

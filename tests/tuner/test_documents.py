@@ -135,3 +135,34 @@ def test_text_data_trains_on_whole_texts_and_rendered_chats(tiny_model_dir, spli
     assert "<start_of_turn>user" in chat and "Anselm Bay.<end_of_turn>" in chat  # the question is learned too
     assert not any(text.startswith("<bos><bos>") for text in learned)
     prepared.trainer.train()
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["not a pair"], ":line 2: qa_pairs[0]: expected a JSON object"),
+        ([{"text": "Q?", "output": "\nRef: <X>"}], ":line 2: qa_pairs[0]: 'output' has no answer before its Ref line"),
+        (
+            [{"text": "Q?", "output": "A"}, {"output": "B"}],
+            ":line 2: qa_pairs[1]: 'text' must be a non-empty string (missing)",
+        ),
+        ([{"text": "Q?", "output": 3}], ":line 2: qa_pairs[0]: 'output' must be a non-empty string (a int)"),
+        ("Q?", ":line 2: 'qa_pairs' must be a list"),
+    ],
+)  # fmt: skip
+def test_a_bad_qa_pair_is_one_line_naming_the_file_and_the_pair(tmp_path, pairs, message):
+    """The rules of gateway.questions, which reads the same files for lorag compare: no pair silently left out."""
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps([{"id": "d0", "evidence_text": "X.", "qa_pairs": pairs}], indent=1))
+    with pytest.raises(DatasetError) as error:
+        read_qa_pairs(path)
+    assert str(error.value) == f"{path}{message}"
+
+
+def test_a_jsonl_pair_with_an_empty_answer_is_an_error(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        json.dumps({"question": "Who?", "answer": "Me"}) + "\n" + json.dumps({"question": "Q", "answer": " "})
+    )
+    with pytest.raises(DatasetError, match=r"q.jsonl:line 2: 'answer' must be a non-empty string \(empty\)$"):
+        read_qa_pairs(path)
