@@ -3,7 +3,8 @@
 Each command runs the same :class:`gateway.knowledge.Knowledge` calls as the HTTP API, so it
 validates and fails the same way; an error prints one line on stderr and exits 1. ``add`` takes
 files and folders (searched recursively for supported types) and shows progress bars while it
-reads, chunks and embeds. The commands open the folder directly: while ``lorag serve`` has the
+reads, chunks and embeds, and so does ``reindex`` (another embedder or chunking: every document
+cut again and re-embedded). The commands open the folder directly: while ``lorag serve`` has the
 same knowledge base open, change it through the API instead, since a running server does not
 see another process's writes. ``eval-beir`` measures retrieval on a BEIR dataset in a temporary
 knowledge base. This module knows nothing about engines or chat.
@@ -31,7 +32,7 @@ from rag.store import KnowledgeBases
 T = TypeVar("T")
 EMBEDDER_HELP = "sentence-transformers id or path (default: LORAG_EMBEDDER)."
 kb_app = typer.Typer(
-    help="Knowledge bases: create, add documents, list, remove, search, evaluate.", no_args_is_help=True
+    help="Knowledge bases: create, add documents, list, remove, search, re-index, evaluate.", no_args_is_help=True
 )
 
 
@@ -73,14 +74,7 @@ def add(
     ] = None,
 ) -> None:
     """Add documents (.txt .md .html .pdf .docx .json .jsonl); unchanged documents are skipped."""
-    extra = None
-    if metadata is not None:
-        try:
-            extra = json.loads(metadata)
-        except json.JSONDecodeError:
-            extra = None
-        if not isinstance(extra, dict):
-            fail("--metadata must be a JSON object")
+    extra = _json_object(metadata, "--metadata") if metadata is not None else None
     knowledge = _knowledge()
     before = {record.id for record in _run(knowledge.documents(name))}
     files = _files(paths)
@@ -89,6 +83,25 @@ def add(
     for record in {record.id: record for record in records}.values():
         state = "unchanged" if record.id in before else "added"
         typer.echo(f"{state:<9} {record.id}  {record.filename}  {record.chunk_count} chunks")
+
+
+@kb_app.command("reindex")
+def reindex(
+    name: Annotated[str, typer.Argument(help="The knowledge base.")],
+    embedder: Annotated[str | None, typer.Option(help="The new embedder: sentence-transformers id or path.")] = None,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="Most embedder tokens per chunk (default: kept, at most the embedder's input).")
+    ] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Tokens shared by consecutive chunks.")] = None,
+) -> None:
+    """Change the embedder or chunking: cut every document again and re-embed every chunk."""
+    if embedder is None and chunk_tokens is None and chunk_overlap is None:
+        fail("give --embedder, --chunk-tokens or --chunk-overlap")
+    kb = _run(_knowledge().update(name, embedder, chunk_tokens, chunk_overlap, progress=True))
+    chunking = kb.manifest.chunking
+    documents, chunks = kb.database.counts()
+    typer.echo(f"{name}: {kb.manifest.embedder}, chunks of {chunking.chunk_size} tokens overlapping by "
+               f"{chunking.chunk_overlap}; {documents} documents in {chunks} chunks")  # fmt: skip
 
 
 @kb_app.command("ls")
@@ -131,9 +144,16 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int, typer.Option(help="How many chunks.")] = DEFAULT_TOP_K,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    filters: Annotated[
+        str | None, typer.Option(help='A JSON object: filename, document_id or a metadata key, e.g. {"team": "a"}.')
+    ] = None,
 ) -> None:
     """Show the chunks a chat with <model>@<name> would be given for this query."""
-    hits = _run(_knowledge().search(Retrieval(name, top_k, mode), query))
+    try:
+        retrieval = Retrieval(name, top_k, mode, filters=_json_object(filters, "--filters"))
+    except LoragError as e:  # a bad filter
+        fail(e.message)
+    hits = _run(_knowledge().search(retrieval, query))
     for rank, hit in enumerate(hits, start=1):
         where = ", ".join(str(part) for part in (hit.filename, hit.page and f"page {hit.page}", hit.section) if part)
         snippet = " ".join(hit.text.split())
@@ -159,6 +179,19 @@ def eval_beir(
             fail(f"{folder} is not a BEIR folder: {needed} is missing")
     table = evaluate(folder, load_embedder(embedder or get_settings().embedder), split=split)
     typer.echo(format_table(table))
+
+
+def _json_object(text: str | None, option: str) -> dict:
+    """The JSON object `text` ({} for None); one line and exit 1 if it is not one."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object")
+    return value
 
 
 def _files(paths: list[Path]) -> list[Path]:

@@ -6,9 +6,13 @@ document is embedded. The ``rag`` package's exceptions become :class:`~gateway.e
 with the status a client expects (404 unknown knowledge base or document, 409 name taken, 413
 file over the size limit, 415 unsupported type, 400 unreadable file). An upload of several
 files is parsed completely before anything is stored, and its documents are then added in one
-transaction: one bad file and nothing of the upload is kept. :meth:`Knowledge.augment` is the
-RAG step of a chat: retrieve for the last user turn, number the sources into it, return the
-citations. This module knows nothing about routes, engines or API keys.
+transaction: one bad file and nothing of the upload is kept. Chunking settings are checked
+against the embedder (a chunk size over what it reads is 400 ``chunk_tokens``), and
+:class:`Retrieval` checks its filters, so a search, a RAG chat and the CLI refuse a bad filter
+alike (400 ``filters``). :meth:`Knowledge.update` changes a knowledge base's embedder or
+chunking. :meth:`Knowledge.augment` is the RAG step of a chat: retrieve for the last user turn,
+number the sources into it, return the citations. This module knows nothing about routes,
+engines or API keys.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from gateway.errors import LoragError, invalid
 from rag.augment import Citation, augment, query_text
-from rag.database import ChunkDatabase, DocumentRecord, NotFound
+from rag.database import ChunkDatabase, DocumentRecord, NotFound, check_filters
+from rag.embedder import Embedder
 from rag.loaders import Document, LoaderError, UnsupportedFileType, load_document
 from rag.retriever import Hit, Mode, retrieve
 from rag.splitter import ChunkingSettings
@@ -49,6 +56,22 @@ class Retrieval:
     min_score: float | None = None
     filters: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        try:
+            check_filters(self.filters)
+        except ValueError as e:
+            raise invalid("filters", str(e)) from None
+
+
+def _checked_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    check_filters(filters)
+    return filters
+
+
+Filters = Annotated[dict[str, Any], AfterValidator(_checked_filters)]
+"""A request field of retrieval filters: "filename", "document_id" or a metadata key -> a value
+(string, number, boolean) or a list of them; anything else is refused as the request is read."""
+
 
 class Knowledge:
     """The knowledge bases under one folder, for concurrent async callers."""
@@ -64,15 +87,12 @@ class Knowledge:
             validate_name(name)
         except ValueError as e:
             raise invalid("name", str(e)) from None
+        embedder = embedder or self.bases.default_embedder
 
         def work() -> KnowledgeBase:
-            chunking = None
-            if chunk_size is not None or chunk_overlap is not None:
-                size = chunk_size or self.bases.embedder(embedder or self.bases.default_embedder).max_tokens
-                try:
-                    chunking = ChunkingSettings(size, size // 8 if chunk_overlap is None else chunk_overlap)
-                except ValueError as e:
-                    raise invalid("chunk_tokens", str(e)) from None
+            loaded = self._embedder(embedder)
+            default = ChunkingSettings.for_embedder(loaded.max_tokens)
+            chunking = chunking_for(loaded, chunk_size, chunk_overlap, default)
             return self.bases.create(name, embedder=embedder, chunking=chunking)
 
         try:
@@ -80,8 +100,36 @@ class Knowledge:
         except AlreadyExists:
             raise LoragError(409, f"a knowledge base named '{name}' already exists", param="name",
                              code="knowledge_base_exists") from None  # fmt: skip
-        except (OSError, ImportError, ValueError) as e:  # an embedder id that cannot be loaded
-            raise invalid("embedder", f"cannot load embedder '{embedder}': {e}") from None
+
+    async def update(
+        self,
+        name: str,
+        embedder: str | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        progress: bool = False,
+    ) -> KnowledgeBase:
+        """Give a knowledge base another embedder or chunking: every document is cut again and re-embedded.
+
+        Without chunk settings the current ones are kept, the chunk size cut to what the new
+        embedder reads if it is larger (the overlap scaled with it). An embedder that cannot be
+        loaded or a chunk size over its input is 400, and the knowledge base stays as it was.
+        """
+        kb = await self.get(name)
+
+        def work() -> KnowledgeBase:
+            loaded = self._embedder(embedder) if embedder else kb.embedder
+            chunking = chunking_for(loaded, chunk_size, chunk_overlap, kb.manifest.chunking)
+            return self.bases.set_embedder(name, embedder, chunking=chunking, progress=progress)
+
+        return await asyncio.to_thread(work)
+
+    def _embedder(self, embedder_id: str) -> Embedder:
+        """The embedder with this id or path; 400 ``embedder`` if it cannot be loaded."""
+        try:
+            return self.bases.embedder(embedder_id)
+        except (OSError, ImportError, ValueError) as e:
+            raise invalid("embedder", f"cannot load embedder '{embedder_id}': {e}") from None
 
     def names(self) -> list[str]:
         return [manifest.name for manifest in self.bases.list()]
@@ -173,6 +221,30 @@ class Knowledge:
             return embedder.embed(texts), sum(embedder.count_tokens(text) for text in texts)
 
         return await asyncio.to_thread(work)
+
+
+def chunking_for(
+    embedder: Embedder, chunk_size: int | None, chunk_overlap: int | None, current: ChunkingSettings
+) -> ChunkingSettings:
+    """The chunking asked for: `current` fitted to `embedder` when neither size nor overlap is given;
+    a size given without an overlap overlaps by an eighth. 400 for a size over the embedder's input
+    or an overlap not under the size."""
+    limit = embedder.max_tokens
+    if chunk_size is not None and chunk_size > limit:
+        raise invalid(
+            "chunk_tokens",
+            f"chunk_tokens is {chunk_size}, over the {limit} tokens that embedder '{embedder.id}' reads "
+            f"(longer chunks would be cut short when embedded); use at most {limit}",
+        )
+    fitted = current.fitted(limit)
+    if chunk_size is None and chunk_overlap is None:
+        return fitted
+    size = fitted.chunk_size if chunk_size is None else chunk_size
+    overlap = size // 8 if chunk_overlap is None else chunk_overlap
+    try:
+        return ChunkingSettings(size, overlap)
+    except ValueError as e:
+        raise invalid("chunk_tokens" if size < 8 else "chunk_overlap", str(e)) from None
 
 
 def kb_not_found(name: str) -> LoragError:

@@ -2,8 +2,8 @@
 
 Knowledge-base objects follow OpenAI's conventions: an ``object`` field naming the type, lists
 as ``{"object": "list", "data": [...]}``, deletions answered ``{"id", "object", "deleted":
-true}``. Reads need an API key when keys are configured; writes (create, upload, delete) need an
-admin key when admin keys are configured. Routes are thin: the work is in
+true}``. Reads need an API key when keys are configured; writes (create, change, upload, delete)
+need an admin key when admin keys are configured. Routes are thin: the work is in
 :class:`gateway.knowledge.Knowledge`. This module knows nothing about engines or chat.
 """
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway import auth
 from gateway.errors import invalid, model_not_found
-from gateway.knowledge import DEFAULT_TOP_K, Knowledge, Retrieval, Upload, too_large
+from gateway.knowledge import DEFAULT_TOP_K, Filters, Knowledge, Retrieval, Upload, too_large
 from rag.database import DocumentRecord
 from rag.embedder import DEFAULT_EMBEDDER
 from rag.retriever import Hit, Mode
@@ -36,6 +36,16 @@ class KnowledgeBaseCreate(BaseModel):
     embedder: str | None = Field(None, description="sentence-transformers id or path; default: the server's.")
     chunk_tokens: int | None = Field(None, ge=8, description="Most embedder tokens per chunk; default: its input size.")
     chunk_overlap: int | None = Field(None, ge=0, description="Tokens shared by consecutive chunks; default: 1/8.")
+
+
+class KnowledgeBaseUpdate(BaseModel):
+    """PATCH /v1/knowledge_bases/{kb}: another embedder or chunking; every document is cut again and re-embedded."""
+
+    embedder: str | None = Field(None, description="sentence-transformers id or path; default: the current one.")
+    chunk_tokens: int | None = Field(
+        None, ge=8, description="Most embedder tokens per chunk; default: the current size, at most the new input size."
+    )
+    chunk_overlap: int | None = Field(None, ge=0, description="Default: 1/8 of a new chunk_tokens, else scaled.")
 
 
 class KnowledgeBaseObject(BaseModel):
@@ -68,7 +78,9 @@ class SearchRequest(BaseModel):
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=100)
     mode: Mode = "hybrid"
     min_score: float | None = None
-    filters: dict[str, Any] = Field(default_factory=dict, description="filename, document_id or a metadata key.")
+    filters: Filters = Field(
+        default_factory=dict, description="filename, document_id or a metadata key -> a value or a list of values."
+    )
 
 
 class SearchHit(BaseModel):
@@ -163,6 +175,13 @@ async def list_knowledge_bases(service: Service) -> ListOf[KnowledgeBaseObject]:
 async def get_knowledge_base(kb: str, service: Service) -> KnowledgeBaseObject:
     opened = await service.get(kb)
     return kb_object(opened.manifest, service)
+
+
+@writes.patch("/knowledge_bases/{kb}")
+async def update_knowledge_base(kb: str, body: KnowledgeBaseUpdate, service: Service) -> KnowledgeBaseObject:
+    """Change the embedder or chunking: documents are cut again from their text and every chunk re-embedded."""
+    updated = await service.update(kb, body.embedder, body.chunk_tokens, body.chunk_overlap)
+    return kb_object(updated.manifest, service)
 
 
 @writes.delete("/knowledge_bases/{kb}")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from gateway.knowledge import Filters
 from serve.engine import Message, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class RagOptions(BaseModel):
     top_k: int | None = Field(None, ge=1, le=50, description="Sources put into the prompt (default 4).")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     min_score: float | None = Field(None, description="Drop sources scoring below this (see docs/rag.md).")
-    filters: dict[str, Any] = Field(default_factory=dict, description="filename, document_id or a metadata key.")
+    filters: Filters = Field(default_factory=dict, description="filename, document_id or a metadata key.")
 
 
 class ChatMessage(BaseModel):

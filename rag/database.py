@@ -2,8 +2,11 @@
 
 Every method opens its own connection and runs as one transaction (committed on success,
 rolled back on error), so a crash mid-write leaves the database as it was before that write.
-Document metadata is JSON; filters on it use SQLite's JSON functions. This module knows nothing
-about embeddings, indexes or the knowledge base folder around the file.
+Each document keeps its extracted text and segments, so it can be cut again with other chunking
+settings (NULL for documents stored by a lorag version that did not keep them). The `settings` table records
+what the chunks were cut for (`chunked_with`: embedder id and chunking), committed together with
+the chunks. Document metadata is JSON; filters on it use SQLite's JSON functions. This module
+knows nothing about embeddings, indexes or the knowledge base folder around the file.
 """
 
 from __future__ import annotations
@@ -21,22 +24,29 @@ from typing import Any
 
 import numpy as np
 
-from rag.loaders import Document
+from rag.loaders import Document, Segment
 from rag.splitter import Chunk, indexed_text
 
 _METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, filename TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL, created INTEGER NOT NULL, metadata TEXT NOT NULL
+    size INTEGER NOT NULL, created INTEGER NOT NULL, metadata TEXT NOT NULL, text TEXT, segments TEXT
 );
 CREATE TABLE chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, document_id TEXT NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL, text TEXT NOT NULL, start_char INTEGER NOT NULL, end_char INTEGER NOT NULL,
     page INTEGER, section TEXT, UNIQUE (document_id, ordinal)
 );
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_DOCUMENTS = "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunk_count FROM documents d"
+_ADDED_COLUMNS = {"text": "TEXT", "segments": "TEXT"}
+"""Columns of `documents` that databases written before they existed lack (added on open)."""
+_DOCUMENTS = (
+    "SELECT d.id, d.filename, d.sha256, d.size, d.created, d.metadata,"
+    " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunk_count FROM documents d"
+)
+_INT64 = range(-(2**63), 2**63)
 _CHUNKS = "SELECT c.*, d.filename, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
 _IN_JSON_LIST = "IN (SELECT value FROM json_each(?))"
 
@@ -89,24 +99,55 @@ class ChunkDatabase:
             db.executescript(_SCHEMA)
         return cls(path)
 
+    def upgrade(self, chunked_with: Mapping[str, Any]) -> None:
+        """Bring a database written by an older lorag up to this schema; `chunked_with` is recorded
+        as what its chunks were cut for unless a value is recorded already."""
+        with _connect(self.path) as db:
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(documents)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in columns:
+                    db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+            db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("INSERT OR IGNORE INTO settings VALUES ('chunked_with', ?)", (json.dumps(chunked_with),))
+
+    def chunked_with(self) -> dict[str, Any] | None:
+        """What the chunks were cut for, as recorded by `upgrade` or `replace_chunks`."""
+        with _connect(self.path) as db:
+            row = db.execute("SELECT value FROM settings WHERE key = 'chunked_with'").fetchone()
+        return None if row is None else json.loads(row["value"])
+
     def insert(self, planned: Sequence[tuple[Document, Sequence[Chunk]]]) -> list[int]:
         """Insert documents with their chunks in one transaction; return the new chunk ids in order."""
         chunk_ids = []
         with _connect(self.path) as db:
             for doc, chunks in planned:
                 document_id = f"doc_{uuid.uuid4().hex[:24]}"
+                segments = [[seg.start, seg.end, seg.page, seg.section] for seg in doc.segments]
                 db.execute(
-                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                    (document_id, doc.name, doc.sha256, doc.size, int(time.time()), json.dumps(doc.metadata)),
-                )
-                for c in chunks:
-                    cursor = db.execute(
-                        "INSERT INTO chunks (document_id, ordinal, text, start_char, end_char, page, section)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (document_id, c.ordinal, c.text, c.start, c.end, c.page, c.section),
-                    )
-                    chunk_ids.append(int(cursor.lastrowid))
+                    "INSERT INTO documents (id, filename, sha256, size, created, metadata, text, segments)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (document_id, doc.name, doc.sha256, doc.size, int(time.time()), json.dumps(doc.metadata),
+                     doc.text, json.dumps(segments)),
+                )  # fmt: skip
+                chunk_ids += _insert_chunks(db, document_id, chunks)
         return chunk_ids
+
+    def replace_chunks(self, planned: Mapping[str, Sequence[Chunk]], chunked_with: Mapping[str, Any]) -> list[int]:
+        """In one transaction: replace the chunks of each document id in `planned` and record
+        `chunked_with`; return the new chunk ids in order."""
+        chunk_ids = []
+        with _connect(self.path) as db:
+            for document_id, chunks in planned.items():
+                db.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
+                chunk_ids += _insert_chunks(db, document_id, chunks)
+            db.execute("INSERT OR REPLACE INTO settings VALUES ('chunked_with', ?)", (json.dumps(chunked_with),))
+        return chunk_ids
+
+    def sources(self) -> dict[str, Document | None]:
+        """Each document's text and segments as they were loaded, by document id (None if not stored)."""
+        with _connect(self.path) as db:
+            rows = db.execute("SELECT * FROM documents ORDER BY created, rowid").fetchall()
+        return {row["id"]: _source(row) for row in rows}
 
     def delete_document(self, document_id: str) -> list[int]:
         """Delete a document and its chunks; return the deleted chunk ids."""
@@ -149,12 +190,11 @@ class ChunkDatabase:
         A filter maps "filename", "document_id" or a metadata key to a value, or to a list of
         accepted values.
         """
+        check_filters(filters or {})
         clauses, params = [], []
         for key, value in (filters or {}).items():
             column = {"filename": "d.filename", "document_id": "d.id"}.get(key)
             if column is None:
-                if not _METADATA_KEY.fullmatch(key):
-                    raise ValueError(f"invalid metadata filter key {key!r}")
                 column = "json_extract(d.metadata, ?)"
                 params.append(f'$."{key}"')
             accepted = list(value) if isinstance(value, list | tuple | set) else [value]
@@ -172,6 +212,51 @@ class ChunkDatabase:
                 db.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
                 db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
             )
+
+
+def check_filters(filters: Mapping[str, Any]) -> None:
+    """Raise ValueError, naming the key, unless every filter maps a valid key to a value or a list
+    of values, each a string, a number (a 64-bit integer or a float) or a boolean."""
+    if not isinstance(filters, Mapping):
+        raise ValueError(f"filters must be an object mapping keys to values, not {type(filters).__name__}")
+    for key, value in filters.items():
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
+            raise ValueError(f"invalid filter key {key!r}: use letters, digits, '_', '.' and '-'")
+        for item in value if isinstance(value, list | tuple | set) else [value]:
+            if isinstance(item, int) and item not in _INT64:
+                raise ValueError(f"filter {key!r}: the integer {item} is out of the 64-bit range")
+            if not isinstance(item, str | int | float):
+                raise ValueError(
+                    f"filter {key!r}: {_kind(item)} is not a filter value; give a string, number or boolean, "
+                    "or a list of them (any one matches)"
+                )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple | set):
+        return "a nested list"
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+
+
+def _insert_chunks(db: sqlite3.Connection, document_id: str, chunks: Sequence[Chunk]) -> list[int]:
+    ids = []
+    for c in chunks:
+        cursor = db.execute(
+            "INSERT INTO chunks (document_id, ordinal, text, start_char, end_char, page, section)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (document_id, c.ordinal, c.text, c.start, c.end, c.page, c.section),
+        )
+        ids.append(int(cursor.lastrowid))
+    return ids
+
+
+def _source(row: sqlite3.Row) -> Document | None:
+    if row["text"] is None or row["segments"] is None:
+        return None
+    segments = tuple(Segment(*fields) for fields in json.loads(row["segments"]))
+    return Document(row["filename"], row["text"], segments, row["sha256"], row["size"], json.loads(row["metadata"]))
 
 
 @contextmanager

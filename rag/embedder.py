@@ -20,7 +20,8 @@ import numpy as np
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_MINILM = {DEFAULT_EMBEDDER, "all-MiniLM-L6-v2"}
-_HASHING_ID = re.compile(r"hashing-(\d+)")
+_HASHING_ID = re.compile(r"hashing-(\d+)(?:-(\d+))?")
+_HASHING_MAX_TOKENS = 128
 _WORD = re.compile(r"\w+")
 _MEMO_CHARS = 64
 """Texts up to this long have their token counts memoised (the splitter counts every word several times)."""
@@ -97,10 +98,15 @@ def _token_counter(tokenizer) -> Callable[[str], int]:
 
 
 class HashingEmbedder:
-    """Deterministic fake: each lower-cased word adds +-1 to a hashed coordinate, then L2 norm."""
+    """Deterministic fake: each lower-cased word adds +-1 to a hashed coordinate, then L2 norm.
 
-    def __init__(self, dimension: int = 256, *, max_tokens: int = 128):
-        self.id = f"hashing-{dimension}"
+    Its id is `hashing-<dimension>`, or `hashing-<dimension>-<max_tokens>` when it reads other
+    than 128 words.
+    """
+
+    def __init__(self, dimension: int = 256, *, max_tokens: int = _HASHING_MAX_TOKENS):
+        suffix = "" if max_tokens == _HASHING_MAX_TOKENS else f"-{max_tokens}"
+        self.id = f"hashing-{dimension}{suffix}"
         self.dimension = dimension
         self.max_tokens = max_tokens
 
@@ -118,8 +124,8 @@ class HashingEmbedder:
 
 
 def load_embedder(embedder_id: str) -> Embedder:
-    """Build the embedder a manifest names: `hashing-<dim>` or any sentence-transformers id/path."""
+    """Build the embedder a manifest names: `hashing-<dim>[-<max_tokens>]` or any sentence-transformers id/path."""
     match = _HASHING_ID.fullmatch(embedder_id)
     if match:
-        return HashingEmbedder(int(match.group(1)))
+        return HashingEmbedder(int(match.group(1)), max_tokens=int(match.group(2) or _HASHING_MAX_TOKENS))
     return SentenceTransformerEmbedder(embedder_id)

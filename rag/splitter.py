@@ -12,13 +12,13 @@ embeddings, indexes or storage; it only needs a token-counting function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
-from rag.loaders import Document
+from rag.loaders import Document, Segment
 
 _CONTEXT_SEPARATOR = "\n\n"
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -39,8 +39,28 @@ class ChunkingSettings:
         return cls(chunk_size=max_tokens, chunk_overlap=max_tokens // 8)
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 8 or not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(f"invalid chunking: size {self.chunk_size}, overlap {self.chunk_overlap}")
+        if self.chunk_size < 8:
+            raise ValueError(f"invalid chunking: a chunk size of {self.chunk_size} tokens is under the minimum of 8")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(
+                f"invalid chunking: the overlap ({self.chunk_overlap} tokens) must be at least 0 and less than "
+                f"the chunk size ({self.chunk_size} tokens)"
+            )
+
+    def check_fits(self, max_tokens: int, embedder_id: str = "the embedder") -> None:
+        """Raise ValueError if chunks of `chunk_size` tokens are longer than an embedder reads."""
+        if self.chunk_size > max_tokens:
+            raise ValueError(
+                f"a chunk size of {self.chunk_size} tokens is over the {max_tokens} tokens {embedder_id} reads: "
+                f"longer chunks would be truncated when embedded; use at most {max_tokens}"
+            )
+
+    def fitted(self, max_tokens: int) -> ChunkingSettings:
+        """These settings if they fit an embedder reading `max_tokens`; else the chunk size cut to
+        `max_tokens` and the overlap scaled with it."""
+        if self.chunk_size <= max_tokens:
+            return self
+        return ChunkingSettings(max_tokens, self.chunk_overlap * max_tokens // self.chunk_size)
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,31 @@ def split_document(document: Document, settings: ChunkingSettings, count_tokens:
             start = segment.start + offset
             chunks.append(Chunk(len(chunks), piece, start, start + len(piece), segment.page, segment.section))
     return chunks
+
+
+def split_again(
+    name: str,
+    source: Document | None,
+    chunks: Sequence[Chunk],
+    settings: ChunkingSettings,
+    count_tokens: Callable[[str], int],
+) -> list[Chunk]:
+    """A stored document's chunks under `settings` and `count_tokens` (another embedder's tokens).
+
+    With `source`, the document's text and segments as loaded: exactly what `split_document` cuts
+    from it. Without (the document text was not stored): each of its current `chunks` that no
+    longer fits is cut within its own span, and the chunks that fit are kept, so every chunk
+    still cites the same page, section and offsets. `name` is the document's file name.
+    """
+    if source is not None:
+        return split_document(source, settings, count_tokens)
+    again: list[Chunk] = []
+    for chunk in chunks:
+        span = Document(name, chunk.text, (Segment(0, len(chunk.text), chunk.page, chunk.section),), "", 0)
+        for piece in split_document(span, settings, count_tokens):
+            start, end = chunk.start + piece.start, chunk.start + piece.end
+            again.append(Chunk(len(again), piece.text, start, end, chunk.page, chunk.section))
+    return again
 
 
 def _split(

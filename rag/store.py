@@ -11,8 +11,17 @@ A knowledge base folder holds `kb.json` (name, embedder id, dimension, chunking,
   base is next opened: each index is compared with SQLite's chunk ids and what differs is added
   or removed (a missing or unreadable index file is rebuilt the same way).
 - A document is identified by the sha256 of its content: adding it again is a no-op that returns
-  the existing record. Deleting a document deletes its chunks from SQLite and both indexes.
-- Changing the embedder re-embeds every chunk; chunks are kept as they were cut.
+  the existing record (and within one upload, the first of several files with the same content
+  is the one stored). Deleting a document deletes its chunks from SQLite and both indexes.
+- Chunks are at most as long as the embedder reads: a chunk size over its input is refused.
+- Changing the embedder (or the chunking) cuts every document again from its stored text, with the
+  new settings and the new embedder's tokens, and re-embeds every chunk; a document whose chunks
+  come out the same keeps them. A document stored without its text (by an older lorag) keeps its
+  chunks, each one that no longer fits cut within its own span. Everything is computed first;
+  then `kb.json` is written with the new settings and `dense_stale`, the new chunks are committed
+  to SQLite (with what they were cut for), the indexes are saved and `dense_stale` is cleared. A
+  crash in between is finished when the knowledge base is next opened: chunks not yet committed
+  are cut again, and the dense index is rebuilt.
 
 One process owns a knowledge base; a lock serialises its writes between threads. This module
 knows nothing about ranking (see `rag.retriever`) or prompts (see `rag.augment`).
@@ -36,11 +45,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rag.atomic import atomic_write_json, fsync_directory, remove_stale_temporaries
-from rag.database import ChunkDatabase, DocumentRecord, NotFound
+from rag.database import ChunkDatabase, ChunkRecord, DocumentRecord, NotFound
 from rag.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from rag.index import HNSW_THRESHOLD, BM25Index, CorruptIndex, DenseIndex
 from rag.loaders import Document, load_document
-from rag.splitter import ChunkingSettings, split_document
+from rag.splitter import Chunk, ChunkingSettings, split_again, split_document
 
 MANIFEST, DATABASE, DENSE_INDEX, BM25_INDEX = "kb.json", "chunks.sqlite", "index.faiss", "bm25.npz"
 EMBED_BATCH = 64
@@ -65,7 +74,8 @@ class Manifest:
     hnsw_threshold: int = HNSW_THRESHOLD
     """Chunk count from which the dense index is HNSW instead of exact."""
     dense_stale: bool = False
-    """Set while an embedder change is being saved; the next open rebuilds the dense index."""
+    """Set while an embedder or chunking change is being saved; the next open finishes it (re-cuts
+    the chunks if SQLite does not hold them yet, rebuilds the dense index)."""
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -99,6 +109,7 @@ class KnowledgeBase:
             )
         self.embedder = embedder
         self.database = ChunkDatabase(self.path / DATABASE)
+        self.database.upgrade(_chunked_with(self.manifest))
         self._lock = threading.RLock()
         remove_stale_temporaries(self.path)
         self._open_indexes()
@@ -117,6 +128,7 @@ class KnowledgeBase:
         if path.exists():
             raise AlreadyExists(f"knowledge base {path.name!r} already exists")
         chunking = chunking or ChunkingSettings.for_embedder(embedder.max_tokens)
+        chunking.check_fits(embedder.max_tokens, embedder.id)
         manifest = Manifest(path.name, embedder.id, embedder.dimension, chunking, int(time.time()), hnsw_threshold)
         staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
@@ -154,7 +166,10 @@ class KnowledgeBase:
         """Add the documents not already present (by sha256); return a record for each, in order."""
         with self._lock:
             known = self.database.documents_by_sha256([doc.sha256 for doc in documents])
-            fresh = {doc.sha256: doc for doc in documents if doc.sha256 not in known}
+            fresh: dict[str, Document] = {}
+            for doc in documents:
+                if doc.sha256 not in known:
+                    fresh.setdefault(doc.sha256, doc)  # the first of several with the same content wins
             planned = [
                 (doc, split_document(doc, self.manifest.chunking, self.embedder.count_tokens))
                 for doc in tqdm(fresh.values(), desc="chunking", unit="doc", disable=not progress)
@@ -177,17 +192,42 @@ class KnowledgeBase:
             self.bm25.remove(chunk_ids)
             self._save_indexes()
 
-    def set_embedder(self, embedder: Embedder, *, progress: bool = False) -> None:
-        """Re-embed every chunk with `embedder` and make it this knowledge base's embedder."""
+    def set_embedder(
+        self, embedder: Embedder, *, chunking: ChunkingSettings | None = None, progress: bool = False
+    ) -> None:
+        """Make `embedder` and `chunking` this knowledge base's: cut the documents again, re-embed all.
+
+        `chunking` defaults to the current settings, fitted to what `embedder` reads (see
+        `ChunkingSettings.fitted`); a chunk size over that raises ValueError before anything
+        changes. Nothing changes either if this is already the embedder and chunking.
+        """
         with self._lock:
-            chunks = list(self.database.chunks().values())
-            dense = DenseIndex(embedder.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
-            dense.add([c.id for c in chunks], self._embed([c.indexed_text for c in chunks], embedder, progress))
-            manifest = replace(self.manifest, embedder=embedder.id, dimension=embedder.dimension)
+            chunking = chunking or self.manifest.chunking.fitted(embedder.max_tokens)
+            chunking.check_fits(embedder.max_tokens, embedder.id)
+            manifest = replace(self.manifest, embedder=embedder.id, dimension=embedder.dimension, chunking=chunking)
+            if manifest == self.manifest:
+                return
+            chunks = self.database.chunks()
+            planned = self._plan_chunks(chunks, embedder, chunking, progress)
+            kept = [c for c in chunks.values() if c.document_id not in planned]
+            texts = [c.indexed_text for cut in planned.values() for c in cut] + [c.indexed_text for c in kept]
+            vectors = self._embed(texts, embedder, progress)
             replace(manifest, dense_stale=True).write(self.path)
+            try:
+                ids = self.database.replace_chunks(planned, _chunked_with(manifest)) + [c.id for c in kept]
+            except BaseException:
+                self.manifest.write(self.path)  # nothing was committed: the knowledge base is as it was
+                raise
+            dense = DenseIndex(embedder.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
+            dense.add(ids, vectors)
+            bm25 = self.bm25
+            if planned:
+                bm25 = BM25Index()
+                bm25.add(ids, texts)
+                bm25.save(self.path / BM25_INDEX)
             dense.save(self.path / DENSE_INDEX)
             manifest.write(self.path)
-            self.manifest, self.embedder, self.dense = manifest, embedder, dense
+            self.manifest, self.embedder, self.dense, self.bm25 = manifest, embedder, dense, bm25
 
     def documents(self) -> list[DocumentRecord]:
         return self.database.documents()
@@ -212,12 +252,33 @@ class KnowledgeBase:
                 bar.update(len(batch))
         return vectors
 
+    def _plan_chunks(
+        self, chunks: Mapping[int, ChunkRecord], embedder: Embedder, chunking: ChunkingSettings, progress: bool = False
+    ) -> dict[str, list[Chunk]]:
+        """The documents that `chunking` in `embedder`'s tokens cuts other than `chunks`, with their new chunks."""
+        current: dict[str, list[Chunk]] = {}
+        for c in sorted(chunks.values(), key=lambda c: (c.document_id, c.ordinal)):
+            current.setdefault(c.document_id, []).append(Chunk(c.ordinal, c.text, c.start, c.end, c.page, c.section))
+        sources = self.database.sources()
+        planned = {}
+        for record in tqdm(self.database.documents(), desc="re-splitting", unit="doc", disable=not progress):
+            old = current.get(record.id, [])
+            new = split_again(record.filename, sources.get(record.id), old, chunking, embedder.count_tokens)
+            if new != old:
+                planned[record.id] = new
+        return planned
+
     def _save_indexes(self) -> None:
         self.dense.save(self.path / DENSE_INDEX)
         self.bm25.save(self.path / BM25_INDEX)
 
     def _open_indexes(self) -> None:
-        """Load both indexes and bring them in line with SQLite's chunks."""
+        """Finish an embedder change cut short, load both indexes and bring them in line with SQLite's chunks."""
+        chunked_with = _chunked_with(self.manifest)
+        if self.manifest.dense_stale and self.database.chunked_with() != chunked_with:
+            log.warning("finishing the change of embedder or chunking of %s", self.manifest.name)
+            planned = self._plan_chunks(self.database.chunks(), self.embedder, self.manifest.chunking)
+            self.database.replace_chunks(planned, chunked_with)
         dense = DenseIndex(self.manifest.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
         bm25 = BM25Index()
         try:
@@ -249,6 +310,11 @@ class KnowledgeBase:
         if self.manifest.dense_stale:
             self.manifest = replace(self.manifest, dense_stale=False)
             self.manifest.write(self.path)
+
+
+def _chunked_with(manifest: Manifest) -> dict[str, Any]:
+    """What the chunks of a knowledge base with this manifest are cut for, as SQLite records it."""
+    return {"embedder": manifest.embedder, "chunking": asdict(manifest.chunking)}
 
 
 class KnowledgeBases:
@@ -302,6 +368,30 @@ class KnowledgeBases:
                 manifest = Manifest.read(self.root / validate_name(name))
                 self._open[name] = KnowledgeBase(self.root / name, self.embedder(manifest.embedder))
             return self._open[name]
+
+    def set_embedder(
+        self,
+        name: str,
+        embedder: str | None = None,
+        *,
+        chunking: ChunkingSettings | None = None,
+        progress: bool = False,
+    ) -> KnowledgeBase:
+        """Change the embedder (an id; None keeps it) or chunking of `name`, see `KnowledgeBase.set_embedder`.
+
+        If the change fails, the knowledge base is closed, so that the next `get` opens it from
+        disk as the failure left it (as before, or the change finished).
+        """
+        kb = self.get(name)
+        new_embedder = self.embedder(embedder) if embedder else kb.embedder
+        try:
+            kb.set_embedder(new_embedder, chunking=chunking, progress=progress)
+        except BaseException:
+            with self._lock:
+                if self._open.get(name) is kb:
+                    del self._open[name]
+            raise
+        return kb
 
     def list(self) -> list[Manifest]:
         return [

@@ -70,6 +70,12 @@ def test_create_add_list_search_and_remove(lorag, folder):
         (["kb", "search", "missing", "anything"], "no knowledge base named 'missing'"),
         (["kb", "rm", "missing", "--yes"], "no knowledge base named 'missing'"),
         (["kb", "eval-beir", "/nonexistent"], "is not a BEIR folder"),
+        (["kb", "create", "huge", "--chunk-tokens", "100000"], "over the 128 tokens that embedder 'hashing-256' reads"),
+        (["kb", "create", "huge", "--chunk-tokens", "64", "--chunk-overlap", "64"], "less than the chunk size"),
+        (["kb", "reindex", "missing", "--embedder", "hashing-64"], "no knowledge base named 'missing'"),
+        (["kb", "reindex", "missing"], "give --embedder, --chunk-tokens or --chunk-overlap"),
+        (["kb", "search", "missing", "x", "--filters", '{"team": {"$eq": "a"}}'], "filter 'team': an object"),
+        (["kb", "search", "missing", "x", "--filters", "[1]"], "--filters must be a JSON object"),
     ],
 )
 def test_errors_are_one_line(lorag, args, message):
@@ -105,3 +111,24 @@ def test_eval_beir_prints_the_three_modes(lorag, tmp_path):
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.split()}
     assert rows["mode"] == ["ndcg@10", "recall@100"]
     assert float(rows["bm25"][0]) == 1.0 and set(rows) == {"mode", "bm25", "dense", "hybrid"}
+
+
+def test_reindex_with_an_embedder_reading_less_recuts_every_document(lorag, folder):
+    (folder / "long.txt").write_text(" ".join(f"Kettle number {i} boils." for i in range(10)))
+    lorag("kb", "create", "handbook")
+    lorag("kb", "add", "handbook", str(folder), "--metadata", '{"team": "ops"}')
+    chunks_before = sum(int(line.split()[2]) for line in lorag("kb", "ls", "handbook").stdout.splitlines())
+    result = lorag("kb", "reindex", "handbook", "--embedder", "hashing-64-8")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("handbook: hashing-64-8, chunks of 8 tokens overlapping by 1; 4 documents in ")
+    assert "re-splitting" in result.stderr and "embedding" in result.stderr  # the progress bars
+    assert lorag("kb", "ls").stdout.split()[-1] == "hashing-64-8"
+    chunks_after = sum(int(line.split()[2]) for line in lorag("kb", "ls", "handbook").stdout.splitlines())
+    assert chunks_after > chunks_before
+    found = lorag("kb", "search", "handbook", "Zorblat bridge teal", "--top-k", "1", "--filters", '{"team": "ops"}')
+    assert "manual.pdf, page 2" in found.stdout and "teal" in found.stdout
+    other_team = lorag("kb", "search", "handbook", "Zorblat bridge", "--filters", '{"team": "hr"}')
+    assert other_team.stdout == "no matching chunks\n"
+    too_long = lorag("kb", "reindex", "handbook", "--chunk-tokens", "64")
+    assert too_long.exit_code == 1 and "use at most 8" in too_long.output
+    assert len(too_long.output.strip().splitlines()) == 1

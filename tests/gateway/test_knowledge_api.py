@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import openai
@@ -196,8 +197,86 @@ def test_knowledge_base_writes_need_an_admin_key_and_reads_a_user_key(make_gatew
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
         assert admin.post("/v1/knowledge_bases", json={"name": "docs"}).status_code == 201
         assert upload(user, "docs", ("a.txt", b"text")).status_code == 403
+        assert user.patch("/v1/knowledge_bases/docs", json={"chunk_tokens": 64}).status_code == 403
+        assert (
+            admin.patch("/v1/knowledge_bases/docs", json={"chunk_tokens": 64}).json()["chunking"]["chunk_tokens"] == 64
+        )
         assert upload(admin, "docs", ("a.txt", FACT.encode())).status_code == 201
         assert user.post("/v1/knowledge_bases/docs/search", json={"query": "Zorblat"}).json()["data"]
         assert anonymous.get("/v1/knowledge_bases").status_code == 401
         assert user.delete("/v1/knowledge_bases/docs").status_code == 403
         assert json.loads(admin.delete("/v1/knowledge_bases/docs").text)["deleted"] is True
+
+
+def words(text: str) -> int:
+    """Tokens of the hashing embedder."""
+    return len(re.findall(r"\w+", text))
+
+
+def test_changing_the_embedder_recuts_documents_to_its_input_and_keeps_them_searchable(with_docs):
+    with with_docs.http() as http:
+        before = http.get("/v1/knowledge_bases/docs").json()
+        assert before["chunking"] == {"chunk_tokens": 128, "chunk_overlap": 16} and before["chunks"] == 2
+        changed = http.patch("/v1/knowledge_bases/docs", json={"embedder": "hashing-64-12"})
+        assert changed.status_code == 200, changed.text
+        kb = changed.json()
+        assert (kb["object"], kb["embedder"], kb["dimension"], kb["documents"]) == (
+            "knowledge_base", "hashing-64-12", 64, 2,
+        )  # fmt: skip
+        assert kb["chunking"] == {"chunk_tokens": 12, "chunk_overlap": 1} and kb["chunks"] > 2
+        assert http.get("/v1/knowledge_bases/docs").json() == kb
+        hits = http.post("/v1/knowledge_bases/docs/search", json={"query": "Zorblat bridge teal", "top_k": 10})
+        hits = hits.json()["data"]
+        assert hits[0]["filename"] == "bridge.md" and all(words(hit["text"]) <= 12 for hit in hits)
+        rechunked = http.patch("/v1/knowledge_bases/docs", json={"chunk_tokens": 8, "chunk_overlap": 0}).json()
+        assert rechunked["embedder"] == "hashing-64-12" and rechunked["chunking"] == {
+            "chunk_tokens": 8,
+            "chunk_overlap": 0,
+        }
+        hits = http.post("/v1/knowledge_bases/docs/search", json={"query": "Zorblat bridge teal", "top_k": 10})
+        assert len(hits.json()["data"]) == rechunked["chunks"] and all(
+            words(h["text"]) <= 8 for h in hits.json()["data"]
+        )
+    reply = with_docs.client().chat.completions.create(model="fake-base@docs", messages=QUESTION)
+    assert reply.model_extra["citations"][0]["filename"] == "bridge.md"
+
+
+def test_chunk_sizes_over_the_embedder_input_and_unloadable_embedders_are_400_and_change_nothing(with_docs):
+    with with_docs.http() as http:
+        before = http.get("/v1/knowledge_bases/docs").json()
+        huge = http.post("/v1/knowledge_bases", json={"name": "huge", "chunk_tokens": 100000})
+        assert huge.status_code == 400 and huge.json()["error"]["param"] == "chunk_tokens"
+        assert "over the 128 tokens that embedder 'hashing-256' reads" in huge.json()["error"]["message"]
+        overlap = http.post("/v1/knowledge_bases", json={"name": "huge", "chunk_tokens": 64, "chunk_overlap": 64})
+        assert overlap.status_code == 400 and overlap.json()["error"]["param"] == "chunk_overlap"
+        assert [kb["id"] for kb in http.get("/v1/knowledge_bases").json()["data"]] == ["docs"]
+        too_long = http.patch("/v1/knowledge_bases/docs", json={"embedder": "hashing-64-12", "chunk_tokens": 64})
+        assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "chunk_tokens"
+        assert "use at most 12" in too_long.json()["error"]["message"]
+        unknown = http.patch("/v1/knowledge_bases/docs", json={"embedder": "/no/such/embedder"})
+        assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "embedder"
+        assert "cannot load embedder '/no/such/embedder'" in unknown.json()["error"]["message"]
+        assert http.get("/v1/knowledge_bases/docs").json() == before
+        assert http.patch("/v1/knowledge_bases/nope", json={"chunk_tokens": 64}).status_code == 404
+
+
+@pytest.mark.parametrize("value", [{"$in": ["ops"]}, ["ops", ["hr"]]])
+def test_filter_values_that_are_objects_or_nested_lists_are_400_naming_the_key(with_docs, value):
+    with with_docs.http() as http:
+        response = http.post("/v1/knowledge_bases/docs/search", json={"query": "bridge", "filters": {"team": value}})
+        error = response.json()["error"]
+        assert response.status_code == 400 and error["param"] == "filters" and "'team'" in error["message"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        with_docs.client().chat.completions.create(
+            model="fake-base@docs", messages=QUESTION, extra_body={"rag": {"filters": {"team": value}}}
+        )
+    assert refused.value.param == "rag.filters" and "'team'" in refused.value.message
+
+
+def test_two_files_with_the_same_content_in_one_upload_are_one_document_named_after_the_first(gateway):
+    with gateway.http() as http:
+        http.post("/v1/knowledge_bases", json={"name": "docs"})
+        stored = upload(http, "docs", ("first.txt", FACT.encode()), ("second.txt", FACT.encode())).json()["data"]
+        assert [d["filename"] for d in stored] == ["first.txt", "first.txt"] and stored[0] == stored[1]
+        listed = http.get("/v1/knowledge_bases/docs/documents").json()["data"]
+        assert [(d["id"], d["filename"]) for d in listed] == [(stored[0]["id"], "first.txt")]

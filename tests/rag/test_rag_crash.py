@@ -1,4 +1,4 @@
-"""Kill a real ingest process half-way and check what the knowledge base looks like afterwards."""
+"""Kill a real ingest or embedder change half-way and check what the knowledge base looks like afterwards."""
 
 import subprocess
 import sys
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedder import HashingEmbedder
 from rag.retriever import MODES, retrieve
-from rag.store import KnowledgeBase
+from rag.splitter import ChunkingSettings
+from rag.store import KnowledgeBase, Manifest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -35,11 +37,35 @@ kb = KnowledgeBase(kb_path, HashingEmbedder(64, max_tokens=48))
 kb.ingest("volcano.txt", " ".join(["Volcanoes in Iceland erupt with lava and ash."] * 40).encode())
 """
 
+# Changes the embedder of an existing knowledge base to one reading 16 words (so documents are
+# cut again); hangs at the named step like INGEST.
+SET_EMBEDDER = """
+import sys, time
+from pathlib import Path
+from rag.database import ChunkDatabase
+from rag.embedder import HashingEmbedder
+from rag.index import DenseIndex
+from rag.store import KnowledgeBase
 
-def kill_ingest_at(kb: KnowledgeBase, step: str, tmp_path: Path) -> None:
+kb_path, step, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+
+def hang(*args, **kwargs):
+    marker.touch()
+    time.sleep(60)
+
+kb = KnowledgeBase(kb_path, HashingEmbedder(64, max_tokens=48))
+if step == "commit":
+    ChunkDatabase.replace_chunks = hang
+elif step == "index-save":
+    DenseIndex.save = hang
+kb.set_embedder(HashingEmbedder(32, max_tokens=16))
+"""
+
+
+def kill_ingest_at(kb: KnowledgeBase, step: str, tmp_path: Path, script: str = INGEST) -> None:
     marker = tmp_path / f"{step}.reached"
     process = subprocess.Popen(
-        [sys.executable, "-c", INGEST, str(kb.path), step, str(marker)],
+        [sys.executable, "-c", script, str(kb.path), step, str(marker)],
         cwd=REPOSITORY,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -89,4 +115,21 @@ def test_killed_after_commit_is_completed_on_reopen(populated, tmp_path):
     assert sorted(reopened.dense.ids().tolist()) == sorted(reopened.bm25.ids().tolist()) == chunk_ids
     for mode in MODES:
         assert retrieve(reopened, "lava eruptions Iceland", mode=mode, top_k=1)[0].filename == "volcano.txt"
+        assert retrieve(reopened, "Eiffel Tower", mode=mode, top_k=1)[0].filename == "paris.txt"
+
+
+@pytest.mark.parametrize("step", ["commit", "index-save"])
+def test_killed_during_an_embedder_change_is_finished_on_reopen(populated, tmp_path, step):
+    populated.ingest("volcano.txt", " ".join(f"Volcano {i} in Iceland erupts with lava." for i in range(40)).encode())
+    kill_ingest_at(populated, step, tmp_path, SET_EMBEDDER)
+    manifest = Manifest.read(populated.path)
+    assert manifest.dense_stale and manifest.chunking == ChunkingSettings(16, 2)
+    small = HashingEmbedder(32, max_tokens=16)
+    reopened = KnowledgeBase(populated.path, small)
+    assert not Manifest.read(reopened.path).dense_stale and reopened.dense.dimension == 32
+    chunks = reopened.database.chunks()
+    assert all(small.count_tokens(c.indexed_text) <= 16 for c in chunks.values()) and len(chunks) > 10
+    assert sorted(reopened.dense.ids().tolist()) == sorted(reopened.bm25.ids().tolist()) == sorted(chunks)
+    for mode in MODES:
+        assert retrieve(reopened, "Volcano 17 Iceland", mode=mode, top_k=1)[0].filename == "volcano.txt"
         assert retrieve(reopened, "Eiffel Tower", mode=mode, top_k=1)[0].filename == "paris.txt"
