@@ -1,5 +1,6 @@
 // The console's shell: the tabs (one per page, named by the URL's #hash so that links, back and
-// forward work; arrow keys move between them), the API key field, and the server's health line.
+// forward work; arrow keys move between them; they wrap onto two rows on a phone, so each is in
+// view), the API key field, and the server's health line.
 // Each page module exports init(), run once, and show(), run whenever its tab opens (and again
 // when the key changes).
 
@@ -24,6 +25,7 @@ function open(name) {
     tab.setAttribute("aria-selected", String(selected));
     tab.tabIndex = selected ? 0 : -1;
     document.getElementById(tab.getAttribute("aria-controls")).hidden = !selected;
+    if (selected) tab.scrollIntoView({ block: "nearest", inline: "nearest" }); // e.g. after back or forward
   }
   pages[name].show();
 }

@@ -2,6 +2,9 @@
 // place, the citations of a knowledge-base arm (sent on the stream's first chunk), and what the
 // stream measured. Time to first token runs from sending the request to the first text;
 // tokens/s is the decode speed: the tokens after the first over the time after the first.
+// The answer's article has the class "streaming" (a cursor) while it grows; the callers mark
+// their live region aria-busy="true" meanwhile (and "false" at the end), so that a screen reader reads each answer
+// once, when it is complete, rather than again with every token.
 
 import { streamChat } from "./api.js";
 import { el, fixed } from "./ui.js";
@@ -22,7 +25,7 @@ export async function streamInto(view, body, signal) {
   let tokens = null;
   let citations = null;
   let text = "";
-  view.node.setAttribute("aria-busy", "true");
+  view.node.classList.add("streaming");
   try {
     await streamChat(
       { ...body, stream_options: { include_usage: true } },
@@ -44,7 +47,7 @@ export async function streamInto(view, body, signal) {
       signal,
     );
   } finally {
-    view.node.removeAttribute("aria-busy");
+    view.node.classList.remove("streaming");
   }
   const stats = {
     ttft: first === null ? null : (first - start) / 1000,

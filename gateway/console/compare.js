@@ -1,10 +1,12 @@
 // Compare: start a comparison (POST /v1/compare with the chosen questions file sent inline), watch
 // its progress (GET /v1/compare/{id} once a second while it runs), then read the per-arm summary
 // and the report. The report is fetched with the API key and shown in a sandboxed frame; the
-// links open or download copies of report.html, report.md and report.json.
+// links open or download copies of report.html, report.md and report.json. A request that fails
+// (the run, its report, the list of runs) shows its error in the page-wide alert, and the run's
+// box says what it could not show, so it is never left stale.
 
 import { api, catalog, text } from "./api.js";
-import { $, armPicker, attempt, date, el, fixed, fmt } from "./ui.js";
+import { $, armPicker, attempt, date, el, fixed, fmt, notify } from "./ui.js";
 
 const POLL_MS = 1000;
 const METRICS = {
@@ -33,27 +35,55 @@ async function start(event) {
   const run = await attempt(() => api("/v1/compare", { method: "POST", json: body }));
   if (run) {
     watch(run.id, run);
-    listRuns();
+    attempt(listRuns);
   }
 }
 
+// Show run `id` (`known`: its object, when the caller has it) and follow it while it runs.
 function watch(id, known = null) {
   clearTimeout(watching?.timer);
   watching = { id, timer: null };
+  for (const button of document.querySelectorAll("#cmp-runs button")) {
+    button.setAttribute("aria-current", String(button.dataset.id === id));
+  }
   const tick = async (run) => {
-    run ??= await attempt(() => api(`/v1/compare/${encodeURIComponent(id)}`));
-    if (!run || watching?.id !== id) return;
-    await render(run);
+    if (!run) {
+      try {
+        run = await api(`/v1/compare/${encodeURIComponent(id)}`);
+      } catch (error) {
+        if (watching?.id === id) lost(id, error);
+        return;
+      }
+    }
     if (watching?.id !== id) return;
+    const parts = await view(run);
+    if (watching?.id !== id) return;
+    const box = $("#cmp-run");
+    box.hidden = false;
+    box.dataset.run = id;
+    box.replaceChildren(...parts);
+    box.setAttribute("aria-busy", String(run.status === "running"));
     if (run.status === "running") watching.timer = setTimeout(() => tick(null), POLL_MS);
-    else listRuns();
+    else attempt(listRuns);
   };
   tick(known);
 }
 
-async function render(run) {
+// The run could not be fetched: say so in the alert and in its box, which stops updating.
+function lost(id, error) {
+  notify(error);
   const box = $("#cmp-run");
+  if (box.dataset.run !== id) box.replaceChildren(el("h2", { text: `Run ${id}` }));
+  box.querySelector(".lost")?.remove();
+  const why = `Run ${id} could not be updated (${error.message}); pick it under Runs to try again.`;
+  box.append(el("p", { class: "status error lost", text: why }));
+  box.dataset.run = id;
   box.hidden = false;
+  box.setAttribute("aria-busy", "false");
+}
+
+// The contents of the run's box: progress, error, summary and, once completed, the report.
+async function view(run) {
   const { done, total } = run.progress;
   const parts = [
     el("h2", { text: `Run ${run.id}` }),
@@ -65,11 +95,17 @@ async function render(run) {
       el("progress", { id: "cmp-progress", max: total || 1, value: done }),
     ),
   ];
-  if (run.error) parts.push(el("p", { class: "status error", role: "alert", text: run.error }));
+  if (run.error) parts.push(el("p", { class: "status error", role: "alert", text: `The run failed: ${run.error}` }));
   if (run.summary) parts.push(summary(run.summary));
-  if (run.status === "completed") parts.push(...(await report(run)));
-  box.replaceChildren(...parts);
-  box.setAttribute("aria-busy", String(run.status === "running"));
+  if (run.status === "completed") {
+    try {
+      parts.push(...(await report(run)));
+    } catch (error) {
+      notify(error);
+      parts.push(el("p", { class: "status error", text: `The report could not be loaded: ${error.message}` }));
+    }
+  }
+  return parts;
 }
 
 function summary(rows) {
@@ -128,6 +164,7 @@ async function report(run) {
   ];
 }
 
+// The list of runs; throws when it cannot be fetched (callers wrap it in attempt()).
 async function listRuns() {
   const { data } = await api("/v1/compare");
   const list = $("#cmp-runs");
@@ -140,7 +177,12 @@ async function listRuns() {
           {},
           el(
             "button",
-            { type: "button", "aria-current": run.id === watching?.id ? "true" : null, onclick: () => watch(run.id) },
+            {
+              type: "button",
+              "data-id": run.id,
+              "aria-current": String(run.id === watching?.id),
+              onclick: () => watch(run.id),
+            },
             el("strong", { text: run.id }),
             el("span", { class: "hint", text: `${run.status} · ${run.arms.length} arms · ${date(run.created)}` }),
           ),

@@ -146,6 +146,9 @@ function documents(kb, docs) {
 }
 
 // Upload `files` to knowledge base `kb`, PARALLEL_UPLOADS at a time, each with its own progress row.
+// The server answers an unchanged file (same content as a document it has) with that document's
+// record and adds nothing; the console tells it apart by its id: known before this upload began,
+// or already answered for an earlier file of the same drop.
 async function send(kb, files) {
   const rows = files.map((file) => {
     const bar = el("progress", { max: 1, value: 0, "aria-label": `Upload of ${file.name}` });
@@ -153,6 +156,12 @@ async function send(kb, files) {
     $("#kb-uploads").append(el("li", {}, el("span", { class: "name", text: file.name }), bar, state));
     return { file, bar, state };
   });
+  const known = new Set();
+  try {
+    for (const doc of (await api(path(kb, "documents"))).data) known.add(doc.id);
+  } catch {
+    // unknown: every answer reads as added; the upload itself reports any real failure
+  }
   const next = async () => {
     for (let row = rows.shift(); row; row = rows.shift()) {
       const form = new FormData();
@@ -163,7 +172,7 @@ async function send(kb, files) {
           row.state.textContent = fraction < 1 ? `${Math.round(fraction * 100)}%` : "indexing…";
         });
         row.bar.value = 1;
-        status(row.state, `added: ${result.data.map((doc) => `${doc.chunks} chunks`).join(", ")}`);
+        status(row.state, outcome(row.file.name, result.data, known));
       } catch (error) {
         status(row.state, error.message, true);
       }
@@ -171,6 +180,21 @@ async function send(kb, files) {
   };
   await Promise.all(Array.from({ length: PARALLEL_UPLOADS }, next));
   await attempt(refresh);
+}
+
+// "added: 3 chunks", "unchanged (already in the knowledge base)", or both for a file of several documents.
+function outcome(filename, docs, known) {
+  const added = docs.filter((doc) => !known.has(doc.id));
+  const kept = docs.filter((doc) => known.has(doc.id));
+  docs.forEach((doc) => known.add(doc.id));
+  const parts = [];
+  if (added.length) parts.push(`added: ${added.map((doc) => `${doc.chunks} chunks`).join(", ")}`);
+  if (kept.length) {
+    const other = [...new Set(kept.map((doc) => doc.filename))].filter((name) => name !== filename);
+    const where = `already in the knowledge base${other.length ? ` as ${other.join(", ")}` : ""}`;
+    parts.push(kept.length === docs.length ? `unchanged (${where})` : `${kept.length} unchanged (${where})`);
+  }
+  return parts.join("; ") || "nothing to add";
 }
 
 async function find(kb, query, topK, mode, hits) {

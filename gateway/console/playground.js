@@ -43,6 +43,7 @@ async function send() {
   messages.push({ role: "user", content });
   input.value = "";
   controller = new AbortController();
+  log.setAttribute("aria-busy", "true"); // announce the answer once, when complete
   busy(true);
   status($("#pg-status"), `Streaming from ${model}…`);
   const request = {
@@ -68,6 +69,7 @@ async function send() {
       if (error.name !== "AbortError") notify(error);
     }
   } finally {
+    log.setAttribute("aria-busy", "false");
     controller = null;
     busy(false);
     input.focus();

@@ -17,6 +17,7 @@ async function run() {
   if (arms.length < 2) return status(line, "Check at least two arms.", true);
   if (!prompt) return status(line, "Write a prompt first.", true);
   const columns = $("#sb-columns");
+  columns.setAttribute("aria-busy", "true"); // announce the answers once, when all are complete
   columns.replaceChildren();
   controller = new AbortController();
   $("#sb-stop").disabled = false;
@@ -37,6 +38,7 @@ async function run() {
   });
   const outcomes = await Promise.allSettled(runs);
   const failed = outcomes.filter((outcome) => outcome.status === "rejected").length;
+  columns.setAttribute("aria-busy", "false");
   controller = null;
   $("#sb-stop").disabled = true;
   status(line, failed ? `${arms.length - failed} of ${arms.length} arms answered.` : "Every arm answered.", failed > 0);

@@ -1,12 +1,13 @@
 """A gateway for the console's browser tests and screenshots: fake engine, adapters, a knowledge base folder.
 
 :func:`demo_gateway` serves the real app on loopback over :class:`~tests.fakes.fake_engine.FakeEngine`
-with adapters ``alpha`` (which has a loss curve) and ``beta`` (which has none), knowledge bases on
+with adapters ``alpha`` (which has a loss curve and a dataset record) and ``beta`` (neither), knowledge bases on
 the hashing embedder and compare reports, all under one folder. It knows nothing about browsers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from tests.gateway.conftest import fake_settings, serving
 from tuner.manifest import LOSS_CURVE, plot_loss_curve
 
 LOSSES = [2.9, 2.4, 2.0, 1.7, 1.2, 0.9, 0.7, 0.55, 0.5, 0.46]
+ALPHA_DATASET = {
+    "path": "data/identity/train.jsonl",
+    "format": "openai",
+    "sha256": "a" * 64,
+    "rows": {"train": 60, "eval": 12},
+}
 
 
 @dataclass
@@ -30,8 +37,11 @@ class Demo:
 
 
 def write_adapters(folder: Path) -> None:
-    """``alpha`` with a loss curve, ``beta`` without one."""
+    """``alpha`` with a loss curve and the record of its dataset (as the trainer writes it), ``beta`` with neither."""
     alpha = write_adapter(folder / "alpha")
+    manifest = json.loads((alpha / "lorag.json").read_text())
+    manifest["dataset"] = ALPHA_DATASET
+    (alpha / "lorag.json").write_text(json.dumps(manifest))
     history = {"train": [{"step": i + 1, "loss": loss} for i, loss in enumerate(LOSSES)]}
     plot_loss_curve(history, "alpha on fake-base", alpha / LOSS_CURVE)
     write_adapter(folder / "beta")

@@ -4,7 +4,8 @@ Drives the Debian chromium (headless, through Playwright) the way a user would: 
 knowledge base ``handbook`` from the project's docs by uploading them, searches it, chats with
 ``<base>@handbook``, sends one prompt to the base model and the first adapter side by side, opens
 the adapters, and runs a comparison on the identity questions of the demo adapter. Then the
-same chat on a phone-sized screen. Desktop pages are 1366 px wide; the phone is 390 x 844.
+same chat on a phone-sized screen. Desktop pages are 1366 x 768 (the Playground 1366 x 1080, so
+that its answer, sources and statistics fit the conversation box); the phone is 390 x 844.
 
 Without ``--url`` it serves the test demo (fake engine, hashing embedder) in process; with
 ``--url`` it works on a running gateway, e.g. ``LORAG_ENGINE=local lorag serve`` with the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,6 +33,7 @@ QUESTIONS = REPO / "tuner" / "data" / "lorag-identity" / "eval.jsonl"
 CHAT = "How do I require an API key for the gateway?"
 SIDE = "Who are you?"
 WAIT_MS = 300_000  # a real model on a small CPU takes its time
+PLAYGROUND = {"width": DESKTOP["width"], "height": 1080}
 
 
 def questions_file(folder: Path, count: int) -> Path:
@@ -63,19 +66,24 @@ def desktop(context, url: str, out: Path, arms: list[str], work: Path) -> None:
     else:
         page.locator("#kb-list button", has_text=KB).click()
     page.locator("#kb-files").set_input_files([REPO / "docs" / name for name in DOCS])
-    page.locator("#kb-uploads li .state", has_text="added").nth(len(DOCS) - 1).wait_for()
+    page.locator("#kb-uploads li .state", has_text=re.compile("^(added|unchanged)")).nth(len(DOCS) - 1).wait_for()
     page.locator("#kb-query").fill("API key")
     page.get_by_role("button", name="Search").click()
     page.locator("#kb-hits li").first.wait_for()
     shoot(page, out, "knowledge-bases")
 
+    # A full-HD-tall window, where the conversation box holds the question, the answer, its sources
+    # and its stats line; scrolled to its end should they not all fit.
+    page.set_viewport_size(PLAYGROUND)
     page.get_by_role("tab", name="Playground").click()
     page.locator("#pg-model").select_option(f"{base}@{KB}")
-    page.locator("#pg-max").fill("80")
+    page.locator("#pg-max").fill("48")
     page.locator("#pg-input").fill(CHAT)
     page.locator("#pg-input").press("Enter")
     page.locator("#pg-log .stats").wait_for()
+    page.locator("#pg-log").evaluate("log => (log.scrollTop = log.scrollHeight)")
     shoot(page, out, "playground")
+    page.set_viewport_size(DESKTOP)
 
     page.get_by_role("tab", name="Side by side").click()
     page.locator("#sb-max").fill("40")
@@ -91,6 +99,7 @@ def desktop(context, url: str, out: Path, arms: list[str], work: Path) -> None:
 
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-file").set_input_files(questions_file(work, 4))
+    page.locator("#cmp-arms input[type=checkbox]").first.wait_for()  # the arms, once the page has listed them
     for box in page.locator("#cmp-arms input[type=checkbox]").all():
         box.set_checked(box.get_attribute("value") in arms[:2])
     page.locator("#cmp-max").fill("24")
@@ -109,7 +118,7 @@ def phone(context, url: str, out: Path, base: str) -> None:
     page.locator("#pg-input").fill(CHAT)
     page.locator("#pg-input").press("Enter")
     page.locator("#pg-log .stats").wait_for()
-    page.locator("#pg-log .msg.assistant .text").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")  # the header and both rows of tabs, then the chat
     shoot(page, out, "phone-playground", full_page=False)
 
 

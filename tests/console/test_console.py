@@ -88,16 +88,49 @@ def test_files_dropped_on_a_knowledge_base_upload_with_progress_and_are_listed(d
     expect(page.locator("#kb-docs")).not_to_contain_text("notes.txt")
 
 
+def test_uploading_an_unchanged_file_again_says_so_and_adds_nothing(demo, open_console):
+    make_kb(demo.url)
+    page = open_console(demo.url, hash="#kb")
+    rows = page.locator("#kb-docs tbody tr")
+    expect(rows).to_have_count(1)
+    chunks = httpx.get(f"{demo.url}/v1/knowledge_bases/docs").json()["chunks"]
+
+    files = page.locator("#kb-files")
+    files.set_input_files({"name": "guide.md", "mimeType": "text/markdown", "buffer": GUIDE.encode()})
+    uploads = page.locator("#kb-uploads li")
+    expect(uploads.nth(0).locator(".state")).to_have_text("unchanged (already in the knowledge base)")
+    files.set_input_files({"name": "copy-of-guide.md", "mimeType": "text/markdown", "buffer": GUIDE.encode()})
+    expect(uploads.nth(1).locator(".state")).to_have_text("unchanged (already in the knowledge base as guide.md)")
+    files.set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": NOTES.encode()})
+    expect(uploads.nth(2).locator(".state")).to_have_text(re.compile(r"^added: \d+ chunks$"))
+    for row in range(3):
+        expect(uploads.nth(row).locator(".state")).not_to_have_class(re.compile(r"\berror\b"))
+
+    expect(rows).to_have_count(2)
+    expect(page.locator("#kb-list")).to_contain_text("2 documents")
+    listed = httpx.get(f"{demo.url}/v1/knowledge_bases/docs/documents").json()["data"]
+    assert sorted(doc["filename"] for doc in listed) == ["guide.md", "notes.txt"]
+    assert httpx.get(f"{demo.url}/v1/knowledge_bases/docs").json()["chunks"] > chunks
+
+
 def test_a_chat_with_a_knowledge_base_streams_and_shows_its_citations(demo, open_console):
     make_kb(demo.url)
     page = open_console(demo.url)
     page.locator("#pg-model").select_option("fake-base@docs")
     expect(page.locator("#pg-kb")).to_have_value("docs")
     expect(page.locator("#pg-effective")).to_have_text("fake-base@docs")
+    log = page.get_by_role("log", name="Conversation")
+    expect(log).to_have_attribute("aria-busy", "false")
+    demo.engine.gate.clear()  # hold the answer: the log is busy while it streams, so it is announced once
     page.locator("#pg-input").fill("Which port does the gateway listen on?")
     page.locator("#pg-input").press("Enter")
 
     answer = page.locator("#pg-log .msg.assistant").last
+    expect(answer).to_have_class(re.compile(r"\bstreaming\b"))
+    expect(log).to_have_attribute("aria-busy", "true")
+    demo.engine.gate.set()
+    expect(log).to_have_attribute("aria-busy", "false")
+    expect(answer).not_to_have_class(re.compile(r"\bstreaming\b"))
     citation = answer.locator(".citations li").first
     expect(citation).to_contain_text("[1] guide.md")
     expect(citation.locator("blockquote")).to_contain_text("port 8000")
@@ -121,25 +154,39 @@ def test_a_chat_with_a_knowledge_base_streams_and_shows_its_citations(demo, open
 
 
 def test_side_by_side_sends_one_prompt_to_every_arm_at_once(demo, open_console):
+    make_kb(demo.url)
     page = open_console(demo.url, hash="#side")
     arms = page.locator("#sb-arms")
     expect(arms.get_by_label("fake-base", exact=True)).to_be_checked()
     expect(arms.get_by_label("alpha", exact=True)).to_be_checked()
     arms.get_by_label("beta", exact=True).check()
+    arms.get_by_label("fake-base@docs", exact=True).check()
     demo.engine.gate.clear()  # hold every answer before its first word
-    page.locator("#sb-prompt").fill("hello there")
+    prompt = "which port does the gateway listen on"
+    page.locator("#sb-prompt").fill(prompt)
     page.get_by_role("button", name="Send to all").click()
 
-    wait_until(lambda: len(demo.engine.calls) == 3)  # all three asked before any answered
-    expect(page.locator('#sb-columns .msg[aria-busy="true"]')).to_have_count(3)
+    wait_until(lambda: len(demo.engine.calls) == 4)  # all four asked before any answered
+    answers = page.get_by_role("region", name="Answers, one column per arm")
+    expect(answers).to_have_attribute("aria-busy", "true")  # announced once, when every arm is done
+    expect(answers.locator(".msg.streaming")).to_have_count(4)
     demo.engine.gate.set()
-    columns = page.locator("#sb-columns .column")
-    expect(columns).to_have_count(3)
+    columns = answers.locator(".column")
+    expect(columns).to_have_count(4)
     for i, arm in enumerate(["fake-base", "alpha", "beta"]):
         expect(columns.nth(i).locator("h3")).to_have_text(arm)
-        expect(columns.nth(i).locator(".text")).to_have_text(f"{arm} says hello there")
-        expect(columns.nth(i).locator(".stats")).to_contain_text("4 tokens")
+        expect(columns.nth(i).locator(".text")).to_have_text(f"{arm} says {prompt}")
+        expect(columns.nth(i).locator(".stats")).to_contain_text("9 tokens")
+        expect(columns.nth(i).locator(".sources")).to_have_count(0)
+    with_kb = columns.nth(3)
+    expect(with_kb.locator("h3")).to_have_text("fake-base@docs")
+    expect(with_kb.locator(".text")).to_contain_text("fake-base says")
+    citation = with_kb.locator(".citations li").first
+    expect(citation).to_contain_text("[1] guide.md")
+    expect(citation.locator("blockquote")).to_contain_text("port 8000")
+    expect(with_kb.locator(".stats")).to_contain_text("tokens/s")
     expect(page.locator("#sb-status")).to_have_text("Every arm answered.")
+    expect(answers).to_have_attribute("aria-busy", "false")
 
 
 def test_adapters_page_shows_manifests_and_loss_curves_and_loads_and_unloads(demo, open_console, tmp_path):
@@ -149,11 +196,14 @@ def test_adapters_page_shows_manifests_and_loss_curves_and_loads_and_unloads(dem
     alpha = cards.filter(has=page.get_by_role("heading", name="alpha", exact=True))
     for fact in ("fake-base", "sft", "LORA r=4", "q_proj", "train_loss", "folder"):
         expect(alpha).to_contain_text(fact)
+    data = alpha.locator("dt:text-is('Data') + dd")
+    expect(data).to_have_text("train.jsonl · 60 train / 12 eval rows · openai")  # from lorag.json's dataset
     curve = alpha.get_by_role("img", name="Training loss of alpha by step")
     expect(curve).to_have_js_property("complete", True)
     assert curve.evaluate("img => img.naturalWidth") > 100
     beta = cards.filter(has=page.get_by_role("heading", name="beta", exact=True))
     expect(beta).to_contain_text("No loss curve saved.")
+    expect(beta.locator("dt:text-is('Data') + dd")).to_have_text("–")  # no dataset recorded
 
     folder = write_adapter(tmp_path / "elsewhere" / "gamma")
     page.locator("#ad-name").fill("gamma")
@@ -195,13 +245,30 @@ def test_the_api_key_lives_in_the_session_and_a_wrong_key_shows_the_servers_erro
     expect(other_tab.locator("#notice")).to_contain_text("missing API key")
 
 
+TABS = ["Playground", "Side by side", "Knowledge bases", "Adapters", "Compare"]
+
+
+def assert_every_tab_in_view(page, selected: str) -> None:
+    """Every tab lies wholly on the screen, none scrolled away, and ``selected`` is the selected one."""
+    for name in TABS:
+        tab = page.get_by_role("tab", name=name)
+        expect(tab).to_be_in_viewport(ratio=1)
+        box = tab.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"tab {name} is off the screen: {box}"
+        expect(tab).to_have_attribute("aria-selected", str(name == selected).lower())
+    tabs = page.get_by_role("tablist", name="Console pages")
+    assert tabs.evaluate("list => list.scrollWidth <= list.clientWidth && list.parentElement.scrollLeft === 0")
+
+
 def test_every_page_fits_a_phone_screen_without_horizontal_scroll(demo, open_console):
     make_kb(demo.url, files={"guide.md": GUIDE, "a-rather-long-file-name-for-a-small-screen.txt": NOTES})
     page = open_console(demo.url, viewport=PHONE)
+    assert_every_tab_in_view(page, "Playground")
     page.locator("#pg-model").select_option("fake-base@docs")
     page.locator("#pg-input").fill("Which port does the gateway listen on?")
     page.locator("#pg-input").press("Enter")
     expect(page.locator("#pg-log .citations li").first).to_be_visible()
+    expect(page.locator("#pg-status")).to_have_text("Answer complete.")
     for tab, ready in [
         ("Playground", "#pg-log .stats"),
         ("Side by side", "#sb-arms input"),
@@ -211,6 +278,7 @@ def test_every_page_fits_a_phone_screen_without_horizontal_scroll(demo, open_con
     ]:
         page.get_by_role("tab", name=tab).click()
         expect(page.locator(ready).first).to_be_visible()
+        assert_every_tab_in_view(page, tab)
         if tab == "Side by side":
             page.locator("#sb-prompt").fill("hello")
             page.get_by_role("button", name="Send to all").click()
@@ -219,16 +287,49 @@ def test_every_page_fits_a_phone_screen_without_horizontal_scroll(demo, open_con
         assert width <= PHONE["width"], f"{tab}: the page is {width} px wide on a {PHONE['width']} px screen"
 
 
-def test_compare_runs_an_uploaded_questions_file_and_shows_summary_and_report(demo, open_console, tmp_path):
+def test_a_page_opened_by_its_link_on_a_phone_shows_its_tab_selected_and_in_view(demo, open_console):
+    page = open_console(demo.url, viewport=PHONE, hash="#compare")
+    expect(page.locator("#compare")).to_be_visible()
+    assert_every_tab_in_view(page, "Compare")
+    page.get_by_role("tab", name="Compare").focus()
+    page.keyboard.press("ArrowLeft")  # the keyboard moves along the rows too
+    expect(page.get_by_role("tab", name="Adapters")).to_be_focused()
+    assert_every_tab_in_view(page, "Adapters")
+
+
+def questions_file(tmp_path):
     questions = tmp_path / "questions.jsonl"
     rows = [{"question": "hello", "answer": "fake-base says hello"}, {"question": "bye", "answer": "alpha says bye"}]
     questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    page = open_console(demo.url, hash="#compare")
+    return questions
+
+
+def start_compare(page, questions) -> None:
     page.locator("#cmp-file").set_input_files(questions)
     page.locator("#cmp-arms").get_by_label("beta", exact=True).uncheck()
     page.get_by_role("button", name="Start").click()
 
-    expect(page.locator("#cmp-run label")).to_have_text("completed: 4 of 4 answers")
+
+def test_compare_runs_an_uploaded_questions_file_and_shows_progress_summary_and_report(demo, open_console, tmp_path):
+    page = open_console(demo.url, hash="#compare")
+    demo.engine.gate.clear()  # hold every answer: the run stays running
+    start_compare(page, questions_file(tmp_path))
+
+    run = page.locator("#cmp-run")
+    expect(run.locator("label")).to_have_text("running: 0 of 4 answers")
+    expect(run.get_by_role("progressbar")).to_have_js_property("value", 0)
+    expect(run.get_by_role("progressbar")).to_have_js_property("max", 4)
+    expect(run).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#cmp-runs li")).to_have_count(1)
+    expect(page.locator("#cmp-runs li")).to_contain_text("running · 2 arms")
+    expect(page.locator("#cmp-summary")).to_have_count(0)
+    page.wait_for_timeout(1500)  # a poll or more later: still running, still shown as such
+    expect(run.locator("label")).to_have_text("running: 0 of 4 answers")
+    demo.engine.gate.set()
+
+    expect(run.locator("label")).to_have_text("completed: 4 of 4 answers")
+    expect(run.get_by_role("progressbar")).to_have_js_property("value", 4)
+    expect(run).to_have_attribute("aria-busy", "false")
     summary = page.locator("#cmp-summary tbody tr")
     expect(summary).to_have_count(2)
     expect(summary.nth(0).locator("th")).to_have_text("fake-base")
@@ -238,6 +339,37 @@ def test_compare_runs_an_uploaded_questions_file_and_shows_summary_and_report(de
     expect(report).to_contain_text("alpha says bye")
     expect(page.get_by_role("link", name="Open report.html")).to_be_visible()
     expect(page.locator("#cmp-runs li")).to_have_count(1)
+    expect(page.locator("#cmp-runs li")).to_contain_text("completed · 2 arms")
+    expect(page.locator("#notice")).to_be_hidden()
+
+
+def test_compare_shows_a_report_that_cannot_be_fetched_as_an_error(demo, open_console, tmp_path):
+    page = open_console(demo.url, hash="#compare")
+    failure = {"error": {"message": "the reports disk is unreadable", "type": "server_error", "code": None}}
+    page.route(re.compile(r"/v1/compare/[^/]+/report\.html$"), lambda route: route.fulfill(status=500, json=failure))
+    start_compare(page, questions_file(tmp_path))
+
+    run = page.locator("#cmp-run")
+    expect(run.locator("label")).to_have_text("completed: 4 of 4 answers")  # not left at "running"
+    expect(page.locator("#cmp-summary tbody tr")).to_have_count(2)
+    expect(run.locator(".status.error")).to_have_text("The report could not be loaded: the reports disk is unreadable")
+    expect(page.get_by_role("alert")).to_contain_text("the reports disk is unreadable")
+    expect(run.locator("iframe.report")).to_have_count(0)
+    expect(run).to_have_attribute("aria-busy", "false")
+
+
+def test_compare_says_when_a_running_run_can_no_longer_be_fetched(demo, open_console, tmp_path):
+    page = open_console(demo.url, hash="#compare")
+    demo.engine.gate.clear()
+    start_compare(page, questions_file(tmp_path))
+    run = page.locator("#cmp-run")
+    expect(run.locator("label")).to_have_text("running: 0 of 4 answers")
+    failure = {"error": {"message": "gateway restarting", "type": "server_error", "code": None}}
+    page.route(re.compile(r"/v1/compare/cmp-[^/]+$"), lambda route: route.fulfill(status=503, json=failure))
+    expect(page.locator("#notice")).to_contain_text("gateway restarting")
+    expect(run.locator(".status.error")).to_contain_text("could not be updated (gateway restarting)")
+    expect(run).to_have_attribute("aria-busy", "false")
+    demo.engine.gate.set()
 
 
 @pytest.mark.parametrize("hash", ["#playground", "#side", "#kb", "#adapters", "#compare"])
