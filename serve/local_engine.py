@@ -6,9 +6,7 @@ the other types cannot live in that model, so ``serve.row_adapters`` applies the
 hooks, placeholder slots and KV-cache prefixes on the same base model. A worker thread takes the
 oldest waiting request plus every other waiting request with the same sampling settings (up to
 ``max_batch``), whatever their adapters and adapter types, and runs them as one ``generate``
-call. A stopping criterion called after every step hands each row's new token to its request:
-text deltas go to the caller's asyncio queue as they are made, and a row finishes on its end of
-turn, a stop sequence, its own ``max_tokens`` or when its caller goes away.
+call, whose rows stream to their callers (``serve.batch_rows``).
 
 Adapters change in the worker thread too, so nothing else ever touches the model: a load or an
 unload is queued and made between two generation steps, while a batch runs, when it cannot
@@ -32,9 +30,10 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList
 
 from serve.adapters import AdapterSpec, EngineLimits
+from serve.batch_rows import RowRequest, Rows
 from serve.decoding import OpenAIPenalties, TextStream
 from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
 from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
@@ -42,64 +41,6 @@ from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_ada
 log = logging.getLogger(__name__)
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256)  # every type the tuner makes
-
-
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    params: SamplingParams
-    adapter: str | None
-    row: RowAdapter | None  # the adapter when it is not a LoRA (applied by serve.row_adapters)
-    text: TextStream
-    loop: asyncio.AbstractEventLoop
-    out: asyncio.Queue
-    cancelled: bool = False
-    done: bool = False
-    completion_tokens: int = 0
-
-    @property
-    def batch_key(self) -> tuple:
-        p = self.params
-        return (p.temperature, p.top_p, p.seed, p.presence_penalty, p.frequency_penalty)
-
-    def send(self, delta: Delta) -> None:
-        self.loop.call_soon_threadsafe(self.out.put_nowait, delta)
-
-    def finish(self, reason: str, text: str = "") -> None:
-        self.done = True
-        self.send(Delta(text, reason, len(self.prompt_ids), self.completion_tokens))
-
-
-@dataclass
-class _Rows(StoppingCriteria):
-    """Called by ``generate`` after each step: route every row's new token to its request."""
-
-    requests: list[_Request]
-    eos_ids: set[int]
-    between_steps: Callable[[], None]  # makes the adapter changes that are safe while this batch runs
-    steps: int = 0
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        self.steps += 1
-        self.between_steps()
-        for row, request in enumerate(self.requests):
-            if request.done:
-                continue
-            token = int(input_ids[row, -1])
-            if request.cancelled:
-                request.done = True
-            elif token in self.eos_ids:
-                request.finish("stop", request.text.flush())
-            else:
-                request.completion_tokens += 1
-                piece = request.text.add(token)
-                if request.text.stopped:
-                    request.finish("stop", piece)
-                elif request.completion_tokens >= request.params.max_tokens:
-                    request.finish("length", piece + request.text.flush())
-                elif piece:
-                    request.send(Delta(piece))
-        return torch.tensor([r.done for r in self.requests], device=input_ids.device)
 
 
 @dataclass
@@ -136,7 +77,7 @@ class LocalEngine:
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
         self._changes: deque[_Change] = deque()  # made by the worker thread, in order
-        self._waiting: deque[_Request] = deque()
+        self._waiting: deque[RowRequest] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._work, name="lorag-local-engine", daemon=True)
@@ -160,7 +101,7 @@ class LocalEngine:
                 raise UnknownAdapter(adapter)
             use.running += 1  # released in the finally below
         stream = TextStream(self.tokenizer, params.stop)
-        request = _Request(ids, params, adapter, use and use.row, stream, asyncio.get_running_loop(), asyncio.Queue())
+        request = RowRequest(ids, params, adapter, use and use.row, stream, asyncio.get_running_loop(), asyncio.Queue())
         with self._wakeup:
             self._waiting.append(request)
             self._wakeup.notify()
@@ -314,7 +255,7 @@ class LocalEngine:
                             request.out.put_nowait, EngineError(f"generation failed: {e}")
                         )
 
-    def _next_batch(self) -> list[_Request]:
+    def _next_batch(self) -> list[RowRequest]:
         """The oldest waiting request and, after a short window, the waiting ones that can share its batch."""
         with self._wakeup:
             if not self._waiting:
@@ -327,13 +268,13 @@ class LocalEngine:
                 self._waiting.remove(request)
         return [r for r in batch if not r.cancelled]
 
-    def _generate(self, batch: list[_Request]) -> None:
+    def _generate(self, batch: list[RowRequest]) -> None:
         self.batch_sizes.append(len(batch))
         params = batch[0].params
         pad = self.tokenizer.pad_token_id
         kwargs = {
             "max_new_tokens": max(r.params.max_tokens for r in batch),
-            "stopping_criteria": StoppingCriteriaList([_Rows(batch, self.eos_ids, partial(self._make_changes, True))]),
+            "stopping_criteria": StoppingCriteriaList([Rows(batch, self.eos_ids, partial(self._make_changes, True))]),
             "pad_token_id": pad,
             "do_sample": params.temperature > 0,
         }
