@@ -1,6 +1,6 @@
 // Compare: start a comparison (POST /v1/compare with the chosen questions file sent inline), watch
-// its progress (GET /v1/compare/{id} once a second while it runs), then read the per-arm summary
-// and the report. The report is fetched with the API key and shown in a sandboxed frame; the
+// its progress (GET /v1/compare/{id} once a second while it runs) or cancel it, then read the
+// per-arm summary and the report. The report is fetched with the API key and shown in a sandboxed frame; the
 // links open or download copies of report.html, report.md and report.json. A request that fails
 // (the run, its report, the list of runs) shows its error in the page-wide alert, and the run's
 // box says what it could not show, so it is never left stale.
@@ -95,6 +95,9 @@ async function view(run) {
       el("progress", { id: "cmp-progress", max: total || 1, value: done }),
     ),
   ];
+  if (run.status === "running") {
+    parts.push(el("button", { type: "button", class: "danger", onclick: () => cancel(run.id), text: "Cancel run" }));
+  }
   if (run.error) parts.push(el("p", { class: "status error", role: "alert", text: `The run failed: ${run.error}` }));
   if (run.summary) parts.push(summary(run.summary));
   if (run.status === "completed") {
@@ -108,9 +111,15 @@ async function view(run) {
   return parts;
 }
 
+// POST /v1/compare/{id}/cancel: the server stops the run's requests; the box shows it cancelled.
+async function cancel(id) {
+  const run = await attempt(() => api(`/v1/compare/${encodeURIComponent(id)}/cancel`, { method: "POST" }));
+  if (run && watching?.id === id) watch(id, run);
+}
+
 function summary(rows) {
   const metrics = Object.keys(METRICS).filter((m) => rows.some((row) => row[m] !== undefined));
-  const head = ["Arm", ...metrics.map((m) => METRICS[m]), "latency (s)", "tokens", "errors"];
+  const head = ["Arm", ...metrics.map((m) => METRICS[m]), "latency (s)", "prompt tokens", "completion tokens", "errors"];
   const cell = (row, m) => {
     const ci = row.ci?.[m];
     return ci ? `${fixed(row[m])} (${fixed(ci[0], 2)}–${fixed(ci[1], 2)})` : fixed(row[m]);
@@ -133,6 +142,7 @@ function summary(rows) {
             el("th", { scope: "row", text: row.arm }),
             metrics.map((m) => el("td", { text: cell(row, m) })),
             el("td", { text: fixed(row.latency_s, 2) }),
+            el("td", { text: fixed(row.prompt_tokens, 1) }),
             el("td", { text: fixed(row.completion_tokens, 1) }),
             el("td", { text: fmt(row.errors) }),
           ),

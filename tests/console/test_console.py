@@ -335,12 +335,31 @@ def test_compare_runs_an_uploaded_questions_file_and_shows_progress_summary_and_
     expect(summary.nth(0).locator("th")).to_have_text("fake-base")
     expect(summary.nth(0).locator("td").first).to_have_text(re.compile(r"^0\.500 "))  # exact match on 1 of 2
     expect(summary.nth(1).locator("th")).to_have_text("alpha")
+    headers = page.locator("#cmp-summary thead th")
+    expect(headers).to_contain_text(["prompt tokens", "completion tokens"])
     report = page.frame_locator("iframe.report").locator("body")
     expect(report).to_contain_text("alpha says bye")
     expect(page.get_by_role("link", name="Open report.html")).to_be_visible()
     expect(page.locator("#cmp-runs li")).to_have_count(1)
     expect(page.locator("#cmp-runs li")).to_contain_text("completed · 2 arms")
     expect(page.locator("#notice")).to_be_hidden()
+
+
+def test_a_running_compare_can_be_cancelled(demo, open_console, tmp_path):
+    page = open_console(demo.url, hash="#compare")
+    demo.engine.gate.clear()  # hold every answer: the run stays running until cancelled
+    start_compare(page, questions_file(tmp_path))
+    run = page.locator("#cmp-run")
+    expect(run.locator("label")).to_have_text("running: 0 of 4 answers")
+    run.get_by_role("button", name="Cancel run").click()
+
+    expect(run.locator("label")).to_have_text("cancelled: 0 of 4 answers")
+    expect(run.get_by_role("button", name="Cancel run")).to_have_count(0)
+    expect(run).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#cmp-summary")).to_have_count(0)
+    expect(page.locator("#cmp-runs li")).to_contain_text("cancelled · 2 arms")
+    expect(page.locator("#notice")).to_be_hidden()
+    demo.engine.gate.set()
 
 
 def test_compare_shows_a_report_that_cannot_be_fetched_as_an_error(demo, open_console, tmp_path):
