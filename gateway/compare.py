@@ -34,6 +34,8 @@ from gateway.scoring import answer_in_sources, score
 
 Progress = Callable[[int, int], None]  # (done, total) after each answer
 LISTED_MODELS = 12  # model names an unknown-judge error shows at most
+RATE_LIMIT_RETRIES = 120  # times a question refused with 429 (server busy) is asked again
+MAX_RETRY_AFTER_S = 30.0
 
 
 class CompareError(ValueError):
@@ -217,12 +219,8 @@ async def ask(client: AsyncOpenAI, question: Question, arm: Arm, config: Compare
     answer = Answer(question.id, arm.name)
     messages = [{"role": "system", "content": config.system}] if config.system else []
     messages.append({"role": "user", "content": question.question})
-    start = time.perf_counter()
     try:
-        response = await client.chat.completions.create(
-            model=arm.name, messages=messages, max_tokens=config.max_tokens, temperature=config.temperature
-        )
-        answer.latency_s = time.perf_counter() - start
+        response, answer.latency_s = await _chat(client, arm, messages, config)
         choice = response.choices[0]
         answer.text, answer.finish_reason = choice.message.content or "", choice.finish_reason
         if (usage := response.usage) is not None:
@@ -241,6 +239,32 @@ async def ask(client: AsyncOpenAI, question: Question, arm: Arm, config: Compare
         verdict = await judge.verdict(question.question, question.answer, answer.text)
         answer.scores["judge"], answer.judge_raw = verdict.score, verdict.raw
     return answer
+
+
+async def _chat(client: AsyncOpenAI, arm: Arm, messages: list[dict], config: CompareConfig):
+    """The chat completion and its latency. While the gateway answers 429 (it is serving its most
+    requests at once), the question waits for the Retry-After it asks and is sent again: a compare
+    run takes its turn with the server's other clients instead of recording the refusals."""
+    refusals = 0
+    while True:
+        start = time.perf_counter()
+        try:
+            response = await client.chat.completions.create(
+                model=arm.name, messages=messages, max_tokens=config.max_tokens, temperature=config.temperature
+            )
+            return response, time.perf_counter() - start
+        except openai.RateLimitError as e:
+            refusals += 1
+            if refusals > RATE_LIMIT_RETRIES:
+                raise
+            await asyncio.sleep(_retry_after(e.response))
+
+
+def _retry_after(response) -> float:
+    try:
+        return min(float(response.headers.get("retry-after", 1)), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 1.0
 
 
 def scores_of(answer: Answer, question: Question) -> dict[str, float | None]:

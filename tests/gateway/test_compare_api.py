@@ -214,3 +214,13 @@ def test_at_most_two_runs_go_at_once(make_gateway, tmp_path):
     assert fourth.status_code == 202
     engine.gate.set()
     assert wait(http, second.json()["id"])["status"] == wait(http, fourth.json()["id"])["status"] == "completed"
+
+
+def test_a_run_on_a_busy_gateway_waits_its_turn_instead_of_recording_429s(make_gateway, tmp_path):
+    busy = make_gateway(FakeEngine(word_delay_s=0.01), max_concurrent_requests=1, reports_dir=tmp_path / "reports")
+    http = busy.http()
+    body = {"arms": ["fake-base", "alpha"], "questions": QUESTIONS, "concurrency": 4}
+    done = wait(http, http.post("/v1/compare", json=body).json()["id"])
+    assert done["status"] == "completed"
+    assert [row["errors"] for row in done["summary"]] == [0, 0]
+    assert {row["arm"]: row["exact_match"] for row in done["summary"]} == {"fake-base": 0.0, "alpha": 1.0}
