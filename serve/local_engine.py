@@ -125,7 +125,7 @@ class LocalEngine:
         if spec.name in self._adapters:
             await self.unload_adapter(spec.name)
         try:
-            row = await self._change(lambda: self._load(spec), lambda: self._safe_mid_batch(spec))
+            row = await self._change(lambda: self._load(spec), self._safe_mid_batch(spec))
         except Exception as e:  # PEFT raises many types for a folder it cannot use
             raise EngineError(f"cannot load adapter {spec.name}: {e}") from e
         self._adapters[spec.name] = _AdapterUse(spec, row)
@@ -178,28 +178,32 @@ class LocalEngine:
             except Exception as e:
                 change.result.set_exception(e)
 
-    def _safe_mid_batch(self, spec: AdapterSpec) -> bool:
-        """Whether loading ``spec`` while a batch runs leaves the running rows' output as it is.
+    def _safe_mid_batch(self, spec: AdapterSpec) -> Callable[[], bool]:
+        """A check: would loading ``spec`` while a batch runs leave the running rows' output as it is?
 
         A prompt, prefix or IA3 adapter is only read. A LoRA adds its matrices to LoRA layers
         that the batch's per-row adapter choice already covers; a new LoRA layer (the first LoRA,
         or a module no loaded LoRA adapts) or a ``modules_to_save`` copy would not be covered.
+        The adapter's config is read once, here; the returned check looks at the model as it is
+        when the change comes up.
         """
         if spec.peft_type in ROW_TYPES:
-            return True
-        if self.model is self.base:
-            return False
+            return lambda: True
         config = json.loads((spec.path / "adapter_config.json").read_text())
         if config.get("modules_to_save") or isinstance(config.get("target_modules"), str):
-            return False
+            return lambda: False
         from peft.tuners.lora import LoraLayer
 
         targets = set(spec.target_modules)
-        return all(
-            isinstance(module, LoraLayer)
-            for name, module in self.model.base_model.model.named_modules()
-            if name.rsplit(".", 1)[-1] in targets
-        )
+
+        def covered() -> bool:
+            return self.model is not self.base and all(
+                isinstance(module, LoraLayer)
+                for name, module in self.model.base_model.model.named_modules()
+                if name.rsplit(".", 1)[-1] in targets
+            )
+
+        return covered
 
     def _load(self, spec: AdapterSpec) -> RowAdapter | None:
         from peft import PeftModel

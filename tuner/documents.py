@@ -132,10 +132,13 @@ def read_qa_pairs(path: str | Path) -> list[tuple[str, str]]:
 def _text(row: dict, key: str, where: str) -> str:
     """``row[key]`` stripped; :class:`DatasetError` unless it is a non-empty string (as ``gateway.questions``)."""
     value = row.get(key)
-    if not isinstance(value, str) or not value.strip():
-        found = "missing" if key not in row else f"a {type(value).__name__}" if not isinstance(value, str) else "empty"
-        raise DatasetError(f"{where}: '{key}' must be a non-empty string ({found})")
-    return value.strip()
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if key not in row:
+        found = "missing"
+    else:
+        found = "empty" if isinstance(value, str) else f"a {type(value).__name__}"
+    raise DatasetError(f"{where}: '{key}' must be a non-empty string ({found})")
 
 
 def build_rows(
