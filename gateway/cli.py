@@ -73,6 +73,7 @@ def finetune(
         "--adapters-dir", str(settings.adapters_dir),
         "--runs-dir", str(settings.runs_dir),
         "--model-dir", str(model_dir),
+        "--cache-dir", str(settings.cache_dir.expanduser()),
     ]  # fmt: skip
     for override in overrides:
         command += ["--set", override]

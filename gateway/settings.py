@@ -9,12 +9,16 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from serve.embedded import DEFAULT_MODEL
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LORAG_")
 
     base_model: str = Field(
-        "gemma-3-270m", description="Base model served and fine-tuned: the embedded default, a hub id or a path."
+        DEFAULT_MODEL,
+        description="Base model served and fine-tuned: an embedded model (smollm2-135m-instruct, the default, or "
+        "gemma-3-270m), a hub id or a path.",
     )
     cache_dir: Path = Field(Path("~/.cache/lorag"), description="Prepared models and other caches.")
     adapters_dir: Path = Field(Path("adapters"), description="Folder of adapters: one sub-folder per adapter.")

@@ -18,8 +18,8 @@ from typing import Any
 from rag.retriever import Hit
 
 DEFAULT_INSTRUCTION = (
-    "Answer the question using the numbered sources above, and cite the sources you use by number, "
-    "like [1]. If they do not contain the answer, say so."
+    "Answer the question from the numbered sources. Give the answer first, in one short sentence, and cite "
+    "the source you used by number, like [1]. If the sources do not contain the answer, say so."
 )
 SNIPPET_CHARS = 240
 
@@ -67,16 +67,18 @@ def augment(
         )
         for number, hit in enumerate(hits, start=1)
     ]
-    sources = "\n\n".join(
-        f"[{c.index}] {_label(c)}\n{hit.text.strip()}" for c, hit in zip(citations, hits, strict=True)
-    )
-    preamble = f"{sources}\n\n{instruction}\n\nQuestion:"
+    preamble = f"{sources_block(hits)}\n\n{instruction}\n\nQuestion:"
     content = augmented[turn].get("content")
     if isinstance(content, str):
         augmented[turn]["content"] = f"{preamble} {content}"
     else:
         augmented[turn]["content"] = [{"type": "text", "text": preamble}, *(content or [])]
     return augmented, citations
+
+
+def sources_block(hits: Sequence[Hit]) -> str:
+    """The hits as numbered sources, ``[n] file, page, section`` and the chunk's text, one blank line apart."""
+    return "\n\n".join(f"[{number}] {_label(hit)}\n{hit.text.strip()}" for number, hit in enumerate(hits, start=1))
 
 
 def query_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -94,12 +96,12 @@ def _last_user_turn(messages: Sequence[Mapping[str, Any]]) -> int:
     raise ValueError("the messages have no user turn to augment")
 
 
-def _label(citation: Citation) -> str:
-    parts = [citation.filename]
-    if citation.page is not None:
-        parts.append(f"page {citation.page}")
-    if citation.section:
-        parts.append(citation.section)
+def _label(hit: Hit) -> str:
+    parts = [hit.filename]
+    if hit.page is not None:
+        parts.append(f"page {hit.page}")
+    if hit.section:
+        parts.append(hit.section)
     return ", ".join(parts)
 
 

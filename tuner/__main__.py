@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument("--model-dir", type=Path, help="prepared base model folder (default: the recipe's model)")
     sft.add_argument("--adapters-dir", type=Path, default=Path("adapters"), help="where the adapter is written")
     sft.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where checkpoints are written")
+    sft.add_argument("--cache-dir", type=Path, help="reusable work, e.g. replay answers (default: the runs dir)")
     data = commands.add_parser("build-data", help="training data from documents and question/answer pairs")
     data.add_argument("--documents", type=Path, action="append", default=[], help="folder of .txt/.md, JSONL of "
                       "{text}, or a Wiki-Newpages QA file (only its evidence_text is read); repeatable")  # fmt: skip
@@ -60,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.set)
-        adapter = run(recipe, args.model_dir or Path(recipe.model), args.adapters_dir, args.runs_dir)
+        if not (args.model_dir or recipe.model):
+            raise ConfigError(f"{args.recipe} names no base model: pass --model-dir PREPARED_FOLDER")
+        model_dir = args.model_dir or Path(recipe.model)
+        adapter = run(recipe, model_dir, args.adapters_dir, args.runs_dir, args.cache_dir)
     except (ConfigError, DatasetError, AdapterExistsError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

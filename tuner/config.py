@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT
 
-PATH_FIELDS = ("dataset", "eval_dataset")
+PATH_FIELDS = ("dataset", "eval_dataset", "replay_prompts")
 
 
 class ConfigError(ValueError):
@@ -31,8 +31,9 @@ class SFTRecipe(BaseModel):
 
     name: str
     """Adapter name: the folder under the adapters directory and the ``model`` clients ask for."""
-    model: str = "gemma-3-270m"
-    """Base model: the embedded default, a Hugging Face id or a local path (prepared by lorag)."""
+    model: str | None = None
+    """Base model: an embedded model's name, a Hugging Face id or a local path (prepared by lorag); unset means
+    lorag's base model (``LORAG_BASE_MODEL``, by default the embedded ``smollm2-135m-instruct``)."""
 
     # Data
     dataset: str
@@ -54,6 +55,26 @@ class SFTRecipe(BaseModel):
     """Pack several examples into each sequence of ``max_length`` tokens."""
     assistant_only_loss: bool = True
     """Learn only the assistant's tokens, not the prompt's."""
+
+    # Replay: keep what the base model could do
+    replay_prompts: str | None = None
+    """General prompts answered by the base model itself (greedy, at training time) and mixed into the training
+    rows, so the adapter learns what it is taught and keeps its other answers: ``builtin`` (lorag's 80 everyday
+    prompts) or a JSONL of ``{"prompt": ...}``. Unset: no replay."""
+    replay_rows: int | None = None
+    """Replay rows trained on; unset means one for every prompt that is not held out. More than there are prompts
+    repeats them, which weighs keeping the base model's answers more against what the data teaches."""
+    replay_held_out: int = 12
+    """Replay prompts never trained on: after training, the adapter's answers to them are compared with the base
+    model's (``behaviour.kept`` in lorag.json)."""
+    replay_max_tokens: int = 192
+    """Longest base answer generated; answers cut off at this length are not trained on."""
+    behaviour_marker: str | None = None
+    """Text that shows the taught behaviour (e.g. the adapter's name): ``behaviour.taught`` counts held-out eval
+    answers that contain it, ``behaviour.kept`` general answers that do. Unset: token F1 0.5 against the eval
+    reference counts as taught."""
+    behaviour_max_tokens: int = 64
+    """Longest answer generated for the behaviour figures."""
 
     # The adapter
     peft_method: Literal["lora", "ia3", "prompt_tuning", "prefix_tuning"] = "lora"
@@ -135,10 +156,17 @@ class SFTRecipe(BaseModel):
             raise ValueError("use letters, digits, '.', '_' and '-' only ('@' is reserved for knowledge bases)")
         return name
 
-    @field_validator("num_virtual_tokens")
+    @field_validator("replay_held_out")
     @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @field_validator("num_virtual_tokens", "replay_rows", "replay_max_tokens", "behaviour_max_tokens")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
             raise ValueError("must be at least 1")
         return value
 
@@ -162,7 +190,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> SFTRecipe:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of recipe fields")
     for key in PATH_FIELDS:
-        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+        if isinstance(data.get(key), str) and data[key] != "builtin" and not Path(data[key]).is_absolute():
             data[key] = str((path.parent / data[key]).resolve())
     for override in overrides:
         key, sep, value = override.partition("=")

@@ -20,6 +20,8 @@ from pathlib import Path
 MANIFEST = "lorag.json"
 BASE_MANIFEST = "lorag-model.json"  # written by `lorag model prepare` into the base model folder
 LOSS_CURVE = "loss_curve.png"
+REPLAY = "replay.jsonl"  # the base model's answers the adapter was trained on besides its data
+BEHAVIOUR = "behaviour.jsonl"  # the answers the behaviour figures were computed from
 
 
 class AdapterExistsError(FileExistsError):

@@ -3,6 +3,10 @@
 The adapter is a LoRA by default, or IA3, prompt tuning or prefix tuning (``peft_method``); the
 recipe only picks PEFT's config for it, and TRL trains every method the same way.
 
+With ``replay_prompts``, the base model first answers general prompts itself and those answers
+are trained on too (``tuner.replay``); after training, ``tuner.behaviour`` measures what the
+adapter learned and what it kept.
+
 The base model is a folder prepared by ``lorag model prepare``; its tokenizer (and so its chat
 template) is saved with the adapter, so serving formats prompts exactly as training did. The
 run's checkpoints live in ``runs_dir/<name>``; the adapter is published to
@@ -21,18 +25,23 @@ from pathlib import Path
 
 import torch
 
+from tuner.behaviour import behaviour
 from tuner.config import SFTRecipe
+from tuner.documents import write_jsonl
 from tuner.evaluation import classification_scores, overfitting_warning, perplexity, predict_labels
 from tuner.formats import Conversations, load_conversations
 from tuner.lm_head import enable_compact_lm_head
 from tuner.manifest import (
+    BEHAVIOUR,
     LOSS_CURVE,
+    REPLAY,
     check_free,
     file_sha256,
     plot_loss_curve,
     publish,
     read_base_model,
 )
+from tuner.replay import Replay, build_replay
 
 log = logging.getLogger("tuner.sft")
 
@@ -51,10 +60,14 @@ class Prepared:
     evaluation: Conversations | None
     base: dict
     run_dir: Path
+    replay: Replay | None
 
 
-def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepared:
-    """Load data, tokenizer and base model, and set up TRL's SFTTrainer with the recipe's PEFT config."""
+def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Prepared:
+    """Load data, tokenizer and base model, and set up TRL's SFTTrainer with the recipe's PEFT config.
+
+    ``cache_dir`` keeps what can be reused between runs (the base model's replay answers); default ``runs_dir``.
+    """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
@@ -67,6 +80,13 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    replay = None
+    if recipe.replay_prompts:
+        replay = build_replay(
+            model, tokenizer, base, recipe.replay_prompts, recipe.replay_rows, recipe.replay_held_out,
+            recipe.replay_max_tokens, recipe.seed, Path(cache_dir or runs_dir) / "replay",
+        )  # fmt: skip
+        train = Conversations(train.rows + replay.rows, train.format, train.labels)
     if recipe.compact_lm_head:
         enable_compact_lm_head()
     has_eval = evaluation is not None
@@ -112,7 +132,7 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path) -> Prepare
         peft_config=_peft_config(recipe, model_dir),
         callbacks=[EarlyStoppingCallback(recipe.early_stopping_patience)] if early_stopping else None,
     )
-    return Prepared(trainer, tokenizer, train, evaluation, base, run_dir)
+    return Prepared(trainer, tokenizer, train, evaluation, base, run_dir, replay)
 
 
 def _examples(data: Conversations, tokenizer) -> list[dict]:
@@ -165,10 +185,12 @@ def _peft_config(recipe: SFTRecipe, model_dir: Path):
     )
 
 
-def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path) -> Path:
+def run(
+    recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None
+) -> Path:
     """Train ``recipe`` on the prepared base model in ``model_dir``; return the adapter folder."""
     target = check_free(adapters_dir, recipe.name, recipe.overwrite)
-    prepared = build_trainer(recipe, model_dir, runs_dir)
+    prepared = build_trainer(recipe, model_dir, runs_dir, cache_dir)
     trainer = prepared.trainer
     resume = recipe.resume_from_checkpoint or None
     if resume is True and not list(prepared.run_dir.glob("checkpoint-*")):
@@ -177,6 +199,7 @@ def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path) 
 
     metrics = {"train_loss": result.training_loss, "train_runtime_s": result.metrics.get("train_runtime")}
     metrics |= _evaluate(prepared)
+    figures, answers = _behaviour(recipe, prepared)
     history = _history(trainer.state.log_history)
     warnings = [w for w in [overfitting_warning(history["train"], history["eval"])] if w]
     for warning in warnings:
@@ -186,8 +209,14 @@ def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path) 
         trainer.save_model(str(folder))
         (folder / "README.md").unlink(missing_ok=True)  # TRL's hub model card; lorag.json describes the adapter
         plot_loss_curve(history, f"{recipe.name} on {prepared.base['id']}", folder / LOSS_CURVE)
+        if prepared.replay:
+            write_jsonl(prepared.replay.rows, folder / REPLAY)
+        if answers:
+            write_jsonl(answers, folder / BEHAVIOUR)
 
     manifest = _manifest(recipe, prepared) | {"history": history, "metrics": metrics, "warnings": warnings}
+    if figures:
+        manifest["behaviour"] = figures
     publish(target, write, manifest, recipe.overwrite)
     log.info("adapter written to %s: %s", target, json.dumps(metrics))
     return target
@@ -206,6 +235,17 @@ def _evaluate(prepared: Prepared) -> dict:
     return metrics
 
 
+def _behaviour(recipe: SFTRecipe, prepared: Prepared) -> tuple[dict, list[dict]]:
+    """Taught and kept figures (``tuner.behaviour``) on the held-out chats and held-out replay prompts."""
+    chats = prepared.evaluation is not None and prepared.evaluation.format in ("openai", "sharegpt", "alpaca")
+    taught = [r for r in prepared.evaluation.rows if r["messages"][-1]["role"] == "assistant"] if chats else []
+    general = prepared.replay.held_out if prepared.replay else []
+    if not taught and not general:
+        return {}, []
+    model, tokenizer = prepared.trainer.model, prepared.tokenizer
+    return behaviour(model, tokenizer, taught, general, recipe.behaviour_marker, recipe.behaviour_max_tokens)
+
+
 def _manifest(recipe: SFTRecipe, prepared: Prepared) -> dict:
     """What lorag.json records about the recipe, base model and data (training results added by the caller)."""
     adapter_config = prepared.trainer.model.peft_config["default"]
@@ -218,7 +258,7 @@ def _manifest(recipe: SFTRecipe, prepared: Prepared) -> dict:
         "chat_template_sha256": hashlib.sha256(prepared.tokenizer.chat_template.encode()).hexdigest(),
         recipe.peft_method: _method_settings(recipe, adapter_config),
         "hyperparameters": recipe.model_dump(exclude={"name", "model", "dataset", "eval_dataset", "overwrite"}),
-        "dataset": _dataset_record(recipe, prepared.train, prepared.evaluation),
+        "dataset": _dataset_record(recipe, prepared.train, prepared.evaluation, prepared.replay),
     }
 
 
@@ -269,13 +309,19 @@ def _history(log_history: list[dict]) -> dict[str, list[dict]]:
     }
 
 
-def _dataset_record(recipe: SFTRecipe, train: Conversations, evaluation: Conversations | None) -> dict:
+def _dataset_record(
+    recipe: SFTRecipe, train: Conversations, evaluation: Conversations | None, replay: Replay | None
+) -> dict:
+    replayed = len(replay.rows) if replay else 0
     record = {
         "path": recipe.dataset,
         "format": train.format,
         "sha256": file_sha256(Path(recipe.dataset)),
-        "rows": {"train": len(train.rows), "eval": len(evaluation.rows) if evaluation else 0},
+        "rows": {"train": len(train.rows) - replayed, "eval": len(evaluation.rows) if evaluation else 0},
     }
+    if replay:
+        record["rows"]["replay"] = replayed
+        record["replay"] = replay.record
     if recipe.eval_dataset:
         record |= {"eval_path": recipe.eval_dataset, "eval_sha256": file_sha256(Path(recipe.eval_dataset))}
     if train.labels:

@@ -1,5 +1,5 @@
 // Adapters: every served adapter with the summary of its lorag.json (base model, method, data,
-// metrics) and its training loss curve, the adapters the registry refused and why, and loading
+// metrics, what it learned and kept) and its training loss curve, the adapters the registry refused and why, and loading
 // (POST /v1/adapters) or unloading (DELETE) adapters registered through the API. These routes
 // need an admin key when the server has admin keys.
 
@@ -15,6 +15,44 @@ function dataset(record) {
   const rows = record.rows ? Object.entries(record.rows).map(([split, count]) => `${count} ${split}`) : [];
   const parts = [name, rows.length ? `${rows.join(" / ")} rows` : "", record.format ?? ""];
   return parts.filter(Boolean).join(" · ") || JSON.stringify(record);
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
+}
+
+// lorag.json's `behaviour` (tuner/behaviour.py): the taught behaviour on held-out phrasings, and how far
+// answers to held-out general prompts moved from the base model's.
+function behaviour(b) {
+  if (!b || (!b.taught && !b.kept)) return [];
+  const marker = (b.taught ?? {}).marker ?? null;
+  const rows = [];
+  if (b.taught) {
+    const how = marker ? `answers that say “${marker}”` : "answers close to the reference (token F1 ≥ 0.5)";
+    rows.push(["Taught", `${percent(b.taught.rate)} of ${b.taught.prompts} held-out phrasings: ${how}`]);
+  }
+  if (b.kept) {
+    rows.push([
+      "Kept",
+      `token F1 ${fmt(b.kept.f1_vs_base, 2)} against the base model's answers on ${b.kept.prompts} held-out general ` +
+        `prompts (1 = unchanged), ${percent(b.kept.identical)} identical`,
+    ]);
+    if (b.kept.marker_rate !== null && b.kept.marker_rate !== undefined) {
+      rows.push(["Leaks", `${percent(b.kept.marker_rate)} of those general answers say “${marker}”`]);
+    }
+  }
+  return [
+    el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        { class: "metrics behaviour" },
+        el("caption", { text: "What it learned and kept" }),
+        el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: v })))),
+      ),
+    ),
+  ];
 }
 
 function created(value) {
@@ -64,6 +102,7 @@ function card(adapter) {
           ),
         )
       : el("p", { class: "hint", text: "No metrics recorded." }),
+    ...behaviour(m.behaviour),
     figure,
     action,
   );

@@ -25,7 +25,11 @@ ALPHA_DATASET = {
     "path": "data/identity/train.jsonl",
     "format": "openai",
     "sha256": "a" * 64,
-    "rows": {"train": 60, "eval": 12},
+    "rows": {"train": 60, "eval": 12, "replay": 54},
+}
+ALPHA_BEHAVIOUR = {
+    "taught": {"rate": 1.0, "prompts": 12, "marker": "lorag assistant"},
+    "kept": {"f1_vs_base": 0.81, "identical": 0.5, "marker_rate": 0.0, "prompts": 12},
 }
 
 
@@ -37,10 +41,12 @@ class Demo:
 
 
 def write_adapters(folder: Path) -> None:
-    """``alpha`` with a loss curve and the record of its dataset (as the trainer writes it), ``beta`` with neither."""
+    """``alpha`` with a loss curve, the record of its dataset and its behaviour figures (as the trainer writes them),
+    ``beta`` with none of them."""
     alpha = write_adapter(folder / "alpha")
     manifest = json.loads((alpha / "lorag.json").read_text())
     manifest["dataset"] = ALPHA_DATASET
+    manifest["behaviour"] = ALPHA_BEHAVIOUR
     (alpha / "lorag.json").write_text(json.dumps(manifest))
     history = {"train": [{"step": i + 1, "loss": loss} for i, loss in enumerate(LOSSES)]}
     plot_loss_curve(history, "alpha on fake-base", alpha / LOSS_CURVE)

