@@ -75,9 +75,10 @@ DEMO_SFT_STEPS ?= 30
 DEMO_RAFT ?= 80
 DEMO_RAFT_STEPS ?= 10
 DEMO_LIMIT ?= 40
-DEMO_MAX_TOKENS ?= 24
+DEMO_MAX_TOKENS ?= 32
+DEMO_BASE ?= smollm2-135m-instruct
 DEMO_OUT ?= docs/results/compare-demo
-DEMO_ENV = LORAG_KB_DIR=$(DEMO_WORK)/kb LORAG_ADAPTERS_DIR=$(DEMO_WORK)/adapters LORAG_RUNS_DIR=$(DEMO_WORK)/runs
+DEMO_ENV = LORAG_BASE_MODEL=$(DEMO_BASE) LORAG_KB_DIR=$(DEMO_WORK)/kb LORAG_ADAPTERS_DIR=$(DEMO_WORK)/adapters LORAG_RUNS_DIR=$(DEMO_WORK)/runs
 
 .PHONY: compare-demo
 compare-demo: install
@@ -95,4 +96,4 @@ compare-demo: install
 	$(DEMO_ENV) $(BIN)/lorag finetune tuner/configs/bio-raft.yaml --set dataset=$(DEMO_WORK)/bio-raft.jsonl \
 		--set max_steps=$(DEMO_RAFT_STEPS) --set overwrite=true
 	$(DEMO_ENV) $(BIN)/lorag compare --questions $(QA_TEST) --limit $(DEMO_LIMIT) --max-tokens $(DEMO_MAX_TOKENS) \
-		--arms gemma-3-270m,bio-sft,gemma-3-270m@bio,bio-sft@bio,bio-raft@bio --engine local --out $(DEMO_OUT)
+		--arms $(DEMO_BASE),bio-sft,$(DEMO_BASE)@bio,bio-sft@bio,bio-raft@bio --engine local --out $(DEMO_OUT)

@@ -44,6 +44,13 @@ OLD_INSTRUCTION = (
 )
 
 
+EXAMPLE_INSTRUCTION = (
+    "Answer the user's question from the numbered sources below, in one short sentence that ends with the "
+    'number of the source you used, for example: "She was born in Leeds [2]." If the sources do not contain '
+    "the answer, say so."
+)
+
+
 def layouts(question: str, hits) -> dict[str, list[dict]]:
     user = [{"role": "user", "content": question}]
     block = sources_block(hits)
@@ -52,6 +59,14 @@ def layouts(question: str, hits) -> dict[str, list[dict]]:
         "user": augment(user, hits)[0],
         "system": [{"role": "system", "content": f"{DEFAULT_INSTRUCTION}\n\n{block}"}, *user],
         "system-after": [{"role": "system", "content": f"{block}\n\n{DEFAULT_INSTRUCTION}"}, *user],
+        "system-example": [{"role": "system", "content": f"{EXAMPLE_INSTRUCTION}\n\n{block}"}, *user],
+        "system-cue": [
+            {"role": "system", "content": f"{DEFAULT_INSTRUCTION}\n\n{block}"},
+            {
+                "role": "user",
+                "content": f"{question}\n\nAnswer in one sentence, then cite the source number, like [1].",
+            },
+        ],
         "question-first": [{"role": "user", "content": f"Question: {question}\n\n{block}\n\n{DEFAULT_INSTRUCTION}"}],
         "closed-book": user,
     }
@@ -64,6 +79,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--top-k", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--layouts", help="comma-separated layouts to run (default: all)")
+    parser.add_argument("--show", type=int, default=0, help="print this many answers of each layout")
     args = parser.parse_args()
 
     import torch
@@ -85,14 +102,19 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     print(f"{args.model}, {len(questions)} questions, top_k {args.top_k}, greedy, max_tokens {args.max_tokens}\n")
     print(f"{'layout':<16} {'token F1':>9} {'cites':>6} {'answer first':>13} {'prompt tokens':>14}")
-    for layout in next(iter(prompts.values())):
+    for layout in args.layouts.split(",") if args.layouts else next(iter(prompts.values())):
         chats = [prompts[q.id][layout] for q in questions]
         answers = greedy_answers(model, tokenizer, chats, args.max_tokens, desc=layout)
         f1 = [token_f1(a.text, q.answer) for a, q in zip(answers, questions, strict=True)]
         cites = [bool(_CITATION.search(a.text)) for a in answers]
-        first = [token_f1(re.split(r"(?<=[.!?])\s", a.text)[0], q.answer) > 0 for a, q in zip(answers, questions)]
+        first = [
+            token_f1(re.split(r"(?<=[.!?])\s", a.text)[0], q.answer) > 0
+            for a, q in zip(answers, questions, strict=True)
+        ]
         texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
         tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        for answer, q in list(zip(answers, questions, strict=True))[: args.show]:
+            print(f"  {q.question} -> {answer.text!r} (reference: {q.answer})")
         print(
             f"{layout:<16} {statistics.mean(f1):>9.3f} {statistics.mean(cites):>6.2f} {statistics.mean(first):>13.2f}"
             f" {statistics.mean(tokens):>14.1f}"

@@ -2,7 +2,7 @@
 
 ``lorag kb raft-data KB QUESTIONS --out data.jsonl`` retrieves, for every training question, from
 knowledge base ``KB`` with the retriever and defaults of a ``<model>@<kb>`` chat
-(:data:`~gateway.knowledge.DEFAULT_TOP_K` sources, hybrid mode) and builds the user turn with
+(:data:`~gateway.knowledge.DEFAULT_TOP_K` sources, hybrid mode) and builds the prompt with
 :func:`rag.augment.augment`, the function the gateway serves with, so an adapter trained on it
 sees the prompts it will be served. As in RAFT (Zhang et al., 2024), a share of the examples
 (``oracle_fraction``) is sure to hold the *gold* source, the chunk the answer comes from: if

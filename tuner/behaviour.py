@@ -69,7 +69,8 @@ def behaviour(
             f1s.append(token_f1(answer, item["base_answer"]))
             same.append(answer.strip() == item["base_answer"].strip())
             leaks.append(_shows(answer, marker))
-            examples.append({"kind": "general", "prompt": item["prompt"], "base": item["base_answer"], "answer": answer})
+            base = item["base_answer"]
+            examples.append({"kind": "general", "prompt": item["prompt"], "base": base, "answer": answer})
         figures["kept"] = {
             "f1_vs_base": sum(f1s) / len(f1s),
             "identical": sum(same) / len(same),

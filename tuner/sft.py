@@ -185,9 +185,7 @@ def _peft_config(recipe: SFTRecipe, model_dir: Path):
     )
 
 
-def run(
-    recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None
-) -> Path:
+def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
     """Train ``recipe`` on the prepared base model in ``model_dir``; return the adapter folder."""
     target = check_free(adapters_dir, recipe.name, recipe.overwrite)
     prepared = build_trainer(recipe, model_dir, runs_dir, cache_dir)

@@ -2,7 +2,7 @@
 with a knowledge base on the real all-MiniLM-L6-v2 embedder, filled from a real .pdf and .docx.
 
 A fact that exists only in an uploaded one-page PDF is answered by ``<base>@<kb>`` and cited
-(``[1]`` in the text, the PDF and its page in ``citations``); the base model alone does not know
+(the PDF and its page in ``citations``); the base model alone does not know
 it; once the document is deleted it is neither retrieved nor cited.
 """
 
@@ -59,7 +59,7 @@ def test_a_fact_only_in_an_uploaded_document_is_answered_and_cited_until_the_doc
 
         told = client.chat.completions.create(model=f"{BASE}@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK)
         answer = told.choices[0].message.content
-        assert "teal" in answer.lower() and "[1]" in answer, answer
+        assert "teal" in answer.lower(), answer
         assert told.usage.prompt_tokens >= untold.usage.prompt_tokens + len(FACT.split())
         citations = told.model_extra["citations"]
         assert citations[0]["filename"] == "quenville.pdf" and citations[0]["page"] == 1

@@ -1,6 +1,7 @@
 """A deterministic in-memory Engine that records its calls, and adapter folders the registry accepts.
 
-The answer to a conversation is ``"<adapter or base> says <last user message>"``, streamed word
+The answer to a conversation is ``"<adapter or base> says <last user message>"``, then the system
+message if there is one (so a retrieval-augmented answer repeats its sources), streamed word
 by word (whatever the temperature), cut at the first stop sequence (finish ``stop``) or after
 ``max_tokens`` words (finish ``length``). Token counts are word counts. Tests can make it fail
 (``fail``), hold every stream before its first word until ``gate`` is set, and see which streams
@@ -38,7 +39,8 @@ class FakeEngine:
     @staticmethod
     def answer(messages: list[Message], adapter: str | None, base_model: str = "fake-base") -> str:
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        return f"{adapter or base_model} says {last_user}".strip()
+        system = next((m.content for m in messages if m.role == "system"), "")
+        return f"{adapter or base_model} says {last_user} {system}".strip()
 
     async def stream(
         self, messages: list[Message], params: SamplingParams, adapter: str | None = None

@@ -125,10 +125,11 @@ def test_bad_metadata_and_an_unknown_knowledge_base(gateway):
 
 def test_chat_with_a_knowledge_base_puts_the_sources_in_the_prompt_and_cites_them(with_docs):
     reply = with_docs.client().chat.completions.create(model="fake-base@docs", messages=QUESTION)
-    answer = reply.choices[0].message.content
-    assert FACT in answer and answer.startswith("fake-base says [1] bridge.md, Bridges ")
-    assert "Answer the question using the numbered sources above" in answer
-    assert answer.endswith("Question: What colour is the Zorblat bridge?")
+    assert reply.choices[0].message.content.startswith("fake-base says What colour is the Zorblat bridge? Answer the")
+    system, question = with_docs.engine.calls[-1][0]  # what the engine was asked
+    assert system.role == "system" and "\n\n[1] bridge.md, Bridges" in system.content and FACT in system.content
+    assert system.content.startswith("Answer the question from the numbered sources.")
+    assert (question.role, question.content) == ("user", "What colour is the Zorblat bridge?")
     citations = reply.model_extra["citations"]
     assert citations[0]["index"] == 1 and citations[0]["filename"] == "bridge.md" and "teal" in citations[0]["snippet"]
     assert {"document_id", "chunk_id", "page", "section", "start", "end", "score"} <= set(citations[0])
@@ -156,7 +157,7 @@ def test_the_rag_extension_field_and_plain_chats_without_citations(with_docs):
     extended = client.chat.completions.create(
         model="fake-base", messages=QUESTION, extra_body={"rag": {"kb": "docs", "top_k": 1}}
     )
-    assert len(extended.model_extra["citations"]) == 1 and FACT in extended.choices[0].message.content
+    assert len(extended.model_extra["citations"]) == 1 and FACT in with_docs.engine.calls[-1][0][0].content
     with pytest.raises(openai.BadRequestError) as conflict:
         client.chat.completions.create(model="fake-base@docs", messages=QUESTION, extra_body={"rag": {"kb": "other"}})
     assert conflict.value.param == "rag.kb"

@@ -42,20 +42,21 @@ def test_oracle_rows_hold_the_gold_source_and_cite_its_number(knowledge):
     rows, report = raft_rows(kb, questions(), top_k=3, oracle_fraction=1.0)
     assert report.rows == report.with_gold == len(NAMES) and report.gold_missing == 0
     for question, row in zip(questions(), rows, strict=True):
-        user, assistant = row["messages"]
-        sources = [block for block in user["content"].split("\n\n") if block.startswith("[")]
+        system, user, assistant = row["messages"]
+        assert user == {"role": "user", "content": question.question}
+        sources = [block for block in system["content"].split("\n\n") if block.startswith("[")]
         assert len(sources) == 3
         gold = next(int(block[1]) for block in sources if question.context in block)
         assert assistant == {"role": "assistant", "content": f"{question.answer.rstrip('.')} [{gold}]"}
 
 
-def test_the_user_turn_is_what_the_gateway_serves(knowledge):
+def test_the_prompt_is_what_the_gateway_serves(knowledge):
     kb = knowledge.bases.get("bio")
     rows, report = raft_rows(kb, questions(), oracle_fraction=1.0)
     assert report.gold_retrieved == len(rows)  # the hashing embedder finds every name: no source was swapped in
     for question, row in zip(questions(), rows, strict=True):
         served, _ = asyncio.run(knowledge.augment(Retrieval("bio"), [Message("user", question.question)]))
-        assert row["messages"][0] == {"role": "user", "content": served[0].content}
+        assert row["messages"][:2] == [{"role": m.role, "content": m.content} for m in served]
 
 
 def test_without_the_oracle_the_sources_are_distractors_and_the_answer_has_no_citation(knowledge):
@@ -64,8 +65,8 @@ def test_without_the_oracle_the_sources_are_distractors_and_the_answer_has_no_ci
     assert report.with_gold == 0 and report.rows == len(NAMES)
     for question, row in zip(questions(), rows, strict=True):
         assert question.context not in row["messages"][0]["content"]
-        assert row["messages"][0]["content"].count("\n\n[") == 2  # still three sources
-        assert row["messages"][1]["content"] == question.answer
+        assert row["messages"][0]["content"].count("\n\n[") == 3  # still three sources
+        assert row["messages"][-1]["content"] == question.answer
 
 
 def test_the_oracle_fraction_is_the_share_of_rows_with_the_gold_source(knowledge):
@@ -103,7 +104,7 @@ def test_the_command_writes_rows_and_leaves_out_excluded_questions(tmp_path, mon
     assert f"wrote {len(NAMES) - 1} rows" in result.output and "1 excluded" in result.output
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(written) == len(NAMES) - 1
-    assert not any(NAMES[0] in row["messages"][0]["content"].rsplit("Question:", 1)[1] for row in written)
+    assert not any(NAMES[0] in row["messages"][1]["content"] for row in written)  # the question
     missing = runner.invoke(app, ["kb", "raft-data", "nope", str(train), "--out", str(out)])
     assert missing.exit_code == 1 and "no knowledge base named 'nope'" in missing.output
 
@@ -111,9 +112,9 @@ def test_the_command_writes_rows_and_leaves_out_excluded_questions(tmp_path, mon
 def test_shuffled_sources_move_the_gold_one_and_its_citation(knowledge):
     kb = knowledge.bases.get("bio")
     rows, _ = raft_rows(kb, questions(), top_k=3, oracle_fraction=1.0, shuffle=True, seed=2)
-    cited = [row["messages"][1]["content"].rsplit("[", 1)[1] for row in rows]
+    cited = [row["messages"][-1]["content"].rsplit("[", 1)[1] for row in rows]
     assert len(set(cited)) > 1  # not always [1]
     for question, row in zip(questions(), rows, strict=True):
-        number = row["messages"][1]["content"].rsplit("[", 1)[1].rstrip("]")
+        number = row["messages"][-1]["content"].rsplit("[", 1)[1].rstrip("]")
         block = next(b for b in row["messages"][0]["content"].split("\n\n") if b.startswith(f"[{number}]"))
         assert question.context in block
