@@ -20,7 +20,7 @@ from serve.adapters import AdapterRefused, AdapterRegistry, AdapterSpec, Scan
 from serve.engine import AdapterSync, Engine
 
 log = logging.getLogger(__name__)
-SUMMARY = ("method", "peft_method", "base_model", "dataset", "lora", "metrics", "created", "lorag_version")
+SUMMARY = ("method", "peft_method", "base_model", "dataset", "lora", "metrics", "behaviour", "created", "lorag_version")
 """The lorag.json keys an adapter listing shows."""
 
 

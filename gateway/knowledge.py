@@ -11,7 +11,7 @@ against the embedder (a chunk size over what it reads is 400 ``chunk_tokens``), 
 :class:`Retrieval` checks its filters, so a search, a RAG chat and the CLI refuse a bad filter
 alike (400 ``filters``). :meth:`Knowledge.update` changes a knowledge base's embedder or
 chunking. :meth:`Knowledge.augment` is the RAG step of a chat: retrieve for the last user turn,
-number the sources into it, return the citations. This module knows nothing about routes,
+number the sources into the system turn (``rag.augment``), return the citations. This module knows nothing about routes,
 engines or API keys.
 """
 
@@ -203,7 +203,7 @@ class Knowledge:
             raise invalid("filters" if "filter" in str(e) else "mode", str(e)) from None
 
     async def augment(self, retrieval: Retrieval, messages: list[Message]) -> tuple[list[Message], list[Citation]]:
-        """``messages`` with the sources for their last user turn numbered into it, and the citations."""
+        """``messages`` with the sources for their last user turn numbered into the system turn, and the citations."""
         plain = [{"role": m.role, "content": m.content} for m in messages]
         try:
             query = query_text(plain)

@@ -137,7 +137,7 @@ def test_a_chat_with_a_knowledge_base_streams_and_shows_its_citations(demo, open
     expect(answer.locator(".stats")).to_contain_text("ms to first token")
     expect(answer.locator(".stats")).to_contain_text("tokens/s")
     expect(answer.locator(".text")).to_contain_text("fake-base says")
-    assert "port 8000" in demo.engine.calls[-1][0][-1].content  # the sources went into the prompt
+    assert "port 8000" in demo.engine.calls[-1][0][0].content  # the sources went into the prompt (system turn)
 
     # an adapter with the knowledge base: a combination /v1/models does not list
     page.locator("#pg-model").select_option("alpha")
@@ -150,7 +150,7 @@ def test_a_chat_with_a_knowledge_base_streams_and_shows_its_citations(demo, open
     expect(second.locator(".citations li").first).to_contain_text("guide.md")
     messages, _, adapter = demo.engine.calls[-1]
     assert adapter == "alpha"
-    assert [m.role for m in messages] == ["user", "assistant", "user"]  # the conversation goes along
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]  # sources, then the conversation
 
 
 def test_side_by_side_sends_one_prompt_to_every_arm_at_once(demo, open_console):
