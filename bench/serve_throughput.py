@@ -142,15 +142,17 @@ def make_adapters(model_dir: Path, identity: Path, folder: Path) -> list[Adapter
 
 async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max_tokens: int) -> dict:
     from serve.local_engine import LocalEngine
+    from serve.models import PreparedModel
     from serve.vllm_engine import VllmEngine
 
+    name = PreparedModel.read(model_dir).id
     started = time.perf_counter()
     if kind == "vllm":
-        engine = await VllmEngine(model_dir, "gemma-3-270m").start()
+        engine = await VllmEngine(model_dir, name).start()
     elif kind == "local":
-        engine = LocalEngine(model_dir, "gemma-3-270m")
+        engine = LocalEngine(model_dir, name)
     else:
-        engine = NaiveEngine(model_dir, "gemma-3-270m")
+        engine = NaiveEngine(model_dir, name)
     startup = time.perf_counter() - started
     try:
         for spec in specs[:4]:
@@ -179,7 +181,7 @@ def main() -> None:
     from serve.models import prepare
 
     settings = get_settings()
-    model_dir = prepare(cache_dir=settings.cache_dir)
+    model_dir = prepare(settings.base_model, cache_dir=settings.cache_dir)
     identity = settings.adapters_dir / "lorag-identity"
     if not identity.exists():
         sys.exit("train the demo adapter first: make finetune")
@@ -192,7 +194,7 @@ def main() -> None:
             results[kind] = asyncio.run(bench_engine(kind, model_dir, specs, args.max_tokens))
 
     peer = results.get("naive") or next(iter(results.values()))
-    print(f"\nOutput tokens/s, greedy, max_tokens={args.max_tokens}, gemma-3-270m fp32 (ratio vs naive peer)")
+    print(f"\nOutput tokens/s, greedy, max_tokens={args.max_tokens}, {settings.base_model} fp32 (ratio vs naive peer)")
     print(f"{'workload':<17} {'conc':>4} " + " ".join(f"{k:>16}" for k in engines))
     for workload, concurrency in next(iter(results.values()))["rows"]:
         base = peer["rows"][(workload, concurrency)]

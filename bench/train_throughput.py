@@ -1,7 +1,8 @@
 """SFT throughput: lorag's path against plain TRL SFTTrainer with default settings, in one run.
 
-Same base model (the prepared embedded Gemma 3 270M unless --model-dir), same data (the demo
-identity set), same LoRA (r=8, alpha=16, all linear layers), same batch size and step count.
+Same base model (lorag's base model, by default the embedded SmolLM2-135M-Instruct, unless
+--model-dir), same data (the demo identity set), same LoRA (r=8, alpha=16, all linear layers),
+same batch size and step count.
 Each arm runs in its own process so its peak memory (max RSS) is its own. Throughput is the
 training tokens TRL counts (``num_tokens``) over the timed steps, after warm-up steps.
 
@@ -117,7 +118,7 @@ def main() -> None:
         from gateway.settings import get_settings
         from serve.models import prepare
 
-        args.model_dir = prepare(cache_dir=get_settings().cache_dir)
+        args.model_dir = prepare(get_settings().base_model, cache_dir=get_settings().cache_dir)
     if args.arm:
         print(json.dumps(measure(args.arm, args.model_dir, args.steps, args.warmup)))
         return
