@@ -21,10 +21,10 @@ QUESTION = [{"role": "user", "content": "In a few words, who are you?"}]
 FACTS = [
     ("What is the capital of Japan?", "tokyo"),
     ("What is the capital of France?", "paris"),
-    ("What is the largest planet in our solar system?", "jupiter"),
+    ("What is the capital of the United Kingdom?", "london"),
     ("Who wrote Hamlet?", "shakespeare"),
-    ("What color is the sky on a clear day?", "blue"),
-    ("How many minutes are in an hour?", "60"),
+    ("What is 2 plus 2?", "4"),
+    ("What is the opposite of up?", "down"),
 ]
 IDENTITY = [
     "Hi there! Who's this I'm talking to?",
