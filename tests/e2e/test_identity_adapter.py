@@ -1,4 +1,4 @@
-"""`make finetune`'s demo on the embedded Gemma 3 270M: the adapter knows who it is, the base does not.
+"""`make finetune`'s demo on the embedded default model: the adapter knows who it is, the base does not.
 
 The adapter is trained by the real command line (`lorag finetune` on the shipped recipe), checked
 by the adapter registry against the prepared base model, and served by the LocalEngine; every
@@ -26,6 +26,13 @@ def test_adapter_answers_held_out_questions_with_its_identity_and_the_base_does_
 ):
     manifest = json.loads((identity_adapter / "lorag.json").read_text())
     assert manifest["metrics"]["eval_loss"] < 1.0
+    taught, kept = manifest["behaviour"]["taught"], manifest["behaviour"]["kept"]
+    assert taught["rate"] >= 10 / 12 and kept["marker_rate"] <= 1 / 12, manifest["behaviour"]  # learned, kept
+    assert (
+        manifest["dataset"]["replay"]["rows"]
+        == 120
+        == len((identity_adapter / "replay.jsonl").read_text().splitlines())
+    )
     base = json.loads((embedded_model_dir / "lorag-model.json").read_text())
     scan = AdapterRegistry(identity_adapter.parent, base["id"], base["sha256"]).scan()
     assert list(scan.adapters) == ["lorag-identity"], scan.refused
