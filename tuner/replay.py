@@ -33,10 +33,6 @@ class Replay:
     held_out: list[dict]  # {"prompt", "base_answer"}: not trained on; the drift check's questions
     record: dict  # what lorag.json says about them
 
-    @property
-    def sha256(self) -> str:
-        return self.record["sha256"]
-
 
 def read_prompts(source: str) -> tuple[Path, list[str]]:
     """The prompts of a replay file (JSONL of ``{"prompt": ...}``), or of lorag's built-in set for ``builtin``."""

@@ -55,7 +55,7 @@ def test_replay_rows_are_the_base_models_own_greedy_answers(tiny, prompts_file, 
     trained = {r["messages"][0]["content"] for r in replay.rows}
     assert len(held) == 3 and not held & trained
     assert len(trained) + replay.record["unfinished_dropped"] == len(PROMPTS) - 3
-    assert replay.record["rows"] == len(replay.rows) and len(replay.sha256) == 64
+    assert replay.record["rows"] == len(replay.rows) and len(replay.record["sha256"]) == 64
 
 
 def test_replay_answers_are_cached_and_the_split_follows_the_seed(tiny, prompts_file, tmp_path, monkeypatch):
@@ -97,6 +97,9 @@ def test_bad_replay_files_are_refused_with_the_file_and_line(tmp_path):
         read_prompts(str(bad))
     bad.write_text('{"prompt": "Hi"}\n{"prompt": "Hi"}\n')
     with pytest.raises(DatasetError, match="'Hi' appears twice"):
+        read_prompts(str(bad))
+    bad.write_bytes(b'{"prompt": "Hi"}\n\xff\xfe{"prompt": "odd"}\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl:line 2: not UTF-8 text"):
         read_prompts(str(bad))
     path, builtin = read_prompts("builtin")
     assert path == BUILTIN and len(builtin) >= 60
