@@ -83,11 +83,11 @@ DEMO_ENV = LORAG_BASE_MODEL=$(DEMO_BASE) LORAG_KB_DIR=$(DEMO_WORK)/kb LORAG_ADAP
 .PHONY: compare-demo
 compare-demo: install
 	rm -rf $(DEMO_WORK) && mkdir -p $(DEMO_WORK)
-	$(BIN)/python -m tuner export-documents $(QA_TEST) $(DEMO_WORK)/docs-test
-	$(BIN)/python -m tuner export-documents $(QA_TRAIN) $(DEMO_WORK)/docs-train
+	$(BIN)/lorag data export-documents $(QA_TEST) $(DEMO_WORK)/docs-test
+	$(BIN)/lorag data export-documents $(QA_TRAIN) $(DEMO_WORK)/docs-train
 	$(DEMO_ENV) $(BIN)/lorag kb create bio && $(DEMO_ENV) $(BIN)/lorag kb add bio $(DEMO_WORK)/docs-test >/dev/null
 	$(DEMO_ENV) $(BIN)/lorag kb create bio-train && $(DEMO_ENV) $(BIN)/lorag kb add bio-train $(DEMO_WORK)/docs-train >/dev/null
-	$(BIN)/python -m tuner build-data --documents $(QA_TEST) --qa $(QA_TRAIN) --exclude $(QA_TEST) \
+	$(BIN)/lorag data build --documents $(QA_TEST) --qa $(QA_TRAIN) --exclude $(QA_TEST) \
 		--max-qa $(DEMO_QA) --chunk-chars 400 --overlap-chars 50 --out $(DEMO_WORK)/bio-sft.jsonl
 	$(DEMO_ENV) $(BIN)/lorag kb raft-data bio-train $(QA_TRAIN) --exclude $(QA_TEST) --limit $(DEMO_RAFT) \
 		--out $(DEMO_WORK)/bio-raft.jsonl

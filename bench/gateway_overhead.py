@@ -52,7 +52,7 @@ import httpx
 import yaml
 from fastapi import FastAPI
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from gateway.settings import Settings
 from serve.adapters import AdapterRegistry
 from serve.vllm_engine import VllmEngine

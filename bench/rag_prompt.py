@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.questions import load_questions, sample  # noqa: E402
-from gateway.scoring import token_f1  # noqa: E402
+from gateway.compare.scoring import token_f1  # noqa: E402
+from gateway.data.questions import load_questions, sample  # noqa: E402
 from gateway.settings import get_settings  # noqa: E402
 from rag.augment import DEFAULT_INSTRUCTION, augment, sources_block  # noqa: E402
 from rag.retriever import retrieve  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuner.documents import export_documents
+    from gateway.data.documents import export_documents
     from tuner.generation import greedy_answers
 
     questions = sample(load_questions(args.questions), args.limit)

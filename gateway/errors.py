@@ -1,21 +1,23 @@
-"""One error type, :class:`LoragError`, and the handlers that turn every failure into OpenAI's error JSON.
+"""One error type, :class:`LoragError`, and the one table that turns the lower layers' errors into it.
 
-``{"error": {"message", "type", "param", "code"}}`` with the status an OpenAI client expects:
-400 invalid parameters (pydantic's validation errors included, naming the parameter), 401 a
-missing or unknown API key, 403 a valid key without admin rights, 404 an unknown model
-(``model_not_found``), 429 overloaded (with ``Retry-After``), 503 the engine cannot serve. This
-module knows nothing about engines beyond their two exception types, nor about routes.
+A ``LoragError`` carries what OpenAI's error JSON needs, ``{"error": {"message", "type", "param",
+"code"}}``, and the status an OpenAI client expects: 400 invalid parameters, 401 a missing or
+unknown API key, 403 a valid key without admin rights, 404 an unknown model or object, 409 a
+name taken, 413/415 an upload too large or of an unsupported type, 429 overloaded (with
+``Retry-After``), 503 the engine cannot serve. The engines (``serve.engine``) and the knowledge
+bases (``rag.errors``) raise their own typed errors; :func:`as_lorag_error` maps each class to
+its status, code and request field in :data:`LAYER_ERRORS`, so no field is guessed from a
+message. Every room of the gateway may import this module; it knows nothing about routes or
+FastAPI (``gateway.api.error_handlers`` installs the handlers).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
+from rag import errors as rag
 from serve.engine import EngineError, InvalidRequest, UnknownAdapter
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,6 @@ class LoragError(Exception):
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def invalid(param: str | None, message: str) -> LoragError:
@@ -71,59 +70,55 @@ def engine_unavailable(reason: str) -> LoragError:
     )
 
 
+def too_large(filename: str, limit: int) -> LoragError:
+    return LoragError(
+        413, f"{filename}: over the upload limit of {limit / 2**20:g} MiB", param="files", code="file_too_large"
+    )
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """How one lower-layer error class reaches the client."""
+
+    status: int
+    code: str
+    param: str | Callable[[Exception], str] | None = None
+    type: str = "invalid_request_error"
+    message: Callable[[Exception], str] = str
+
+
+CHUNKING_PARAMS = {"chunk_size": "chunk_tokens", "chunk_overlap": "chunk_overlap"}  # rag's names -> the API's
+
+LAYER_ERRORS: dict[type[Exception], Mapped] = {
+    UnknownAdapter: Mapped(
+        404, "model_not_found", "model",
+        message=lambda e: f"The model '{e.args[0]}' does not exist or was just unloaded",
+    ),
+    InvalidRequest: Mapped(400, "invalid_value"),
+    EngineError: Mapped(
+        503, "engine_unavailable", type="server_error", message=lambda e: f"the engine cannot serve right now: {e}"
+    ),
+    rag.KnowledgeBaseNotFound: Mapped(404, "knowledge_base_not_found"),
+    rag.DocumentNotFound: Mapped(404, "document_not_found"),
+    rag.AlreadyExists: Mapped(409, "knowledge_base_exists", "name"),
+    rag.InvalidName: Mapped(400, "invalid_value", "name"),
+    rag.InvalidFilter: Mapped(400, "invalid_value", "filters"),
+    rag.InvalidMode: Mapped(400, "invalid_value", "mode"),
+    rag.InvalidChunking: Mapped(400, "invalid_value", lambda e: CHUNKING_PARAMS[e.field]),
+    rag.EmbedderUnavailable: Mapped(400, "invalid_value", "embedder"),
+    rag.UnsupportedFileType: Mapped(415, "unsupported_file_type", "files"),
+    rag.LoaderError: Mapped(400, "unreadable_document", "files"),
+}  # fmt: skip
+"""Lower-layer error class -> its status, code and field; a subclass not listed takes its nearest base's entry."""
+
+
 def as_lorag_error(error: Exception) -> LoragError:
-    """The OpenAI-shaped form of an exception raised while serving a request."""
+    """The OpenAI-shaped form of an exception raised while serving a request (500 for anything unexpected)."""
     if isinstance(error, LoragError):
         return error
-    if isinstance(error, UnknownAdapter):
-        return model_not_found(f"The model '{error.args[0]}' does not exist or was just unloaded")
-    if isinstance(error, InvalidRequest):
-        return invalid(None, str(error))
-    if isinstance(error, EngineError):
-        return engine_unavailable(str(error))
+    for kind in type(error).__mro__:
+        if (mapped := LAYER_ERRORS.get(kind)) is not None:
+            param = mapped.param(error) if callable(mapped.param) else mapped.param
+            return LoragError(mapped.status, mapped.message(error), mapped.type, param, mapped.code)
     log.error("internal error while serving a request", exc_info=error)
     return LoragError(500, f"internal error: {type(error).__name__}", type="server_error", code="internal_error")
-
-
-def param_of(loc: tuple) -> str | None:
-    """``("body", "messages", 0, "role")`` -> ``"messages[0].role"``; None for the body as a whole."""
-    param = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        param += f"[{part}]" if isinstance(part, int) else f".{part}" if param else str(part)
-    return param or None
-
-
-def install(app: FastAPI) -> None:
-    """Register handlers so every error leaves as OpenAI's error JSON."""
-
-    @app.exception_handler(LoragError)
-    async def lorag_error(request: Request, error: LoragError) -> JSONResponse:
-        return error.response()
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0]
-        param = param_of(tuple(first.get("loc", ())))
-        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-        if first.get("type") == "json_invalid":
-            param, message = None, "the request body is not valid JSON"
-        elif param is None:
-            message = f"invalid request body: {message}"
-        else:
-            message = f"Invalid '{param}': {message}"
-        return invalid(param, message).response()
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        kind = "not_found" if error.status_code == 404 else "invalid_request_error"
-        return LoragError(error.status_code, str(error.detail), type=kind, headers=error.headers).response()
-
-    @app.exception_handler(UnknownAdapter)
-    @app.exception_handler(InvalidRequest)
-    @app.exception_handler(EngineError)
-    async def engine_error(request: Request, error: Exception) -> JSONResponse:
-        return as_lorag_error(error).response()
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        return as_lorag_error(error).response()

@@ -7,8 +7,9 @@ with the response. An instruction-tuned model reads a system turn as its brief: 
 Wiki-Newpages bio questions with 4 retrieved sources, SmolLM2-135M-Instruct scored token F1
 0.252 this way against 0.149 with the same sources and instruction in the user turn, and
 answered first 72% of the time against 45% (bench/rag_prompt.py, docs/results/rag_prompt.md).
-A conversation's own system message is kept, the sources following it. Pure functions: no
-I/O, no model; they know nothing of how the hits were found.
+A conversation's own system message is kept, the sources following it. A caller with messages of
+its own type builds the system turn with `system_prompt` and the citations with `citations_of`.
+Pure functions: no I/O, no model; they know nothing of how the hits were found.
 """
 
 from __future__ import annotations
@@ -27,18 +28,10 @@ SNIPPET_CHARS = 240
 
 
 @dataclass(frozen=True)
-class Citation:
-    """Source `[index]` of an augmented prompt."""
+class Citation(Hit):
+    """Source `[index]` of an augmented prompt: the hit, its number and a short snippet of its text."""
 
     index: int
-    document_id: str
-    filename: str
-    chunk_id: int
-    page: int | None
-    section: str | None
-    start: int
-    end: int
-    score: float
     snippet: str
 
 
@@ -49,34 +42,35 @@ def augment(
     instruction: str = DEFAULT_INSTRUCTION,
     snippet_chars: int = SNIPPET_CHARS,
 ) -> tuple[list[dict[str, Any]], list[Citation]]:
-    """Messages with the instruction and sources in the system turn, and their citations; unchanged if no hits."""
+    """OpenAI-style messages with the instruction and sources in the system turn, and their citations;
+    unchanged if no hits."""
     _last_user_turn(messages)  # there is a question to answer
     augmented = [dict(message) for message in messages]
     if not hits:
         return augmented, []
-    citations = [
-        Citation(
-            index=number,
-            document_id=hit.document_id,
-            filename=hit.filename,
-            chunk_id=hit.chunk_id,
-            page=hit.page,
-            section=hit.section,
-            start=hit.start,
-            end=hit.end,
-            score=hit.score,
-            snippet=_snippet(hit.text, snippet_chars),
-        )
+    if not augmented or augmented[0].get("role") != "system":
+        augmented.insert(0, {"role": "system", "content": system_prompt(hits, None, instruction)})
+    elif isinstance(own := augmented[0].get("content"), str):
+        augmented[0]["content"] = system_prompt(hits, own, instruction)
+    else:
+        brief = system_prompt(hits, None, instruction)
+        augmented[0]["content"] = [*(own or []), {"type": "text", "text": f"\n\n{brief}"}]
+    return augmented, citations_of(hits, snippet_chars)
+
+
+def system_prompt(hits: Sequence[Hit], own: str | None = None, instruction: str = DEFAULT_INSTRUCTION) -> str:
+    """The system turn of an augmented chat: the conversation's own system text if any, the instruction, the
+    numbered sources."""
+    brief = f"{instruction}\n\n{sources_block(hits)}"
+    return f"{own.strip()}\n\n{brief}" if own and own.strip() else brief
+
+
+def citations_of(hits: Sequence[Hit], snippet_chars: int = SNIPPET_CHARS) -> list[Citation]:
+    """The hits as citations numbered from 1, in prompt order."""
+    return [
+        Citation(**vars(hit), index=number, snippet=_snippet(hit.text, snippet_chars))
         for number, hit in enumerate(hits, start=1)
     ]
-    brief = f"{instruction}\n\n{sources_block(hits)}"
-    if not augmented or augmented[0].get("role") != "system":
-        augmented.insert(0, {"role": "system", "content": brief})
-    elif isinstance(own := augmented[0].get("content"), str):
-        augmented[0]["content"] = f"{own.strip()}\n\n{brief}" if own.strip() else brief
-    else:
-        augmented[0]["content"] = [*(own or []), {"type": "text", "text": f"\n\n{brief}"}]
-    return augmented, citations
 
 
 def sources_block(hits: Sequence[Hit]) -> str:

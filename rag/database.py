@@ -12,7 +12,6 @@ knows nothing about embeddings, indexes or the knowledge base folder around the 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 import uuid
@@ -24,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from rag.errors import DocumentNotFound
 from rag.loaders import Document, Segment
+from rag.query import check_filters
 from rag.splitter import Chunk, indexed_text
 
-_METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _SCHEMA = """
 CREATE TABLE documents (
     id TEXT PRIMARY KEY, filename TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE,
@@ -46,13 +46,8 @@ _DOCUMENTS = (
     "SELECT d.id, d.filename, d.sha256, d.size, d.created, d.metadata,"
     " (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunk_count FROM documents d"
 )
-_INT64 = range(-(2**63), 2**63)
 _CHUNKS = "SELECT c.*, d.filename, d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
 _IN_JSON_LIST = "IN (SELECT value FROM json_each(?))"
-
-
-class NotFound(LookupError):
-    """No knowledge base or document by that name or id."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,7 @@ class ChunkDatabase:
         """Delete a document and its chunks; return the deleted chunk ids."""
         with _connect(self.path) as db:
             if db.execute("SELECT 1 FROM documents WHERE id = ?", (document_id,)).fetchone() is None:
-                raise NotFound(f"no document {document_id!r}")
+                raise DocumentNotFound(document_id)
             rows = db.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,)).fetchall()
             db.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
             db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
@@ -167,7 +162,7 @@ class ChunkDatabase:
         with _connect(self.path) as db:
             row = db.execute(_DOCUMENTS + " WHERE d.id = ?", (document_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no document {document_id!r}")
+            raise DocumentNotFound(document_id)
         return _document(row)
 
     def documents_by_sha256(self, digests: Sequence[str]) -> dict[str, DocumentRecord]:
@@ -212,32 +207,6 @@ class ChunkDatabase:
                 db.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
                 db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
             )
-
-
-def check_filters(filters: Mapping[str, Any]) -> None:
-    """Raise ValueError, naming the key, unless every filter maps a valid key to a value or a list
-    of values, each a string, a number (a 64-bit integer or a float) or a boolean."""
-    if not isinstance(filters, Mapping):
-        raise ValueError(f"filters must be an object mapping keys to values, not {type(filters).__name__}")
-    for key, value in filters.items():
-        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
-            raise ValueError(f"invalid filter key {key!r}: use letters, digits, '_', '.' and '-'")
-        for item in value if isinstance(value, list | tuple | set) else [value]:
-            if isinstance(item, int) and item not in _INT64:
-                raise ValueError(f"filter {key!r}: the integer {item} is out of the 64-bit range")
-            if not isinstance(item, str | int | float):
-                raise ValueError(
-                    f"filter {key!r}: {_kind(item)} is not a filter value; give a string, number or boolean, "
-                    "or a list of them (any one matches)"
-                )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple | set):
-        return "a nested list"
-    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
 
 
 def _insert_chunks(db: sqlite3.Connection, document_id: str, chunks: Sequence[Chunk]) -> list[int]:

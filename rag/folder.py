@@ -36,8 +36,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rag.atomic import atomic_write_json
-from rag.database import ChunkDatabase, ChunkRecord, NotFound
+from rag.database import ChunkDatabase, ChunkRecord
 from rag.embedder import Embedder, embed_all
+from rag.errors import KnowledgeBaseNotFound
 from rag.index import HNSW_THRESHOLD, BM25Index, CorruptIndex, DenseIndex
 from rag.splitter import Chunk, ChunkingSettings, split_again
 
@@ -65,7 +66,7 @@ class Manifest:
         try:
             data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError as error:
-            raise NotFound(f"no knowledge base {folder.name!r}") from error
+            raise KnowledgeBaseNotFound(folder.name) from error
         return cls(**{**data, "chunking": ChunkingSettings(**data["chunking"])})
 
     def write(self, folder: Path) -> None:

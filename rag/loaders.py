@@ -23,23 +23,13 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 from typing import Any
 
+from rag.errors import LoaderError, UnreadableDocument, UnsupportedFileType
+
 SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl")
 _BLOCK_SEPARATOR = "\n\n"
 _MARKDOWN_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _MARKDOWN_FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _MAX_FILENAME = 255
-
-
-class LoaderError(ValueError):
-    """A file that cannot become a Document; the message names the file."""
-
-
-class UnsupportedFileType(LoaderError):
-    """The file's extension is not one of SUPPORTED_EXTENSIONS."""
-
-
-class UnreadableDocument(LoaderError):
-    """The file is corrupt, encrypted, malformed, or has no text."""
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from rag.errors import InvalidMode
+from rag.query import DEFAULT_TOP_K, MODES, Mode
 from rag.store import KnowledgeBase
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
 FUSION_DEPTH = 100
 """Candidates taken from each ranking before fusion (at least top_k)."""
 
@@ -43,7 +43,7 @@ def retrieve(
     kb: KnowledgeBase,
     query: str,
     *,
-    top_k: int = 5,
+    top_k: int = DEFAULT_TOP_K,
     mode: Mode = "hybrid",
     min_score: float | None = None,
     filters: Mapping[str, Any] | None = None,
@@ -53,7 +53,7 @@ def retrieve(
 ) -> list[Hit]:
     """The `top_k` best chunks of `kb` for `query`, best first."""
     if mode not in MODES:
-        raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        raise InvalidMode(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
     if top_k <= 0 or not query.strip():
         return []
     allowed = kb.database.chunk_ids(filters) if filters else None

@@ -18,6 +18,7 @@ from pathlib import PurePath
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
+from rag.errors import InvalidChunking
 from rag.loaders import Document, Segment
 
 _CONTEXT_SEPARATOR = "\n\n"
@@ -40,19 +41,22 @@ class ChunkingSettings:
 
     def __post_init__(self) -> None:
         if self.chunk_size < 8:
-            raise ValueError(f"invalid chunking: a chunk size of {self.chunk_size} tokens is under the minimum of 8")
+            message = f"invalid chunking: a chunk size of {self.chunk_size} tokens is under the minimum of 8"
+            raise InvalidChunking(message, "chunk_size")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(
+            raise InvalidChunking(
                 f"invalid chunking: the overlap ({self.chunk_overlap} tokens) must be at least 0 and less than "
-                f"the chunk size ({self.chunk_size} tokens)"
+                f"the chunk size ({self.chunk_size} tokens)",
+                "chunk_overlap",
             )
 
     def check_fits(self, max_tokens: int, embedder_id: str = "the embedder") -> None:
-        """Raise ValueError if chunks of `chunk_size` tokens are longer than an embedder reads."""
+        """Raise InvalidChunking if chunks of `chunk_size` tokens are longer than an embedder reads."""
         if self.chunk_size > max_tokens:
-            raise ValueError(
+            raise InvalidChunking(
                 f"a chunk size of {self.chunk_size} tokens is over the {max_tokens} tokens {embedder_id} reads: "
-                f"longer chunks would be truncated when embedded; use at most {max_tokens}"
+                f"longer chunks would be truncated when embedded; use at most {max_tokens}",
+                "chunk_size",
             )
 
     def fitted(self, max_tokens: int) -> ChunkingSettings:

@@ -29,8 +29,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rag.atomic import fsync_directory, remove_stale_temporaries
-from rag.database import ChunkDatabase, DocumentRecord, NotFound
+from rag.database import ChunkDatabase, DocumentRecord
 from rag.embedder import DEFAULT_EMBEDDER, Embedder, embed_all, load_embedder
+from rag.errors import AlreadyExists, EmbedderUnavailable, InvalidName, KnowledgeBaseNotFound
 from rag.folder import (
     BM25_INDEX,
     DATABASE,
@@ -49,14 +50,10 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LEFTOVER = re.compile(r"\.[a-z0-9_-]+\.(creating|deleting)-[0-9a-f]{32}")
 
 
-class AlreadyExists(ValueError):
-    """A knowledge base by that name exists."""
-
-
 def validate_name(name: str) -> str:
-    """Return `name` if it is 1-64 of lowercase letters, digits, '-' and '_'; else raise ValueError."""
+    """Return `name` if it is 1-64 of lowercase letters, digits, '-' and '_'; else raise InvalidName."""
     if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid knowledge base name {name!r}: use 1-64 of a-z, 0-9, '-' and '_'")
+        raise InvalidName(f"invalid knowledge base name {name!r}: use 1-64 of a-z, 0-9, '-' and '_'")
     return name
 
 
@@ -207,10 +204,13 @@ class KnowledgeBases:
                 shutil.rmtree(leftover)
 
     def embedder(self, embedder_id: str) -> Embedder:
-        """The embedder with this id, built once by the factory."""
+        """The embedder with this id, built once by the factory; EmbedderUnavailable if it cannot be built."""
         with self._lock:
             if embedder_id not in self._embedders:
-                self._embedders[embedder_id] = self._factory(embedder_id)
+                try:
+                    self._embedders[embedder_id] = self._factory(embedder_id)
+                except (OSError, ImportError, ValueError) as e:
+                    raise EmbedderUnavailable(f"cannot load embedder '{embedder_id}': {e}") from e
             return self._embedders[embedder_id]
 
     def create(
@@ -273,7 +273,7 @@ class KnowledgeBases:
         with self._lock:
             path = self.root / validate_name(name)
             if not (path / MANIFEST).is_file():
-                raise NotFound(f"no knowledge base {name!r}")
+                raise KnowledgeBaseNotFound(name)
             self._open.pop(name, None)
             doomed = path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
             path.rename(doomed)

@@ -1,15 +1,15 @@
-"""The engine seam: one small Protocol, the values that cross it, and ``load_engine``.
+"""The engine seam: one small Protocol, the values that cross it, and the adapter sync.
 
 Two implementations, no shared base class: ``serve.vllm_engine.VllmEngine`` (vLLM's OpenAI
 server as a child process, or running replicas reached over HTTP) and
 ``serve.local_engine.LocalEngine`` (transformers + peft in this process). Engines take chat
 messages whose content is plain text; formatting them with the chat template is the engine's
-job, so that the template saved with the model is the only one in use.
+job, so that the template saved with the model is the only one in use. Which engine a
+configuration gets is ``serve.engines``' business; this module imports no engine.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -104,40 +104,6 @@ async def collect(deltas: AsyncIterator[Delta]) -> Generation:
         text.append(delta.text)
         last = delta
     return Generation("".join(text), last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens)
-
-
-def vllm_available() -> bool:
-    return importlib.util.find_spec("vllm") is not None
-
-
-async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None) -> Engine:
-    """``auto`` | ``vllm`` | ``local``.
-
-    ``auto`` uses the vLLM servers at ``vllm_urls`` when given; else it starts vLLM when it is
-    installed and falls back to the LocalEngine, with a log line saying why, when it is not or
-    when its server fails to start. ``vllm`` never falls back.
-    """
-    if kind not in ("auto", "vllm", "local"):
-        raise ValueError(f"unknown engine '{kind}': choose auto, vllm or local")
-    if kind == "vllm" or kind == "auto" and vllm_urls:
-        return await _vllm(model_dir, base_name, vllm_urls)
-    if kind == "auto":
-        if not vllm_available():
-            log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
-        else:
-            try:
-                return await _vllm(model_dir, base_name, None)
-            except EngineError as e:
-                log.error("vLLM did not start (%s): serving with the in-process transformers engine (LocalEngine)", e)
-    from serve.local_engine import LocalEngine
-
-    return LocalEngine(model_dir, base_name)
-
-
-async def _vllm(model_dir, base_name: str, urls: list[str] | None) -> Engine:
-    from serve.vllm_engine import VllmEngine
-
-    return await VllmEngine(model_dir, base_name, urls=urls).start()
 
 
 class AdapterSync:

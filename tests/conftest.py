@@ -183,7 +183,7 @@ def vllm_server(embedded_model_dir):
     import asyncio
 
     from serve.embedded import DEFAULT_MODEL as BASE
-    from serve.engine import vllm_available
+    from serve.engines import vllm_available
     from serve.vllm_engine import VllmEngine
 
     if not vllm_available():

@@ -2,7 +2,7 @@
 
 Every fact is invented (random syllable names), so the base model cannot know it: an adapter
 answers it only by reading the source that holds it. :func:`reader_rows` turns facts into RAFT
-chats through :func:`gateway.raft.raft_rows` on a knowledge base with the hashing embedder:
+chats through :func:`gateway.data.raft.raft_rows` on a knowledge base with the hashing embedder:
 each prompt holds two sources (the fact's document and a distractor), exactly as a
 ``<model>@<kb>`` chat builds them, in random order, and the answer cites the gold source, e.g. ``Korrvale [2]``.
 """
@@ -53,8 +53,8 @@ def facts(count: int, seed: int) -> list[Fact]:
 
 def reader_rows(folder: Path, people: list[Fact]) -> list[dict]:
     """RAFT chats (one per question, two sources each) from a hashing-embedder knowledge base of ``people``."""
-    from gateway.questions import Question
-    from gateway.raft import raft_rows
+    from gateway.data.questions import Question
+    from gateway.data.raft import raft_rows
     from rag.loaders import load_document
     from rag.store import KnowledgeBases
 

@@ -1,5 +1,7 @@
-"""``python -m tuner sft RECIPE.yaml [--set key=value ...]``: train an adapter;
-``python -m tuner build-data --documents DOCS --qa QA --out FILE``: training data from documents.
+"""``python -m tuner sft RECIPE.yaml [--set key=value ...]``: train an adapter.
+
+Training data is built by ``lorag data build`` and ``lorag kb raft-data``, which read question
+sets and knowledge bases the tuner knows nothing about.
 
 The gateway's ``lorag finetune`` runs this as a subprocess after preparing the base model.
 Errors the user can fix print one line on stderr and exit with status 2.
@@ -27,34 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument("--adapters-dir", type=Path, default=Path("adapters"), help="where the adapter is written")
     sft.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where checkpoints are written")
     sft.add_argument("--cache-dir", type=Path, help="reusable work, e.g. replay answers (default: the runs dir)")
-    data = commands.add_parser("build-data", help="training data from documents and question/answer pairs")
-    data.add_argument("--documents", type=Path, action="append", default=[], help="folder of .txt/.md, JSONL of "
-                      "{text}, or a Wiki-Newpages QA file (only its evidence_text is read); repeatable")  # fmt: skip
-    data.add_argument("--qa", type=Path, action="append", default=[],
-                      help="QA file or JSONL of {question, answer}: closed-book chats; repeatable")  # fmt: skip
-    data.add_argument("--exclude", type=Path, action="append", default=[],
-                      help="drop QA pairs whose question is in this file (e.g. the test split)")  # fmt: skip
-    data.add_argument("--chunk-chars", type=int, default=800, help="characters per text chunk")
-    data.add_argument("--overlap-chars", type=int, default=100, help="characters shared by consecutive chunks")
-    data.add_argument("--max-qa", type=int, help="use a seeded random sample of this many QA pairs")
-    data.add_argument("--seed", type=int, default=0, help="seed of the --max-qa sample")
-    data.add_argument("--out", type=Path, required=True, help="JSONL file to write (the tuner's text format)")
-    export = commands.add_parser("export-documents", help="write a QA file's documents as .txt files")
-    export.add_argument("source", type=Path, help="Wiki-Newpages QA file or JSONL of {text}")
-    export.add_argument("folder", type=Path, help="folder to write the .txt files to")
     args = parser.parse_args(argv)
-    if args.command == "build-data":
-        return _build_data(args)
-    if args.command == "export-documents":
-        from tuner.documents import export_documents
-
-        try:
-            count = export_documents(args.source, args.folder)
-        except DatasetError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"wrote {count} documents to {args.folder}")
-        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from tuner.sft import TrainingError, run
@@ -69,21 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(adapter)
-    return 0
-
-
-def _build_data(args: argparse.Namespace) -> int:
-    from tuner.documents import build_rows, write_jsonl
-
-    try:
-        rows, report = build_rows(
-            args.documents, args.qa, args.exclude, args.chunk_chars, args.overlap_chars, args.max_qa, args.seed
-        )
-    except (DatasetError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    write_jsonl(rows, args.out)
-    print(f"wrote {len(rows)} rows to {args.out}: {report.summary()}")
     return 0
 
 

@@ -82,6 +82,12 @@ def load_conversations(
     return Conversations(rows=rows, format=format, labels=list(labels or []))
 
 
+def write_jsonl(rows: list[dict], out: Path) -> None:
+    """One JSON object a line, UTF-8: how the tuner writes the rows it keeps with an adapter."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+
+
 def read_records(path: Path) -> Iterator[tuple[str, dict]]:
     """Yield ``(where, row)`` for every row: ``where`` is "line N" (or "row N" for parquet)."""
     if not path.is_file():

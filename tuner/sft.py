@@ -27,9 +27,8 @@ import torch
 
 from tuner.behaviour import behaviour
 from tuner.config import SFTRecipe
-from tuner.documents import write_jsonl
 from tuner.evaluation import classification_scores, overfitting_warning, perplexity, predict_labels
-from tuner.formats import Conversations, load_conversations
+from tuner.formats import Conversations, load_conversations, write_jsonl
 from tuner.lm_head import enable_compact_lm_head
 from tuner.manifest import (
     BEHAVIOUR,

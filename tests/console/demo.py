@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from rag.store import KnowledgeBases
 from serve.adapters import AdapterRegistry
 from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.console import STATIC
+from gateway.console.route import STATIC
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from openai import OpenAI
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from serve.embedded import DEFAULT_MODEL as BASE
 from serve.vllm_engine import VllmEngine

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from serve.embedded import DEFAULT_MODEL as BASE
 from serve.local_engine import LocalEngine

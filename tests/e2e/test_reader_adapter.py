@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from serve.local_engine import LocalEngine
 from tests.gateway.conftest import fake_settings, serving

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from gateway.app import create_app
-from gateway.loopback import serving
+from gateway.api.app import create_app
+from gateway.cli.loopback import serving
 from gateway.settings import Settings
 from serve.adapters import AdapterRegistry
 from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter

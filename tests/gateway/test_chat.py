@@ -141,7 +141,7 @@ def test_models_lists_the_base_and_every_adapter(gateway):
 
 def test_unknown_fields_are_ignored_and_logged_once(gateway, caplog):
     client = gateway.client()
-    with caplog.at_level(logging.WARNING, logger="gateway.protocol"):
+    with caplog.at_level(logging.WARNING, logger="gateway.api.protocol"):
         for _ in range(2):
             reply = client.chat.completions.create(
                 model="alpha", messages=ASK, extra_body={"lorag_test_future_field": {"x": 1}}

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from gateway.compare_api import Runs
+from gateway.compare.service import CompareService
 from tests.fakes.fake_engine import FakeEngine
 
 BROKEN_JSONL = '{"question": "Q", "answer": "A"}\n{'
@@ -137,7 +137,7 @@ def test_failed_answers_do_not_fail_the_run(make_gateway, tmp_path):
 def test_runs_are_listed_again_after_a_restart(gateway, tmp_path):
     http = gateway.http()
     run = wait(http, http.post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS[:1]}).json()["id"])
-    reloaded = Runs(tmp_path / "reports")
+    reloaded = CompareService(tmp_path / "reports", connect=None)
     assert reloaded.get(run["id"]).model_dump() == run
 
 
@@ -193,7 +193,9 @@ def test_cancel_stops_the_runs_requests(make_gateway, tmp_path):
     again = http.post(f"/v1/compare/{run['id']}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "compare_run_not_running"
     assert http.post("/v1/compare/cmp-nope/cancel").status_code == 404
-    assert Runs(tmp_path / "reports").get(run["id"]).status == "cancelled"  # and so after a restart
+    assert (
+        CompareService(tmp_path / "reports", connect=None).get(run["id"]).status == "cancelled"
+    )  # and so after a restart
 
 
 def test_at_most_two_runs_go_at_once(make_gateway, tmp_path):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.report import FILES
+from gateway.cli.main import app
+from gateway.compare.report import FILES
 from tests.fakes.fake_engine import FakeEngine
 
 QUESTIONS = [f"what is fact number {i}" for i in range(10)]

@@ -14,10 +14,10 @@ import httpx
 from openai import AsyncOpenAI
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.compare import CompareConfig, run_compare
-from gateway.questions import Question
-from gateway.report import write_report
+from gateway.cli.main import app
+from gateway.compare.report import write_report
+from gateway.compare.runner import CompareConfig, run_compare
+from gateway.data.questions import Question
 from tests.gateway.test_compare_api import wait
 
 CITIES = ["Zubrowka", "Freedonia", "Latveria", "Genovia", "Sokovia", "Wakanda", "Elbonia", "Krakozhia"]

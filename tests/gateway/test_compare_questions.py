@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.questions import Question, QuestionsError, load_questions, parse_questions, sample
+from gateway.data.questions import Question, QuestionsError, load_questions, parse_questions, sample
 
 WIKI_TEST = Path("/work/shared/data/qa/wiki-newpages-2023-10-bio/127_num_qa_663bio_pit_test.json")
 
@@ -112,7 +112,7 @@ def test_bad_wiki_document_is_named_by_the_line_it_starts_on(tmp_path):
     ],
 )  # fmt: skip
 def test_a_bad_qa_pair_is_one_line_naming_the_file_and_the_pair(tmp_path, pairs, message):
-    """The rules of tuner.documents.read_qa_pairs, which reads the same files for training (tests/tuner)."""
+    """The rules every reader of question sets gets: lorag compare, lorag kb raft-data and lorag data build."""
     path = tmp_path / "qa.json"
     path.write_text(json.dumps([{"id": "d0", "evidence_text": "X.", "qa_pairs": pairs}], indent=1))
     with pytest.raises(QuestionsError) as error:

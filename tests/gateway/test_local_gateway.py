@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from serve.local_engine import LocalEngine
 from serve.models import PreparedModel

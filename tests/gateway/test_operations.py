@@ -8,7 +8,7 @@ import threading
 
 import httpx
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter
 from tests.gateway.conftest import fake_settings, serving

@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli import app
-from gateway.knowledge import Knowledge, Retrieval
-from gateway.questions import Question
-from gateway.raft import is_gold, raft_rows
+from gateway.cli.main import app
+from gateway.data.questions import Question
+from gateway.data.raft import is_gold, raft_rows
+from gateway.knowledge.service import Knowledge, Retrieval
 from rag.loaders import load_document
 from rag.store import KnowledgeBases
 from serve.engine import Message

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
-from gateway.judge import Judge, parse_verdict
-from gateway.scoring import answer_in_sources, exact_match, normalize, rouge_l, score, token_f1
-from gateway.stats import mean_ci, paired_test
+from gateway.compare.judge import Judge, parse_verdict
+from gateway.compare.scoring import answer_in_sources, exact_match, normalize, rouge_l, score, token_f1
+from gateway.compare.stats import mean_ci, paired_test
 
 
 def test_normalize_follows_squad():
@@ -164,7 +164,7 @@ def test_judge_failure_is_no_verdict():
 
 
 def test_p_values_too_small_for_four_decimals_are_written_as_a_bound():
-    from gateway.report_tables import p_text
+    from gateway.compare.report_tables import p_text
 
     assert [p_text(p) for p in (None, 1.0, 0.0625, 2 / 2**16, 1 / 20001)] == [
         "-",

@@ -66,13 +66,14 @@ def test_serve_refuses_an_unknown_engine(tmp_path):
 def test_serve_stops_with_one_line_when_the_engine_cannot_start(tiny_raw_dir, tiny_model_dir, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    from gateway import cli
+    from gateway.cli import main as cli
+    from serve import engines
     from serve.engine import EngineError
 
     async def no_engine(*args, **kwargs):
         raise EngineError("vLLM server exited with status 1 while starting")
 
-    monkeypatch.setattr(cli, "load_engine", no_engine)
+    monkeypatch.setattr(engines, "load_engine", no_engine)
     monkeypatch.setenv("LORAG_BASE_MODEL", str(tiny_raw_dir))
     monkeypatch.setenv("LORAG_CACHE_DIR", str(tiny_model_dir.parent.parent))
     monkeypatch.setenv("LORAG_ADAPTERS_DIR", str(tmp_path))

@@ -4,7 +4,7 @@ import json
 
 from openai import OpenAI
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from serve.adapters import AdapterRegistry
 from serve.vllm_engine import VllmEngine
 from tests.fakes.vllm_server import FakeVllm

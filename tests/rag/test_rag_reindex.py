@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from rag.database import check_filters
 from rag.embedder import HashingEmbedder, load_embedder
 from rag.loaders import load_document
+from rag.query import check_filters
 from rag.retriever import MODES, retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import KnowledgeBase, Manifest

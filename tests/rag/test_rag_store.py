@@ -3,11 +3,11 @@ import json
 import pytest
 
 from rag.augment import augment
-from rag.database import NotFound
 from rag.embedder import HashingEmbedder
+from rag.errors import AlreadyExists, NotFound
 from rag.index import DenseIndex
 from rag.retriever import MODES, retrieve
-from rag.store import AlreadyExists, KnowledgeBase, KnowledgeBases, Manifest
+from rag.store import KnowledgeBase, KnowledgeBases, Manifest
 
 PARIS = b"Paris is the capital of France. The Eiffel Tower stands in Paris."
 TOKYO = b"Tokyo is the capital of Japan. Mount Fuji can be seen from Tokyo."

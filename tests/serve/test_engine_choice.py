@@ -5,8 +5,9 @@ import logging
 
 import pytest
 
-from serve import engine as engines
-from serve.engine import EngineError, load_engine
+from serve import engines
+from serve.engine import EngineError
+from serve.engines import load_engine
 from serve.local_engine import LocalEngine
 from serve.vllm_engine import VllmEngine
 from tests.fakes.vllm_server import FakeVllm
@@ -23,7 +24,7 @@ def choose(kind, model_dir, urls=None):
 
 def test_auto_without_vllm_serves_locally_and_says_why(tiny_model_dir, monkeypatch, caplog):
     monkeypatch.setattr(engines, "vllm_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="serve.engine"):
+    with caplog.at_level(logging.WARNING, logger="serve.engines"):
         assert isinstance(choose("auto", tiny_model_dir), LocalEngine)
     assert "vLLM is not installed: serving with the in-process transformers engine" in caplog.text
 
@@ -34,7 +35,7 @@ def test_auto_falls_back_when_the_vllm_server_does_not_start(tiny_model_dir, mon
 
     monkeypatch.setattr(engines, "vllm_available", lambda: True)
     monkeypatch.setattr(VllmEngine, "start", broken)
-    with caplog.at_level(logging.ERROR, logger="serve.engine"):
+    with caplog.at_level(logging.ERROR, logger="serve.engines"):
         assert isinstance(choose("auto", tiny_model_dir), LocalEngine)
     assert "vLLM did not start (vLLM server exited with status 1 while starting)" in caplog.text
 

@@ -131,3 +131,10 @@ def test_unknown_keys_unsupported_files_and_empty_files(tmp_path):
         load_conversations(tmp_path / "e.jsonl")
     with pytest.raises(DatasetError, match="no such file"):
         load_conversations(tmp_path / "missing.jsonl")
+
+
+def test_a_text_file_with_a_bad_row_names_the_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": ""}\n')
+    with pytest.raises(DatasetError, match="t.jsonl:line 2: missing 'text'"):
+        load_conversations(path)

@@ -1,0 +1,172 @@
+"""The FastAPI app: OpenAI-compatible routes, health, metrics, adapter administration and knowledge bases.
+
+:func:`create_app` takes a ready engine and its adapter registry, or an async function that
+starts them (``lorag serve`` passes one, so the server answers ``/healthz`` with 503 while vLLM
+boots). Once the engine is there, the adapters are synced and ``/healthz`` turns 200; a
+background task rescans the adapters folder every ``adapter_refresh_s``. Routes are thin: they
+check the API key and hand the request to :class:`~gateway.api.completions.Completions`,
+:class:`~gateway.api.adapter_catalog.AdapterCatalog` or :class:`~gateway.knowledge.service.Knowledge` (whose routes
+are in :mod:`gateway.api.knowledge_routes`; they work while the engine is still starting). Completions
+beyond ``max_concurrent_requests`` are answered 429 before any work. The app closes an engine
+it started, never one it was given. The web console (:mod:`gateway.console.route`) answers at ``/``.
+This module knows no protocol details beyond which model answers which route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import httpx
+from fastapi import Depends, FastAPI
+from openai import AsyncOpenAI
+
+from gateway.api import auth, compare_routes, error_handlers, knowledge_routes, routes
+from gateway.api.adapter_catalog import AdapterCatalog
+from gateway.api.completions import Completions
+from gateway.api.metrics import Metrics
+from gateway.api.protocol import (
+    ErrorResponse,
+    now,
+)
+from gateway.compare.service import CompareService
+from gateway.console import route as console
+from gateway.errors import LoragError, overloaded
+from gateway.knowledge.service import Knowledge
+from gateway.settings import Settings
+from rag.store import KnowledgeBases
+from serve.adapters import AdapterRegistry
+from serve.engine import Engine
+
+log = logging.getLogger(__name__)
+Starter = Callable[[], Awaitable[tuple[Engine, AdapterRegistry]]]
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
+LOCAL = "http://lorag.internal"  # the base URL of the app talking to itself
+FILE_ERRORS = {status: {"model": ErrorResponse} for status in (413, 415)}
+
+
+class Gateway:
+    """One app's state: the engine and its adapters once started, metrics, and why it failed if it did."""
+
+    def __init__(self, settings: Settings, knowledge: Knowledge):
+        self.settings = settings
+        self.knowledge = knowledge
+        self.metrics = Metrics()
+        self.started = now()
+        self.completions: Completions | None = None
+        self.catalog: AdapterCatalog | None = None
+        self.compare: CompareService | None = None  # set once the app exists: it talks to the app
+        self.failure: str | None = None
+
+    async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
+        catalog = AdapterCatalog(engine, registry)
+        await catalog.refresh()
+        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge), catalog
+        log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
+
+    def ready(self) -> tuple[Completions, AdapterCatalog]:
+        if self.completions is None or self.catalog is None:
+            state = f"failed to start: {self.failure}" if self.failure else "starting"
+            raise LoragError(503, f"the engine is {state}", type="server_error", code="engine_unavailable")
+        return self.completions, self.catalog
+
+
+def create_app(
+    engine: Engine | Starter,
+    registry: AdapterRegistry | None = None,
+    settings: Settings | None = None,
+    knowledge_bases: KnowledgeBases | None = None,
+) -> FastAPI:
+    """The gateway over ``engine`` and ``registry``, or over what the async function ``engine`` starts.
+
+    ``knowledge_bases``: default, the folder ``settings.kb_dir`` with ``settings.embedder``.
+    """
+    settings = settings or Settings()
+    bases = knowledge_bases or KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
+    gateway = Gateway(settings, Knowledge(bases, int(settings.max_upload_mb * 2**20)))
+    if not callable(engine) and registry is None:
+        raise TypeError("create_app needs the adapter registry that goes with a ready engine")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned: list[Engine] = []  # an engine the app started, so closes
+
+        async def boot() -> None:
+            try:
+                if callable(engine):
+                    ready, ready_registry = await engine()
+                    owned.append(ready)
+                else:
+                    ready, ready_registry = engine, registry
+                await gateway.start(ready, ready_registry)
+            except Exception as e:
+                gateway.failure = f"{type(e).__name__}: {e}"
+                log.exception("the engine failed to start")
+                return
+            if settings.adapter_refresh_s:
+                await gateway.catalog.poll(settings.adapter_refresh_s)
+
+        task = asyncio.create_task(boot())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for started in owned:
+            await started.close()
+
+    app = FastAPI(
+        title="lorag",
+        summary="OpenAI-compatible gateway: one base model, many LoRA adapters.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    gateway.compare = CompareService(Path(settings.reports_dir), partial(self_client, app))
+    app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys)
+    error_handlers.install(app)
+    app.add_middleware(Admission, limit=settings.max_concurrent_requests, metrics=gateway.metrics)
+    app.include_router(routes.router)
+    app.include_router(routes.v1, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
+    app.include_router(
+        routes.admin, prefix="/v1", dependencies=[Depends(auth.admin)], responses=ERRORS | {403: ERRORS[401]}
+    )
+    user, admin_only = [Depends(auth.user)], ERRORS | {403: ERRORS[401], 409: ERRORS[400]}
+    app.include_router(knowledge_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(knowledge_routes.writes, prefix="/v1", dependencies=user, responses=admin_only | FILE_ERRORS)
+    app.include_router(knowledge_routes.embeddings, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
+    console.mount(app)
+    return app
+
+
+def self_client(app: FastAPI, api_key: str | None) -> AsyncOpenAI:
+    """An OpenAI client of ``app`` itself, in process (``httpx.ASGITransport``), authenticated with ``api_key``."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a failure is a 500, as over HTTP
+    http = httpx.AsyncClient(transport=transport, base_url=LOCAL, timeout=None)
+    return AsyncOpenAI(base_url=f"{LOCAL}/v1", api_key=api_key or "none", http_client=http, max_retries=0)
+
+
+class Admission:
+    """ASGI middleware: completions beyond ``limit`` in flight are answered 429 with Retry-After (0: no limit)."""
+
+    def __init__(self, app, limit: int, metrics: Metrics):
+        self.app, self.limit, self.metrics = app, limit, metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in COMPLETION_PATHS:
+            return await self.app(scope, receive, send)
+        if self.limit and self.in_flight >= self.limit:
+            self.metrics.rejected.labels("overloaded").inc()
+            return await error_handlers.response(overloaded(self.limit))(scope, receive, send)
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()

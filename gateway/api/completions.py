@@ -1,0 +1,335 @@
+"""Serving completions: a chat or legacy request in, an OpenAI response or server-sent event stream out.
+
+Every choice (``n`` per prompt) runs as its own engine stream; their deltas are merged as they
+come, and a whole response is just the merged stream collected, so streamed and non-streamed
+text are the same. A stream's first delta is awaited before the response starts, so an unknown
+adapter or an unavailable engine still gets its proper status; a failure after that ends the
+stream with an OpenAI error event. A client that goes away cancels every engine stream of its
+request (closing an engine's iterator cancels its work). A chat with a knowledge base
+(``model="<m>@<kb>"`` or the ``rag`` extension) is augmented by
+:meth:`gateway.knowledge.service.Knowledge.augment` before the engine sees it, and its citations ride on
+the response (the first chunk, when streaming). This module knows nothing about routes, API
+keys or adapter administration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
+from dataclasses import replace
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from gateway.api.metrics import Metrics
+from gateway.api.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChunkChoice,
+    ChunkDelta,
+    Citation,
+    Completion,
+    CompletionRequest,
+    TextChoice,
+    Usage,
+    new_id,
+    now,
+)
+from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found
+from gateway.knowledge.retrieval import Retrieval
+from gateway.knowledge.service import Knowledge
+from gateway.model_names import ModelRef, parse
+from serve.engine import Delta, Engine, Message, SamplingParams
+
+T = TypeVar("T")
+
+
+class Completions:
+    """Chat and legacy completions on one engine."""
+
+    def __init__(self, engine: Engine, metrics: Metrics, knowledge: Knowledge):
+        self.engine = engine
+        self.metrics = metrics
+        self.knowledge = knowledge
+
+    async def respond(
+        self, body: ChatCompletionRequest | CompletionRequest, request: Request
+    ) -> ChatCompletion | Completion | StreamingResponse:
+        ref = self.resolve(body.model)
+        conversations, params = body.engine_inputs()
+        citations = None
+        retrieval = self.retrieval(ref, body)
+        if retrieval is not None:
+            augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
+            conversations, citations = [augmented], [Citation.model_validate(c) for c in cited]
+        work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
+        out = _Chat(ref.name, citations) if isinstance(body, ChatCompletionRequest) else _Text(ref.name)
+        track = _Track(self.metrics, out.endpoint, ref.name)
+        choices = _Choices(len(work), body.n)
+        deltas = _merged(self.engine, ref.adapter, work)
+        try:
+            if not body.stream:
+                await cancel_on_disconnect(request, choices.collect(deltas, track))
+                track.done("ok", choices.usage())
+                return out.whole(choices)
+            first = await cancel_on_disconnect(request, anext(deltas))
+        except BaseException as error:
+            track.done("cancelled" if isinstance(error, ClientDisconnected | asyncio.CancelledError) else "error", None)
+            raise
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        events = _events(out, first, deltas, choices, include_usage, track)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def resolve(self, name: str) -> ModelRef:
+        """What ``name`` asks for; 404 for an unknown model or knowledge base."""
+        ref = parse(name, self.engine.info.base_model, self.engine.adapters())
+        if ref.kb is not None and ref.kb not in self.knowledge.names():
+            raise model_not_found(
+                f"The model '{name}' asks for knowledge base '{ref.kb}', which does not exist: "
+                "GET /v1/knowledge_bases lists them"
+            )
+        return ref
+
+    @staticmethod
+    def retrieval(ref: ModelRef, body: ChatCompletionRequest | CompletionRequest) -> Retrieval | None:
+        """How this request retrieves: from ``<m>@<kb>`` and the ``rag`` extension; None for no retrieval."""
+        options = getattr(body, "rag", None)
+        if ref.kb is None and options is None:
+            return None
+        if not isinstance(body, ChatCompletionRequest):
+            raise invalid("model", "knowledge bases are served on /v1/chat/completions, not legacy completions")
+        if options is None:
+            return Retrieval(ref.kb)
+        if ref.kb and options.kb and ref.kb != options.kb:
+            raise invalid("rag.kb", f"the model names knowledge base '{ref.kb}' but rag.kb is '{options.kb}'")
+        kb = ref.kb or options.kb
+        if kb is None:
+            raise invalid("rag.kb", "name the knowledge base: rag.kb, or a model name '<model>@<kb>'")
+        return Retrieval(kb, **options.model_dump(exclude={"kb"}))
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first (499, a response nobody reads)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():  # cancelled because the client left, not by the server
+            raise ClientDisconnected() from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+class ClientDisconnected(LoragError):
+    def __init__(self) -> None:
+        super().__init__(499, "the client closed the request", code="client_closed_request")
+
+
+def _seeded(params: SamplingParams, choice: int) -> SamplingParams:
+    """The ``choice``-th of ``n`` samples: its own seed, so that seeded choices differ."""
+    return params if params.seed is None or choice == 0 else replace(params, seed=params.seed + choice)
+
+
+async def _merged(
+    engine: Engine, adapter: str | None, work: list[tuple[list[Message], SamplingParams]]
+) -> AsyncIterator[tuple[int, Delta]]:
+    """``(choice, delta)`` from one engine stream per choice, in arrival order, until every choice finishes."""
+    queue: asyncio.Queue[tuple[int, Delta | Exception]] = asyncio.Queue()
+
+    async def pump(index: int, messages: list[Message], params: SamplingParams) -> None:
+        try:
+            async with aclosing(engine.stream(messages, params, adapter)) as deltas:
+                async for delta in deltas:
+                    queue.put_nowait((index, delta))
+                    if delta.finish_reason:
+                        return
+            queue.put_nowait((index, Delta("", "stop")))  # an engine that ended without saying why
+        except Exception as error:
+            queue.put_nowait((index, error))
+
+    tasks = [asyncio.create_task(pump(i, messages, params)) for i, (messages, params) in enumerate(work)]
+    running = len(tasks)
+    try:
+        while running:
+            index, item = await queue.get()
+            if isinstance(item, Exception):
+                raise item
+            yield index, item
+            running -= bool(item.finish_reason)
+    finally:
+        # Finished pumps are still closing their engine streams (for vLLM, an HTTP response):
+        # cancelling them mid-close would strand the upstream connection. Cancel only when
+        # choices were abandoned (the client left, or another choice failed).
+        if running:
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Choices:
+    """What the choices of one request produced so far: text, finish reasons, token counts."""
+
+    def __init__(self, count: int, n: int):
+        self.n = n
+        self.texts: list[list[str]] = [[] for _ in range(count)]
+        self.finish: list[str] = ["stop"] * count
+        self.prompt_tokens = [0] * count
+        self.completion_tokens = [0] * count
+
+    def add(self, index: int, delta: Delta) -> None:
+        self.texts[index].append(delta.text)
+        if delta.finish_reason:
+            self.finish[index] = delta.finish_reason
+            self.prompt_tokens[index], self.completion_tokens[index] = delta.prompt_tokens, delta.completion_tokens
+
+    async def collect(self, deltas: AsyncIterator[tuple[int, Delta]], track: _Track) -> None:
+        async for index, delta in deltas:
+            self.add(index, delta)
+            track.text(delta)
+
+    def text(self, index: int) -> str:
+        return "".join(self.texts[index])
+
+    def usage(self) -> Usage:
+        prompt = sum(self.prompt_tokens[:: self.n])  # each prompt once, however many choices it has
+        completion = sum(self.completion_tokens)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+class _Track:
+    """Metrics of one request: latency, time to first text, tokens, outcome."""
+
+    def __init__(self, metrics: Metrics, endpoint: str, model: str):
+        self.metrics, self.endpoint, self.model = metrics, endpoint, model
+        self.start = time.perf_counter()
+        self.first_text = False
+
+    def text(self, delta: Delta) -> None:
+        if delta.text and not self.first_text:
+            self.first_text = True
+            self.metrics.first_token.labels(self.endpoint, self.model).observe(time.perf_counter() - self.start)
+
+    def done(self, outcome: str, usage: Usage | None) -> None:
+        self.metrics.requests.labels(self.endpoint, self.model, outcome).inc()
+        self.metrics.latency.labels(self.endpoint, self.model).observe(time.perf_counter() - self.start)
+        if usage is not None:
+            self.metrics.prompt_tokens.labels(self.model).inc(usage.prompt_tokens)
+            self.metrics.completion_tokens.labels(self.model).inc(usage.completion_tokens)
+
+
+async def _events(
+    out: _Chat | _Text, first, deltas, choices: _Choices, include_usage: bool, track: _Track
+) -> AsyncIterator[str]:
+    """The server-sent events of one streamed response, ending with ``data: [DONE]``."""
+    outcome = "cancelled"
+    try:
+        for chunk in out.opening(len(choices.texts)):
+            yield _sse(chunk)
+        item = first
+        while item is not None:
+            index, delta = item
+            choices.add(index, delta)
+            track.text(delta)
+            if delta.text:
+                yield _sse(out.chunk(index, delta.text, None))
+            if delta.finish_reason:
+                yield _sse(out.chunk(index, None, delta.finish_reason))
+            item = await anext(deltas, None)
+        if include_usage:
+            yield _sse(out.usage_chunk(choices.usage()))
+        outcome = "ok"
+    except Exception as error:  # the engine failed mid-stream: tell the client in OpenAI's way
+        outcome = "error"
+        yield _sse(json.dumps(as_lorag_error(error).body()))
+    finally:
+        await deltas.aclose()
+        track.done(outcome, choices.usage() if outcome == "ok" else None)
+    yield "data: [DONE]\n\n"
+
+
+def _sse(data: str) -> str:
+    return f"data: {data}\n\n"
+
+
+class _Chat:
+    """OpenAI's chat completion objects for one response."""
+
+    endpoint = "chat.completions"
+
+    def __init__(self, model: str, citations: list[Citation] | None = None):
+        self.id, self.created, self.model = new_id("chatcmpl"), now(), model
+        self.citations = citations
+
+    def whole(self, choices: _Choices) -> ChatCompletion:
+        return ChatCompletion(
+            id=self.id, created=self.created, model=self.model, usage=choices.usage(), citations=self.citations,
+            choices=[
+                ChatChoice(index=i, message=AssistantMessage(content=choices.text(i)), finish_reason=choices.finish[i])
+                for i in range(len(choices.texts))
+            ],
+        )  # fmt: skip
+
+    def opening(self, count: int) -> list[str]:
+        """The role chunk of each choice; the first also carries the citations."""
+        return [
+            self._chunk([ChunkChoice(index=i, delta=ChunkDelta(role="assistant", content=""))], None, i == 0)
+            for i in range(count)
+        ]
+
+    def chunk(self, index: int, text: str | None, finish_reason: str | None) -> str:
+        return self._chunk([ChunkChoice(index=index, delta=ChunkDelta(content=text), finish_reason=finish_reason)])
+
+    def usage_chunk(self, usage: Usage) -> str:
+        return self._chunk([], usage)
+
+    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, cite: bool = False) -> str:
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage,
+            citations=self.citations if cite else None,
+        )  # fmt: skip
+        return chunk.model_dump_json()
+
+
+class _Text:
+    """OpenAI's legacy text completion objects for one response."""
+
+    endpoint = "completions"
+
+    def __init__(self, model: str):
+        self.id, self.created, self.model = new_id("cmpl"), now(), model
+
+    def whole(self, choices: _Choices) -> Completion:
+        texts = [
+            TextChoice(index=i, text=choices.text(i), finish_reason=choices.finish[i])
+            for i in range(len(choices.texts))
+        ]
+        return Completion(id=self.id, created=self.created, model=self.model, choices=texts, usage=choices.usage())
+
+    def opening(self, count: int) -> list[str]:
+        return []
+
+    def chunk(self, index: int, text: str | None, finish_reason: str | None) -> str:
+        return self._chunk([TextChoice(index=index, text=text or "", finish_reason=finish_reason)])
+
+    def usage_chunk(self, usage: Usage) -> str:
+        return self._chunk([], usage)
+
+    def _chunk(self, choices: list[TextChoice], usage: Usage | None = None) -> str:
+        return Completion(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
+        ).model_dump_json()

@@ -1,0 +1,336 @@
+"""The OpenAI protocol as lorag serves it: request and response models, fields in the reference's order.
+
+Requests accept fields they do not know (an SDK newer than lorag still works): each unknown
+field name is logged once and ignored. Known fields lorag cannot honour (``logprobs``, ``echo``,
+``suffix``) are refused with a 400 naming them rather than silently ignored. Each request turns
+itself into engine inputs (:meth:`engine_inputs`): conversations of ``serve.engine.Message`` and
+one ``SamplingParams``. Legacy ``/v1/completions`` sends each prompt as one user turn, so the
+base model's chat template applies, as it does for chat. Lorag extensions to OpenAI's schema
+are marked ``# extension``; the retrieval extension's options and citations are the knowledge
+API's own types. This module knows nothing about engines' internals or HTTP routes, and loads
+no index.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from gateway.api.knowledge_protocol import Citation
+from gateway.knowledge.retrieval import Filters, MinScore, TopK
+from rag.query import DEFAULT_TOP_K, Mode
+from serve.engine import Message, SamplingParams
+
+log = logging.getLogger(__name__)
+_logged_unknown: set[str] = set()
+
+
+class _Request(BaseModel):
+    """A request body: unknown fields are kept aside, logged once per name, and otherwise ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _log_unknown(self):
+        for name in (self.model_extra or {}).keys() - _logged_unknown:
+            _logged_unknown.add(name)
+            log.warning("ignoring request field '%s' unknown to lorag (logged once)", name)
+        return self
+
+
+def _stop_list(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise ValueError("must be a string or a list of strings")
+    if len(value) > 4:
+        raise ValueError("at most 4 stop sequences")
+    return [s for s in value if s]
+
+
+def _prompts(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value or not all(isinstance(p, str) for p in value):
+        raise ValueError("must be a string or a non-empty list of strings (token ids are not supported)")
+    return value
+
+
+def _unsupported(cls, value: Any) -> Any:
+    if value:
+        raise ValueError("not supported by lorag")
+    return value
+
+
+Stop = Annotated[str | list[str] | None, BeforeValidator(_stop_list)]
+Prompt = Annotated[str | list[str], BeforeValidator(_prompts)]
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class RagOptions(BaseModel):
+    """Extension: retrieval for a chat. ``model="<m>@<kb>"`` is the same as ``{"kb": "<kb>"}`` with defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kb: str | None = Field(None, description="Knowledge base to retrieve from; may come from the model name instead.")
+    top_k: TopK = DEFAULT_TOP_K
+    mode: Mode = "hybrid"
+    min_score: MinScore = None
+    filters: Filters = Field(default_factory=dict)
+
+
+class ChatMessage(BaseModel):
+    """One input message; content is a string or a list of text parts."""
+
+    role: Literal["developer", "system", "user", "assistant"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            texts = []
+            for part in value:
+                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                    raise ValueError(f"only text content parts are supported, got '{kind}'")
+                texts.append(part["text"])
+            return "".join(texts)
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be a string or a list of text parts")
+        return value
+
+    def to_engine(self) -> Message:
+        return Message("system" if self.role == "developer" else self.role, self.content or "")
+
+
+class _Sampling(_Request):
+    """The sampling fields chat and legacy completions share (declared in each subclass's order)."""
+
+    def sampling(self, max_tokens: int | None) -> SamplingParams:
+        params = {} if max_tokens is None else {"max_tokens": max_tokens}
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop=tuple(self.stop or ()),
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            **params,
+        )
+
+    @field_validator("stream_options", check_fields=False)
+    @classmethod
+    def _stream_options_need_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("only allowed when stream is true")
+        return value
+
+
+class ChatCompletionRequest(_Sampling):
+    """POST /v1/chat/completions."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    logprobs: bool = Field(False, description="Not supported: must be false.")
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
+    n: int = Field(1, ge=1, le=16)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    seed: int | None = None
+    stop: Stop = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, ge=0, le=1)
+    user: str | None = None
+    rag: RagOptions | None = None  # extension
+
+    _refuse_unsupported = field_validator("logprobs")(_unsupported)
+
+    def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
+        max_tokens = self.max_completion_tokens or self.max_tokens
+        return [[m.to_engine() for m in self.messages]], self.sampling(max_tokens)
+
+
+class CompletionRequest(_Sampling):
+    """POST /v1/completions (legacy): each prompt is sent as one user turn through the chat template."""
+
+    model: str
+    prompt: Prompt
+    echo: bool = Field(False, description="Not supported: must be false.")
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    logprobs: int | None = Field(None, description="Not supported: must be null.")
+    max_tokens: int = Field(16, ge=1)
+    n: int = Field(1, ge=1, le=16)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    seed: int | None = None
+    stop: Stop = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    suffix: str | None = Field(None, description="Not supported: must be null.")
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, ge=0, le=1)
+    user: str | None = None
+
+    _refuse_unsupported = field_validator("echo", "logprobs", "suffix")(_unsupported)
+
+    def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
+        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        return [[Message("user", p)] for p in prompts], self.sampling(self.max_tokens)
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    finish_reason: str
+    index: int
+    logprobs: None = None
+    message: AssistantMessage
+
+
+Citations = Annotated[list[Citation] | None, Field(exclude_if=lambda v: v is None)]
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    choices: list[ChatChoice]
+    created: int
+    model: str
+    object: Literal["chat.completion"] = "chat.completion"
+    system_fingerprint: str | None = None
+    usage: Usage
+    citations: Citations = None  # extension: the sources of a retrieval-augmented answer
+
+
+class ChunkDelta(BaseModel):
+    """Only the fields a chunk carries: ``role`` on the first, ``content`` on text, nothing on the last."""
+
+    content: str | None = Field(None, exclude_if=lambda v: v is None)
+    role: Literal["assistant"] | None = Field(None, exclude_if=lambda v: v is None)
+
+
+class ChunkChoice(BaseModel):
+    delta: ChunkDelta
+    finish_reason: str | None = None
+    index: int
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    choices: list[ChunkChoice]
+    created: int
+    model: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
+    citations: Citations = None  # extension: on the first chunk of a retrieval-augmented answer
+
+
+class TextChoice(BaseModel):
+    finish_reason: str | None
+    index: int
+    logprobs: None = None
+    text: str
+
+
+class Completion(BaseModel):
+    """A legacy completion; streamed chunks have the same shape, ``usage`` only on the last."""
+
+    id: str
+    choices: list[TextChoice]
+    created: int
+    model: str
+    object: Literal["text_completion"] = "text_completion"
+    system_fingerprint: str | None = None
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    """GET /v1/models entries: ``root`` is the base model, ``parent`` the model an adapter was trained on."""
+
+    id: str
+    created: int
+    object: Literal["model"] = "model"
+    owned_by: str = "lorag"
+    root: str  # extension (as in vLLM and OpenAI's older fine-tuning API)
+    parent: str | None = None  # extension
+    knowledge_base: str | None = Field(None, exclude_if=lambda v: v is None)  # extension: of a <model>@<kb> arm
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# -- adapter administration (lorag's own API) --------------------------------------------
+
+
+class AdapterRegistration(BaseModel):
+    """POST /v1/adapters: serve the adapter folder at ``path`` (on the server) as ``name``."""
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+
+
+class AdapterInfo(BaseModel):
+    name: str
+    object: Literal["adapter"] = "adapter"
+    source: Literal["folder", "registered"]  # the adapters folder, or POST /v1/adapters
+    path: str
+    peft_type: str
+    rank: int | None
+    target_modules: list[str]
+    manifest: dict[str, Any]  # a summary of lorag.json: method, base model, LoRA settings, metrics, created
+
+
+class RefusedAdapter(BaseModel):
+    name: str
+    reason: str
+
+
+class AdapterList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AdapterInfo]
+    refused: list[RefusedAdapter]

@@ -1,0 +1,126 @@
+"""The ``lorag`` command line.
+
+Each subcommand is a thin shell over a package: ``model`` over ``serve.models``; ``finetune``
+resolves and prepares the base model, then runs the tuner as a subprocess
+(``python -m tuner sft``), since the gateway never imports training code; ``serve`` prepares the
+base model and runs the gateway app with uvicorn. Failures the user can fix print one line on
+stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from gateway.cli.common import fail
+from gateway.cli.compare import compare
+from gateway.cli.data import data_app
+from gateway.cli.engine_starter import engine_starter, prepare_or_fail
+from gateway.cli.kb import kb_app
+from gateway.settings import get_settings
+
+app = typer.Typer(
+    help="lorag: fine-tune LoRA adapters, serve them, retrieve from knowledge bases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="Base models: prepare the embedded default or any Hugging Face model.")
+app.add_typer(model_app, name="model")
+app.add_typer(kb_app, name="kb")
+app.add_typer(data_app, name="data")
+app.command()(compare)
+
+
+@model_app.command("prepare")
+def model_prepare(
+    model: Annotated[
+        str | None, typer.Option(help="Hugging Face id or local path; default: the embedded Gemma 3 270M.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Prepare again even if already in the cache.")] = False,
+) -> None:
+    """Materialise a base model as a prepared folder in the cache and print its path."""
+    typer.echo(prepare_or_fail(model or get_settings().base_model, force))
+
+
+@app.command()
+def finetune(
+    config: Annotated[Path, typer.Argument(help="Training recipe YAML, e.g. tuner/configs/lorag-identity.yaml.")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a recipe field: key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Train a LoRA adapter from a dataset (SFT) into the adapters folder."""
+    overrides = list(set_ or [])
+    model = _recipe_model(config, overrides)
+    settings = get_settings()
+    model_dir = prepare_or_fail(model)
+    command = [
+        sys.executable, "-m", "tuner", "sft", str(config),
+        "--adapters-dir", str(settings.adapters_dir),
+        "--runs-dir", str(settings.runs_dir),
+        "--model-dir", str(model_dir),
+        "--cache-dir", str(settings.cache_dir.expanduser()),
+    ]  # fmt: skip
+    for override in overrides:
+        command += ["--set", override]
+    code = subprocess.call(command)
+    if code:
+        raise typer.Exit(code)
+
+
+def _recipe_model(config: Path, overrides: list[str]) -> str:
+    """The base model a recipe names (``--set model=...`` wins), or the configured default."""
+    for override in reversed(overrides):
+        key, _, value = override.partition("=")
+        if key.strip() == "model":
+            return value.strip()
+    try:
+        recipe = yaml.safe_load(config.read_text()) or {}
+    except OSError as e:
+        fail(f"cannot read recipe {config}: {e.strerror}")
+    except yaml.YAMLError as e:
+        fail(f"{config} is not valid YAML: {str(e).splitlines()[0]}")
+    if not isinstance(recipe, dict):
+        fail(f"{config} must be a YAML mapping of recipe fields")
+    return recipe.get("model") or get_settings().base_model
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    engine: Annotated[
+        str | None, typer.Option(help="auto (vLLM when installed), vllm or local; default: LORAG_ENGINE or auto.")
+    ] = None,
+) -> None:
+    """Serve the base model and its adapters behind the OpenAI-compatible API."""
+    import uvicorn  # the server stack is only imported by the command that needs it
+
+    from gateway.api.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def stop() -> None:
+        server.should_exit = True  # nothing to serve: stop instead of answering 503 forever
+
+    start = engine_starter(engine, on_failure=stop)
+    api = create_app(start, settings=settings)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port))
+    server.run()
+    if api.state.gateway.failure:
+        fail(f"the engine failed to start: {api.state.gateway.failure}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The engines by name, and :func:`load_engine`: which one a configuration gets.
+
+:data:`ENGINES` maps each engine's name to the async function that starts it; ``auto`` is the
+policy over them, not an engine: the vLLM servers at ``vllm_urls`` when given, else vLLM when it
+is installed, else (or when its server fails to start, with a log line saying why) the
+LocalEngine. :data:`CHOICES` is the one list of names that settings, the CLI and this module
+accept. An engine module is imported only when its engine is chosen, so vLLM stays unloaded
+where it is not used. A new engine is one entry here and one module implementing
+``serve.engine.Engine``. This module knows nothing about HTTP routes or settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from serve.engine import Engine, EngineError
+
+log = logging.getLogger(__name__)
+
+
+async def _vllm(model_dir: Path, base_name: str, urls: list[str] | None) -> Engine:
+    from serve.vllm_engine import VllmEngine
+
+    return await VllmEngine(model_dir, base_name, urls=urls).start()
+
+
+async def _local(model_dir: Path, base_name: str, urls: list[str] | None) -> Engine:
+    from serve.local_engine import LocalEngine
+
+    return LocalEngine(model_dir, base_name)
+
+
+Starter = Callable[[Path, str, "list[str] | None"], Awaitable[Engine]]
+ENGINES: dict[str, Starter] = {"vllm": _vllm, "local": _local}
+CHOICES = ("auto", *ENGINES)
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def check_choice(kind: str) -> str:
+    """``kind`` if it names an engine or ``auto``; ValueError saying the choices otherwise."""
+    if kind not in CHOICES:
+        raise ValueError(f"unknown engine '{kind}': choose {', '.join(CHOICES[:-1])} or {CHOICES[-1]}")
+    return kind
+
+
+async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None) -> Engine:
+    """The started engine ``kind`` (one of :data:`CHOICES`); ``vllm`` never falls back."""
+    check_choice(kind)
+    if kind == "auto" and vllm_urls:
+        kind = "vllm"
+    if kind != "auto":
+        return await ENGINES[kind](model_dir, base_name, vllm_urls)
+    if not vllm_available():
+        log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
+    else:
+        try:
+            return await _vllm(model_dir, base_name, None)
+        except EngineError as e:
+            log.error("vLLM did not start (%s): serving with the in-process transformers engine (LocalEngine)", e)
+    return await _local(model_dir, base_name, None)
