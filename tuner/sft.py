@@ -40,6 +40,7 @@ from tuner.manifest import (
     publish,
     read_base_model,
 )
+from tuner.peft_settings import method_settings, peft_config
 from tuner.replay import Replay, build_replay
 
 log = logging.getLogger("tuner.sft")
@@ -128,7 +129,7 @@ def build_trainer(recipe: SFTRecipe, model_dir: Path, runs_dir: Path, cache_dir:
         train_dataset=Dataset.from_list(_examples(train, tokenizer)),
         eval_dataset=Dataset.from_list(_examples(evaluation, tokenizer)) if has_eval else None,
         processing_class=tokenizer,
-        peft_config=_peft_config(recipe, model_dir),
+        peft_config=peft_config(recipe, model_dir),
         callbacks=[EarlyStoppingCallback(recipe.early_stopping_patience)] if early_stopping else None,
     )
     return Prepared(trainer, tokenizer, train, evaluation, base, run_dir, replay)
@@ -148,40 +149,6 @@ def _examples(data: Conversations, tokenizer) -> list[dict]:
                 text = text[len(tokenizer.bos_token) :]
         rows.append({"text": text})
     return rows
-
-
-def _peft_config(recipe: SFTRecipe, model_dir: Path):
-    """PEFT's config for the recipe's ``peft_method``."""
-    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
-
-    if recipe.peft_method == "ia3":
-        return IA3Config(
-            target_modules=recipe.target_modules, feedforward_modules=recipe.feedforward_modules, task_type="CAUSAL_LM"
-        )
-    if recipe.peft_method == "prompt_tuning":
-        text = recipe.prompt_tuning_init_text
-        return PromptTuningConfig(
-            num_virtual_tokens=recipe.num_virtual_tokens,
-            prompt_tuning_init="TEXT" if text else "RANDOM",
-            prompt_tuning_init_text=text,
-            tokenizer_name_or_path=str(model_dir) if text else None,
-            task_type="CAUSAL_LM",
-        )
-    if recipe.peft_method == "prefix_tuning":
-        return PrefixTuningConfig(
-            num_virtual_tokens=recipe.num_virtual_tokens,
-            prefix_projection=recipe.prefix_projection,
-            task_type="CAUSAL_LM",
-        )
-    return LoraConfig(
-        r=recipe.lora_r,
-        lora_alpha=recipe.lora_alpha,
-        lora_dropout=recipe.lora_dropout,
-        target_modules=recipe.target_modules,
-        use_dora=recipe.use_dora,
-        use_rslora=recipe.use_rslora,
-        task_type="CAUSAL_LM",
-    )
 
 
 def run(recipe: SFTRecipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
@@ -253,30 +220,9 @@ def _manifest(recipe: SFTRecipe, prepared: Prepared) -> dict:
         "peft_type": str(adapter_config.peft_type.value),
         "base_model": {k: prepared.base[k] for k in ("id", "sha256", "source")},
         "chat_template_sha256": hashlib.sha256(prepared.tokenizer.chat_template.encode()).hexdigest(),
-        recipe.peft_method: _method_settings(recipe, adapter_config),
+        recipe.peft_method: method_settings(recipe, adapter_config),
         "hyperparameters": recipe.model_dump(exclude={"name", "model", "dataset", "eval_dataset", "overwrite"}),
         "dataset": _dataset_record(recipe, prepared.train, prepared.evaluation, prepared.replay),
-    }
-
-
-def _method_settings(recipe: SFTRecipe, adapter_config) -> dict:
-    """The settings of the adapter's own method, as PEFT resolved them (e.g. ``all-linear`` to module names)."""
-    if recipe.peft_method in ("prompt_tuning", "prefix_tuning"):
-        settings = {"num_virtual_tokens": recipe.num_virtual_tokens}
-        if recipe.peft_method == "prompt_tuning":
-            return settings | {"init_text": recipe.prompt_tuning_init_text}
-        return settings | {"prefix_projection": recipe.prefix_projection}
-    modules = sorted({m.rsplit(".", 1)[-1] for m in adapter_config.target_modules})
-    if recipe.peft_method == "ia3":
-        feedforward = sorted({m.rsplit(".", 1)[-1] for m in adapter_config.feedforward_modules})
-        return {"target_modules": modules, "feedforward_modules": feedforward}
-    return {
-        "r": recipe.lora_r,
-        "alpha": recipe.lora_alpha,
-        "dropout": recipe.lora_dropout,
-        "target_modules": modules,
-        "use_dora": recipe.use_dora,
-        "use_rslora": recipe.use_rslora,
     }
 
 

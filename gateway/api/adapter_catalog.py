@@ -14,7 +14,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from gateway.api.protocol import AdapterInfo, AdapterList, RefusedAdapter
+from gateway.api.adapter_protocol import AdapterInfo, AdapterList, RefusedAdapter
 from gateway.errors import LoragError, engine_unavailable, invalid
 from serve.adapters import AdapterRefused, AdapterRegistry, AdapterSpec, Scan
 from serve.engine import AdapterSync, Engine

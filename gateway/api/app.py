@@ -26,16 +26,14 @@ from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
 from gateway.api import auth, compare_routes, error_handlers, knowledge_routes, routes
-from gateway.api.adapter_catalog import AdapterCatalog
-from gateway.api.completions import Completions
 from gateway.api.metrics import Metrics
 from gateway.api.protocol import (
     ErrorResponse,
-    now,
 )
+from gateway.api.state import Gateway
 from gateway.compare.service import CompareService
 from gateway.console import route as console
-from gateway.errors import LoragError, overloaded
+from gateway.errors import overloaded
 from gateway.knowledge.service import Knowledge
 from gateway.settings import Settings
 from rag.store import KnowledgeBases
@@ -48,32 +46,6 @@ COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
 LOCAL = "http://lorag.internal"  # the base URL of the app talking to itself
 FILE_ERRORS = {status: {"model": ErrorResponse} for status in (413, 415)}
-
-
-class Gateway:
-    """One app's state: the engine and its adapters once started, metrics, and why it failed if it did."""
-
-    def __init__(self, settings: Settings, knowledge: Knowledge):
-        self.settings = settings
-        self.knowledge = knowledge
-        self.metrics = Metrics()
-        self.started = now()
-        self.completions: Completions | None = None
-        self.catalog: AdapterCatalog | None = None
-        self.compare: CompareService | None = None  # set once the app exists: it talks to the app
-        self.failure: str | None = None
-
-    async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
-        catalog = AdapterCatalog(engine, registry)
-        await catalog.refresh()
-        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge), catalog
-        log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
-
-    def ready(self) -> tuple[Completions, AdapterCatalog]:
-        if self.completions is None or self.catalog is None:
-            state = f"failed to start: {self.failure}" if self.failure else "starting"
-            raise LoragError(503, f"the engine is {state}", type="server_error", code="engine_unavailable")
-        return self.completions, self.catalog
 
 
 def create_app(

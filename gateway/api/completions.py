@@ -27,21 +27,14 @@ from fastapi.responses import StreamingResponse
 
 from gateway.api.metrics import Metrics
 from gateway.api.protocol import (
-    AssistantMessage,
-    ChatChoice,
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
-    ChunkChoice,
-    ChunkDelta,
     Citation,
     Completion,
     CompletionRequest,
-    TextChoice,
     Usage,
-    new_id,
-    now,
 )
+from gateway.api.responses import ChatObjects, Choices, TextObjects, sse
 from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge
@@ -70,13 +63,13 @@ class Completions:
             augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
             conversations, citations = [augmented], [Citation.model_validate(c) for c in cited]
         work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
-        out = _Chat(ref.name, citations) if isinstance(body, ChatCompletionRequest) else _Text(ref.name)
+        out = ChatObjects(ref.name, citations) if isinstance(body, ChatCompletionRequest) else TextObjects(ref.name)
         track = _Track(self.metrics, out.endpoint, ref.name)
-        choices = _Choices(len(work), body.n)
+        choices = Choices(len(work), body.n)
         deltas = _merged(self.engine, ref.adapter, work)
         try:
             if not body.stream:
-                await cancel_on_disconnect(request, choices.collect(deltas, track))
+                await cancel_on_disconnect(request, _collect(choices, deltas, track))
                 track.done("ok", choices.usage())
                 return out.whole(choices)
             first = await cancel_on_disconnect(request, anext(deltas))
@@ -181,34 +174,10 @@ async def _merged(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Choices:
-    """What the choices of one request produced so far: text, finish reasons, token counts."""
-
-    def __init__(self, count: int, n: int):
-        self.n = n
-        self.texts: list[list[str]] = [[] for _ in range(count)]
-        self.finish: list[str] = ["stop"] * count
-        self.prompt_tokens = [0] * count
-        self.completion_tokens = [0] * count
-
-    def add(self, index: int, delta: Delta) -> None:
-        self.texts[index].append(delta.text)
-        if delta.finish_reason:
-            self.finish[index] = delta.finish_reason
-            self.prompt_tokens[index], self.completion_tokens[index] = delta.prompt_tokens, delta.completion_tokens
-
-    async def collect(self, deltas: AsyncIterator[tuple[int, Delta]], track: _Track) -> None:
-        async for index, delta in deltas:
-            self.add(index, delta)
-            track.text(delta)
-
-    def text(self, index: int) -> str:
-        return "".join(self.texts[index])
-
-    def usage(self) -> Usage:
-        prompt = sum(self.prompt_tokens[:: self.n])  # each prompt once, however many choices it has
-        completion = sum(self.completion_tokens)
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+async def _collect(choices: Choices, deltas: AsyncIterator[tuple[int, Delta]], track: _Track) -> None:
+    async for index, delta in deltas:
+        choices.add(index, delta)
+        track.text(delta)
 
 
 class _Track:
@@ -233,103 +202,30 @@ class _Track:
 
 
 async def _events(
-    out: _Chat | _Text, first, deltas, choices: _Choices, include_usage: bool, track: _Track
+    out: ChatObjects | TextObjects, first, deltas, choices: Choices, include_usage: bool, track: _Track
 ) -> AsyncIterator[str]:
     """The server-sent events of one streamed response, ending with ``data: [DONE]``."""
     outcome = "cancelled"
     try:
         for chunk in out.opening(len(choices.texts)):
-            yield _sse(chunk)
+            yield sse(chunk)
         item = first
         while item is not None:
             index, delta = item
             choices.add(index, delta)
             track.text(delta)
             if delta.text:
-                yield _sse(out.chunk(index, delta.text, None))
+                yield sse(out.chunk(index, delta.text, None))
             if delta.finish_reason:
-                yield _sse(out.chunk(index, None, delta.finish_reason))
+                yield sse(out.chunk(index, None, delta.finish_reason))
             item = await anext(deltas, None)
         if include_usage:
-            yield _sse(out.usage_chunk(choices.usage()))
+            yield sse(out.usage_chunk(choices.usage()))
         outcome = "ok"
     except Exception as error:  # the engine failed mid-stream: tell the client in OpenAI's way
         outcome = "error"
-        yield _sse(json.dumps(as_lorag_error(error).body()))
+        yield sse(json.dumps(as_lorag_error(error).body()))
     finally:
         await deltas.aclose()
         track.done(outcome, choices.usage() if outcome == "ok" else None)
     yield "data: [DONE]\n\n"
-
-
-def _sse(data: str) -> str:
-    return f"data: {data}\n\n"
-
-
-class _Chat:
-    """OpenAI's chat completion objects for one response."""
-
-    endpoint = "chat.completions"
-
-    def __init__(self, model: str, citations: list[Citation] | None = None):
-        self.id, self.created, self.model = new_id("chatcmpl"), now(), model
-        self.citations = citations
-
-    def whole(self, choices: _Choices) -> ChatCompletion:
-        return ChatCompletion(
-            id=self.id, created=self.created, model=self.model, usage=choices.usage(), citations=self.citations,
-            choices=[
-                ChatChoice(index=i, message=AssistantMessage(content=choices.text(i)), finish_reason=choices.finish[i])
-                for i in range(len(choices.texts))
-            ],
-        )  # fmt: skip
-
-    def opening(self, count: int) -> list[str]:
-        """The role chunk of each choice; the first also carries the citations."""
-        return [
-            self._chunk([ChunkChoice(index=i, delta=ChunkDelta(role="assistant", content=""))], None, i == 0)
-            for i in range(count)
-        ]
-
-    def chunk(self, index: int, text: str | None, finish_reason: str | None) -> str:
-        return self._chunk([ChunkChoice(index=index, delta=ChunkDelta(content=text), finish_reason=finish_reason)])
-
-    def usage_chunk(self, usage: Usage) -> str:
-        return self._chunk([], usage)
-
-    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, cite: bool = False) -> str:
-        chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage,
-            citations=self.citations if cite else None,
-        )  # fmt: skip
-        return chunk.model_dump_json()
-
-
-class _Text:
-    """OpenAI's legacy text completion objects for one response."""
-
-    endpoint = "completions"
-
-    def __init__(self, model: str):
-        self.id, self.created, self.model = new_id("cmpl"), now(), model
-
-    def whole(self, choices: _Choices) -> Completion:
-        texts = [
-            TextChoice(index=i, text=choices.text(i), finish_reason=choices.finish[i])
-            for i in range(len(choices.texts))
-        ]
-        return Completion(id=self.id, created=self.created, model=self.model, choices=texts, usage=choices.usage())
-
-    def opening(self, count: int) -> list[str]:
-        return []
-
-    def chunk(self, index: int, text: str | None, finish_reason: str | None) -> str:
-        return self._chunk([TextChoice(index=index, text=text or "", finish_reason=finish_reason)])
-
-    def usage_chunk(self, usage: Usage) -> str:
-        return self._chunk([], usage)
-
-    def _chunk(self, choices: list[TextChoice], usage: Usage | None = None) -> str:
-        return Completion(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
-        ).model_dump_json()

@@ -1,6 +1,6 @@
 """The gateway's own routes: health, metrics, chat and legacy completions, models, adapter administration.
 
-Routes are thin: they hand the request to the app's :class:`~gateway.api.app.Gateway` services
+Routes are thin: they hand the request to the app's :class:`~gateway.api.state.Gateway` services
 (:class:`~gateway.api.completions.Completions`, :class:`~gateway.api.adapter_catalog.AdapterCatalog`)
 and answer 503 while the engine is not ready. ``router`` is public, ``v1`` needs an API key,
 ``admin`` an admin key (the app factory attaches the checks). This module knows no protocol
@@ -9,16 +9,12 @@ details beyond which model answers which route.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from gateway.api.adapter_protocol import AdapterInfo, AdapterList, AdapterRegistration
 from gateway.api.model_cards import card, cards
 from gateway.api.protocol import (
-    AdapterInfo,
-    AdapterList,
-    AdapterRegistration,
     ChatCompletion,
     ChatCompletionRequest,
     Completion,
@@ -26,10 +22,8 @@ from gateway.api.protocol import (
     ModelCard,
     ModelList,
 )
+from gateway.api.state import Gateway
 from gateway.errors import LoragError
-
-if TYPE_CHECKING:
-    from gateway.api.app import Gateway
 
 
 def state(request: Request) -> Gateway:

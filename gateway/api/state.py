@@ -1,0 +1,50 @@
+"""One app's state: its services, the engine and adapters once started, and why it failed if it did.
+
+:class:`Gateway` is what every route reaches through ``request.app.state.gateway``. The
+knowledge service and the compare service work from the start; completions and the adapter
+catalog exist once the engine has started (:meth:`Gateway.ready` is 503 until then). This module
+knows nothing about routes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.api.adapter_catalog import AdapterCatalog
+from gateway.api.completions import Completions
+from gateway.api.metrics import Metrics
+from gateway.api.protocol import now
+from gateway.compare.service import CompareService
+from gateway.errors import LoragError
+from gateway.knowledge.service import Knowledge
+from gateway.settings import Settings
+from serve.adapters import AdapterRegistry
+from serve.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """One app's state: the engine and its adapters once started, metrics, and why it failed if it did."""
+
+    def __init__(self, settings: Settings, knowledge: Knowledge):
+        self.settings = settings
+        self.knowledge = knowledge
+        self.metrics = Metrics()
+        self.started = now()
+        self.completions: Completions | None = None
+        self.catalog: AdapterCatalog | None = None
+        self.compare: CompareService | None = None  # set once the app exists: it talks to the app
+        self.failure: str | None = None
+
+    async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
+        catalog = AdapterCatalog(engine, registry)
+        await catalog.refresh()
+        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge), catalog
+        log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
+
+    def ready(self) -> tuple[Completions, AdapterCatalog]:
+        if self.completions is None or self.catalog is None:
+            state = f"failed to start: {self.failure}" if self.failure else "starting"
+            raise LoragError(503, f"the engine is {state}", type="server_error", code="engine_unavailable")
+        return self.completions, self.catalog
