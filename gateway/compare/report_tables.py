@@ -31,7 +31,7 @@ def number(value: float | None, digits: int = 2) -> str:
 
 def p_text(p_value: float | None, named: bool = False) -> str:
     """``0.0020``, or ``<0.0001`` for a p-value too small for four decimals (a permutation test's p is never 0:
-    at least 1/(1 + draws), or 2/2**n when exact), or ``-`` for none; ``named`` gives ``p = 0.0020`` / ``p < 0.0001``.
+    at least 2/(1 + draws), or 2/2**n when exact), or ``-`` for none; ``named`` gives ``p = 0.0020`` / ``p < 0.0001``.
     """
     if p_value is None:
         text = "-"

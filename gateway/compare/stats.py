@@ -1,27 +1,38 @@
-"""Statistics for comparing arms on the same questions: bootstrap confidence intervals and a paired test.
+"""Statistics for comparing arms on the same questions, by scipy: bootstrap confidence intervals and a paired test.
 
 :func:`mean_ci` is the mean of per-question scores with a percentile bootstrap interval
-(questions resampled with replacement). :func:`paired_test` compares two arms on the questions
-both answered: the mean per-question difference, its paired bootstrap interval, and the p-value
-of a two-sided sign-flip permutation test (under the null hypothesis that the arms are
-exchangeable, each difference is as likely positive as negative). With at most
-:data:`EXACT_LIMIT` non-zero differences every sign pattern is enumerated (an exact test);
-beyond that :data:`PERMUTATIONS` random patterns are drawn and ``p = (1 + hits) / (1 + draws)``.
-Everything is seeded, so a report is reproducible. Missing scores are NaN and left out.
-Only numpy; this module knows nothing about arms, metrics or models.
+(:func:`scipy.stats.bootstrap`, ``method="percentile"``: questions resampled with replacement
+:data:`RESAMPLES` times). :func:`paired_test` compares two arms on the questions both answered: the
+mean per-question difference, its paired bootstrap interval (the same bootstrap on the differences,
+i.e. questions resampled as pairs), and the p-value of a two-sided paired permutation test
+(:func:`scipy.stats.permutation_test`, ``permutation_type="samples"``, statistic the mean difference):
+under the null hypothesis that the arms are exchangeable, the two answers to a question may swap
+arms, i.e. each difference is as likely positive as negative. Questions where both arms scored the
+same are left out of the test (swapping them changes nothing, so the p-value is the same without
+them). With at most :data:`EXACT_LIMIT` such questions every one of the ``2**n`` swap patterns is
+enumerated (an exact test, ``p`` = the share of patterns as extreme as the observed one); beyond
+that :data:`PERMUTATIONS` random patterns are drawn and each one-sided ``p`` is
+``(1 + hits) / (1 + draws)``. Two-sided is scipy's: twice the smaller one-sided ``p``, at most 1 (for
+this symmetric null, exactly the share of patterns whose mean is at least as far from 0 when the
+test is exact; at least ``2 / (1 + draws)`` when it is not). A null value within 100 machine epsilons
+(relative) of the observed one counts as equal. Degenerate cases scipy refuses are answered here:
+one score, or all scores equal, has the interval [mean, mean]; fewer than two differing questions
+give ``p = 1`` (exact). Everything is seeded, so a report is reproducible. Missing scores are NaN and
+left out. This module knows nothing about arms, metrics or models.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from itertools import product
 
 import numpy as np
+from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000  # bootstrap resamples
-PERMUTATIONS = 20000  # random sign patterns when the exact test is too large
-EXACT_LIMIT = 16  # 2**16 sign patterns at most for the exact test
+PERMUTATIONS = 20000  # random swap patterns when the exact test is too large
+EXACT_LIMIT = 16  # 2**16 swap patterns at most for the exact test
+BATCH = 1000  # resamples computed at once, to bound memory for large question sets
 ALPHA = 0.05
 
 
@@ -43,8 +54,8 @@ class PairedResult:
     """Arm a minus arm b on the questions both have a score for."""
 
     difference: Estimate  # mean of per-question (a - b), with a paired bootstrap interval
-    p_value: float | None  # two-sided sign-flip permutation test; None without common questions
-    exact: bool  # every sign pattern enumerated (else a seeded Monte Carlo estimate)
+    p_value: float | None  # two-sided paired permutation test; None without common questions
+    exact: bool  # every swap pattern enumerated (else a seeded Monte Carlo estimate)
 
     @property
     def significant(self) -> bool:
@@ -65,11 +76,14 @@ def mean_ci(scores, seed: int = 0, resamples: int = RESAMPLES, confidence: float
     values = values[~np.isnan(values)]
     if values.size == 0:
         return Estimate(None, None, None, 0)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Estimate(float(values.mean()), float(low), float(high), int(values.size))
+    mean = float(values.mean())
+    if np.ptp(values) == 0:  # one score, or all equal: every resample has this mean (scipy refuses one score)
+        return Estimate(mean, mean, mean, int(values.size))
+    interval = stats.bootstrap(
+        (values,), np.mean, n_resamples=resamples, batch=BATCH, vectorized=True,
+        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+    ).confidence_interval  # fmt: skip
+    return Estimate(mean, float(interval.low), float(interval.high), int(values.size))
 
 
 def paired_test(a, b, seed: int = 0, permutations: int = PERMUTATIONS) -> PairedResult:
@@ -77,26 +91,28 @@ def paired_test(a, b, seed: int = 0, permutations: int = PERMUTATIONS) -> Paired
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores need the same questions: {a.shape} vs {b.shape}")
-    differences = (a - b)[~(np.isnan(a) | np.isnan(b))]
-    estimate = mean_ci(differences, seed)
-    if differences.size == 0:
+    both = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[both], b[both]
+    estimate = mean_ci(a - b, seed)
+    if a.size == 0:
         return PairedResult(estimate, None, True)
-    p_value, exact = sign_flip_p(differences, seed, permutations)
+    p_value, exact = permutation_p(a, b, seed, permutations)
     return PairedResult(estimate, p_value, exact)
 
 
-def sign_flip_p(differences: np.ndarray, seed: int = 0, permutations: int = PERMUTATIONS) -> tuple[float, bool]:
-    """Two-sided p-value of the mean difference under random sign flips, and whether it is exact."""
-    nonzero = differences[differences != 0]
-    if nonzero.size == 0:
+def _mean_difference(x, y, axis=-1):
+    return np.mean(x - y, axis=axis)
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray, seed: int = 0, permutations: int = PERMUTATIONS) -> tuple[float, bool]:
+    """Two-sided p-value of the mean of ``a - b`` when each pair may swap, and whether it is exact."""
+    differ = a != b  # tied pairs look the same swapped or not: they leave the p-value as it is
+    a, b = a[differ], b[differ]
+    if a.size < 2:  # nothing to test, or one difference: both of its 2 patterns are as extreme (scipy needs 2)
         return 1.0, True
-    observed = abs(nonzero.sum()) * (1 - 1e-9)  # tolerance: sums equal up to rounding count as extreme
-    if nonzero.size <= EXACT_LIMIT:
-        signs = np.array(list(product((1.0, -1.0), repeat=nonzero.size)))
-        return float(np.mean(np.abs(signs @ nonzero) >= observed)), True
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, permutations, 1000):  # in blocks, to bound memory for large question sets
-        signs = rng.choice((1.0, -1.0), size=(min(1000, permutations - start), nonzero.size))
-        hits += int(np.sum(np.abs(signs @ nonzero) >= observed))
-    return (1 + hits) / (1 + permutations), False
+    exact = a.size <= EXACT_LIMIT
+    result = stats.permutation_test(
+        (a, b), _mean_difference, permutation_type="samples", vectorized=True, alternative="two-sided",
+        n_resamples=2**a.size if exact else permutations, batch=BATCH, rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(result.pvalue), exact

@@ -74,7 +74,8 @@ def test_compare_scores_every_arm_and_writes_the_report(gateway, tmp_path):
 
 
 def test_a_p_value_below_four_decimals_is_shown_as_a_bound_not_as_zero(gateway, tmp_path):
-    """20 differing questions: the Monte Carlo p-value is its minimum, 1/(1 + 20000), not 0."""
+    """20 differing questions: the Monte Carlo p-value is its minimum, 2/(1 + 20000), not 0 (scipy's two-sided p is
+    twice the smaller one-sided (1 + hits)/(1 + draws))."""
     path = tmp_path / "q.jsonl"
     path.write_text("".join(json.dumps({"question": f"q{i}", "answer": f"alpha says q{i}"}) + "\n" for i in range(20)))
     out = tmp_path / "r"
@@ -82,7 +83,7 @@ def test_a_p_value_below_four_decimals_is_shown_as_a_bound_not_as_zero(gateway, 
     assert result.exit_code == 0, result.output
     assert "significant: alpha beats fake-base on exact match by 1.000 (p < 0.0001)" in result.stdout
     em = next(t for t in json.loads((out / "report.json").read_text())["pairwise"] if t["metric"] == "exact_match")
-    assert em["p_value"] == pytest.approx(1 / 20001) and not em["exact"]  # report.json keeps the number
+    assert em["p_value"] == pytest.approx(2 / 20001) and not em["exact"]  # report.json keeps the number
     markdown = (out / "report.md").read_text()
     assert "| fake-base | alpha | exact match | -1.000 [-1.000, -1.000] | 20 | <0.0001 | yes |" in markdown
     for name in ("report.md", "report.html"):

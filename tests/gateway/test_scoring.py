@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import warnings
+from itertools import product
 
 import httpx
 import numpy as np
@@ -13,7 +15,7 @@ from openai import AsyncOpenAI
 
 from gateway.compare.judge import Judge, parse_verdict
 from gateway.compare.scoring import answer_in_sources, exact_match, normalize, rouge_l, score, token_f1
-from gateway.compare.stats import mean_ci, paired_test
+from gateway.compare.stats import EXACT_LIMIT, PERMUTATIONS, RESAMPLES, Estimate, mean_ci, paired_test
 
 
 def test_normalize_follows_squad():
@@ -117,6 +119,53 @@ def test_paired_test_uses_only_questions_both_arms_answered():
     assert paired_test([math.nan], [1.0]).p_value is None
 
 
+def test_paired_test_p_value_is_the_share_of_enumerated_sign_flips_as_extreme():
+    """scipy's exact paired permutation p against every sign pattern of the differences, enumerated here."""
+    a = np.array([0.9, 0.5, 1.0, 0.3, 0.8, 0.7, 0.6, math.nan, 0.4])
+    b = np.array([0.2, 0.5, 0.1, 0.4, 0.3, 0.6, 0.0, 0.5, 0.1])  # one tie, one NaN: 7 informative questions
+    known = ~np.isnan(a)
+    differences = (a - b)[known & (a != b)]
+    observed = abs(differences.sum())
+    sums = np.array([abs(np.dot(signs, differences)) for signs in product((1, -1), repeat=differences.size)])
+    expected = np.mean(sums >= observed - 1e-12)
+    result = paired_test(a, b)
+    # differences 0.7, 0.9, -0.1, 0.5, 0.1, 0.6, 0.3 (sum 3.0): as far from 0 are all signs as observed, -0.1 flipped
+    # (3.2), -0.1 and 0.1 both flipped (3.0, a tie up to rounding), and the three mirror images: 6 of 2**7
+    assert result.exact and result.p_value == pytest.approx(expected) and expected == pytest.approx(6 / 128)
+    assert result.difference.n == 8 and result.difference.mean == pytest.approx(np.mean((a - b)[known]))
+    # the tie does not change the p-value: swapping a tied pair changes nothing
+    assert paired_test(a[known & (a != b)], b[known & (a != b)]).p_value == pytest.approx(expected)
+    # two-sided: the mirror-image comparison has the same p
+    assert paired_test(b, a).p_value == pytest.approx(expected)
+
+
+def test_paired_test_monte_carlo_floor_and_degenerate_cases():
+    # 20 questions all better: exact would be 2 / 2**20, but beyond EXACT_LIMIT it is a seeded Monte Carlo
+    # estimate, and scipy's two-sided p (twice the smaller one-sided (1 + hits) / (1 + draws)) is at least 2/(1 + draws)
+    result = paired_test([1.0] * 20, [0.0] * 20, seed=7)
+    assert not result.exact and result.p_value == pytest.approx(2 / (1 + PERMUTATIONS))
+    assert paired_test([1.0] * EXACT_LIMIT, [0.0] * EXACT_LIMIT).exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no scipy warning or error reaches the user
+        one = paired_test([1.0, 0.5], [0.0, 0.5])  # one differing question: both sign patterns as extreme
+        assert one.exact and one.p_value == 1.0 and one.difference.mean == 0.5
+        assert paired_test([0.3, 0.3], [0.3, 0.3]).p_value == 1.0
+        assert mean_ci([0.4]) == Estimate(0.4, 0.4, 0.4, 1)  # scipy refuses a single value
+        same = mean_ci([0.4, 0.4, 0.4])  # a degenerate bootstrap distribution: the interval is the mean itself
+        assert same.low == same.mean == same.high == pytest.approx(0.4) and same.n == 3
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_seeded_resample_means():
+    """scipy's percentile bootstrap against the same resamples drawn here (scipy draws indices as integers(0, n))."""
+    scores = np.array([0.1, 0.9, 0.4, 1.0, 0.0, 0.75, 0.3, 0.6])
+    rng = np.random.default_rng(11)
+    means = scores[rng.integers(0, scores.size, size=(RESAMPLES, scores.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    estimate = mean_ci(scores, seed=11)
+    assert (estimate.low, estimate.high) == (pytest.approx(low), pytest.approx(high))
+    assert estimate.mean == pytest.approx(scores.mean()) and mean_ci(scores, seed=11) == estimate
+
+
 @pytest.mark.parametrize(
     "reply, verdict",
     [
@@ -166,11 +215,11 @@ def test_judge_failure_is_no_verdict():
 def test_p_values_too_small_for_four_decimals_are_written_as_a_bound():
     from gateway.compare.report_tables import p_text
 
-    assert [p_text(p) for p in (None, 1.0, 0.0625, 2 / 2**16, 1 / 20001)] == [
+    assert [p_text(p) for p in (None, 1.0, 0.0625, 2 / 2**16, 2 / 20001)] == [
         "-",
         "1.0000",
         "0.0625",
         "<0.0001",
         "<0.0001",
     ]
-    assert p_text(0.002, named=True) == "p = 0.0020" and p_text(1 / 20001, named=True) == "p < 0.0001"
+    assert p_text(0.002, named=True) == "p = 0.0020" and p_text(2 / 20001, named=True) == "p < 0.0001"
