@@ -116,14 +116,17 @@ export function upload(path, form, onProgress) {
 }
 
 // The served models, split for pickers: arms without a knowledge base, and knowledge-base names.
+// A retrieval arm's card names its knowledge base and the model before the "@" (the gateway
+// parses model names; the console never does): `parts` maps every listed id to [model, kb].
 export async function catalog() {
   const [models, kbs] = await Promise.all([
     api("/v1/models"),
     api("/v1/knowledge_bases").catch(() => ({ data: [] })),
   ]);
   const ids = models.data.map((model) => model.id);
+  const parts = new Map(models.data.map((m) => [m.id, m.knowledge_base ? [m.parent, m.knowledge_base] : [m.id, ""]]));
   const kbNames = new Set(kbs.data.map((kb) => kb.name));
-  for (const id of ids) if (id.includes("@")) kbNames.add(id.slice(id.lastIndexOf("@") + 1));
-  const arms = ids.filter((id) => !id.includes("@") || !kbNames.has(id.slice(id.lastIndexOf("@") + 1)));
-  return { ids, arms, base: arms[0] ?? null, kbs: [...kbNames].sort() };
+  for (const model of models.data) if (model.knowledge_base) kbNames.add(model.knowledge_base);
+  const arms = models.data.filter((model) => !model.knowledge_base).map((model) => model.id);
+  return { ids, arms, parts, base: arms[0] ?? null, kbs: [...kbNames].sort() };
 }

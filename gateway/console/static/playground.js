@@ -8,13 +8,11 @@ import { $, attempt, el, notify, status } from "./ui.js";
 
 let messages = []; // the conversation sent with each turn: {role, content}
 let controller = null; // the stream in flight
-let kbNames = [];
+let parts = new Map(); // listed model id -> [model, knowledge base or ""], from the cards
 
-// "alpha@docs" -> ["alpha", "docs"] when docs is a knowledge base; ["alpha", ""] otherwise.
+// "<base>@docs" -> ["<base>", "docs"], as its card says; any other listed model -> [model, ""].
 function split(model) {
-  const at = model.lastIndexOf("@");
-  const kb = at > 0 ? model.slice(at + 1) : "";
-  return kbNames.includes(kb) ? [model.slice(0, at), kb] : [model, ""];
+  return parts.get(model) ?? [model, ""];
 }
 
 function effective() {
@@ -117,8 +115,9 @@ export function init() {
 
 export async function show() {
   await attempt(async () => {
-    const { ids, arms, kbs } = await catalog();
-    kbNames = kbs;
+    const catalogued = await catalog();
+    const { ids, arms, kbs } = catalogued;
+    parts = catalogued.parts;
     const select = $("#pg-model");
     const kbSelect = $("#pg-kb");
     const previous = [select.value, kbSelect.value];
