@@ -1,0 +1,1 @@
+"""The ``lorag`` command line: thin typer commands over the same services the API uses."""

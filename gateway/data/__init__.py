@@ -1,0 +1,1 @@
+"""Training data: question sets, RAFT rows, and text and chat rows from documents."""
