@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag import errors as rag
-from serve.engine import EngineError, InvalidRequest, UnknownAdapter
+from serve.engine import ContextLengthExceeded, EngineError, InvalidRequest, UnknownAdapter
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ LAYER_ERRORS: dict[type[Exception], Mapped] = {
         404, "model_not_found", "model",
         message=lambda e: f"The model '{e.args[0]}' does not exist or was just unloaded",
     ),
+    ContextLengthExceeded: Mapped(400, "context_length_exceeded", "messages"),
     InvalidRequest: Mapped(400, "invalid_value"),
     EngineError: Mapped(
         503, "engine_unavailable", type="server_error", message=lambda e: f"the engine cannot serve right now: {e}"
@@ -107,6 +108,7 @@ LAYER_ERRORS: dict[type[Exception], Mapped] = {
     rag.InvalidChunking: Mapped(400, "invalid_value", lambda e: CHUNKING_PARAMS[e.field]),
     rag.EmbedderUnavailable: Mapped(400, "invalid_value", "embedder"),
     rag.UnsupportedFileType: Mapped(415, "unsupported_file_type", "files"),
+    rag.DocumentTooLarge: Mapped(413, "file_too_large", "files"),
     rag.LoaderError: Mapped(400, "unreadable_document", "files"),
 }  # fmt: skip
 """Lower-layer error class -> its status, code and field; a subclass not listed takes its nearest base's entry."""

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="Embedder of new knowledge bases and of /v1/embeddings: a sentence-transformers id or path.",
     )
     max_upload_mb: float = Field(64.0, gt=0, description="Largest file a knowledge-base upload accepts, in MiB.")
+    max_unpacked_mb: float = Field(
+        32.0, gt=0, description="Largest a packaged upload (.docx) may unpack to, in MiB; larger is refused (413)."
+    )
+    max_text_mb: float = Field(
+        16.0, gt=0, description="Most text one uploaded file may hold, in Mi characters; more is refused (413)."
+    )
     engine: str = Field("auto", description="Serving engine: auto (vLLM when installed), vllm or local.")
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         [], description="Running vLLM servers to use instead of starting one, comma-separated URLs."
@@ -43,11 +49,21 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         64, ge=0, description="Completions in flight at once; more are answered 429 with Retry-After. 0: no limit."
     )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds a client may take to send a JSON request body; slower is answered 408."
+    )
+    max_request_mb: float = Field(32.0, gt=0, description="Largest JSON request body, in MiB; larger is 413.")
     adapter_refresh_s: float = Field(
         5.0, ge=0, description="Seconds between scans of the adapters folder while serving. 0: scan only at start."
     )
 
-    @field_validator("vllm_urls", "api_keys", "admin_keys", mode="before")
+    outbound_urls: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="URL prefixes the gateway may call for an API client (a compare judge's base_url), "
+        "comma-separated; none: it calls only itself.",
+    )
+
+    @field_validator("vllm_urls", "api_keys", "admin_keys", "outbound_urls", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         if isinstance(value, str):

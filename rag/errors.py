@@ -69,3 +69,7 @@ class UnsupportedFileType(LoaderError):
 
 class UnreadableDocument(LoaderError):
     """A file of a supported type that holds no readable text."""
+
+
+class DocumentTooLarge(LoaderError):
+    """A file that unpacks to, or holds, more than the limits allow."""

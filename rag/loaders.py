@@ -6,15 +6,22 @@ and character offsets. Supported: .txt .md .html/.htm .pdf .docx .json .jsonl. A
 one record or a list of them, a .jsonl file one record a line; each record becomes its own
 Document whose text is `record[text_field]` and whose other fields become metadata.
 
-Errors: `UnsupportedFileType` for an extension not listed (HTTP 415 upstream), `UnreadableDocument`
-for a corrupt or encrypted file or one without text (HTTP 400); both name the file. This module
-knows nothing about chunking, embeddings or storage.
+Text is decoded by its byte-order mark (UTF-8, UTF-16, UTF-32), as UTF-16 when every other
+byte is NUL, else as UTF-8 with each invalid byte replaced; a file with over 1% unreadable
+characters is refused rather than stored as mojibake. PDF and DOCX are read by
+`rag.office_files`, bounded by `Limits`, which bound the text of every file too.
+
+Errors (`rag.errors`, each naming the file): `UnsupportedFileType` for an extension not listed
+(HTTP 415 upstream), `UnreadableDocument` for a corrupt file, a PDF that needs a password, text
+in an unknown encoding or a file without text (HTTP 400), `DocumentTooLarge` past the limits
+(HTTP 413); a bad .jsonl line is named by its line number. This module knows nothing about
+chunking, embeddings or storage.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-import io
 import json
 import re
 import unicodedata
@@ -24,6 +31,7 @@ from pathlib import PurePath
 from typing import Any
 
 from rag.errors import LoaderError, UnreadableDocument, UnsupportedFileType
+from rag.office_files import Limits, TextBudget, read_docx, read_pdf
 
 SUPPORTED_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".json", ".jsonl")
 _BLOCK_SEPARATOR = "\n\n"
@@ -63,7 +71,12 @@ def sanitize_filename(filename: str) -> str:
     return name[-_MAX_FILENAME:]
 
 
-def load_document(filename: str, data: bytes, *, text_field: str = "text") -> list[Document]:
+DEFAULT_LIMITS = Limits()
+
+
+def load_document(
+    filename: str, data: bytes, *, text_field: str = "text", limits: Limits = DEFAULT_LIMITS
+) -> list[Document]:
     """Parse `data` according to the extension of `filename`; JSON files may give many Documents."""
     name = sanitize_filename(filename)
     extension = PurePath(name).suffix.lower()
@@ -71,17 +84,21 @@ def load_document(filename: str, data: bytes, *, text_field: str = "text") -> li
         supported = ", ".join(SUPPORTED_EXTENSIONS)
         raise UnsupportedFileType(f"{name}: unsupported file type {extension or '(none)'!r}; use {supported}")
     if extension in (".json", ".jsonl"):
-        return _load_records(name, data, text_field, lines=extension == ".jsonl")
+        return _load_records(name, data, text_field, limits, lines=extension == ".jsonl")
     if extension == ".pdf":
-        text, segments = _read_pdf(name, data)
+        builder = _Builder()
+        read_pdf(name, data, limits, builder)
+        text, segments = builder.build()
     elif extension == ".docx":
-        text, segments = _read_docx(name, data)
+        builder = _Builder()
+        read_docx(name, data, limits, builder)
+        text, segments = builder.build()
     elif extension in (".html", ".htm"):
-        text, segments = _read_html(_decode(data))
+        text, segments = _read_html(_checked(name, decode_text(name, data), limits))
     elif extension in (".md", ".markdown"):
-        text, segments = _read_markdown(_decode(data))
+        text, segments = _read_markdown(_checked(name, decode_text(name, data), limits))
     else:
-        text = _decode(data)
+        text = _checked(name, decode_text(name, data), limits)
         segments = [Segment(0, len(text))]
     return [_document(name, text, segments, data)]
 
@@ -96,12 +113,43 @@ def _document(
     return Document(name, text, kept, digest, len(raw), metadata or {})
 
 
-def _decode(data: bytes) -> str:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+MAX_BAD_SHARE = 0.01  # more replaced bytes than this and the file is not text in a known encoding
+
+
+def decode_text(name: str, data: bytes) -> str:
+    """``data`` as text: by its byte-order mark, else UTF-16 when every other byte is NUL, else UTF-8 with each
+    invalid byte replaced (U+FFFD); UnreadableDocument when over 1% of it is not text. Newlines become \\n."""
+    codec = next((codec for bom, codec in BOMS if data.startswith(bom)), None) or _utf16_without_bom(data) or "utf-8"
+    text = data.decode(codec, errors="replace")
+    bad = text.count("\ufffd") + text.count("\x00")
+    if text and bad > MAX_BAD_SHARE * len(text):
+        raise UnreadableDocument(f"{name}: not UTF-8 or UTF-16 text ({bad} of {len(text)} characters unreadable)")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``utf-16-le``/``-be`` when NULs fill the odd/even bytes of the start, as in UTF-16 text of Latin script."""
+    head = data[:4096]
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    half = len(head) // 2
+    if odd > 0.4 * half and even < 0.05 * half:
+        return "utf-16-le"
+    if even > 0.4 * half and odd < 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
+def _checked(name: str, text: str, limits: Limits) -> str:
+    return TextBudget(name, limits.max_text_chars).take(text)
 
 
 class _Builder:
@@ -210,65 +258,22 @@ def _read_html(markup: str) -> tuple[str, list[Segment]]:
     return parser.builder.build()
 
 
-def _read_pdf(name: str, data: bytes) -> tuple[str, list[Segment]]:
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableDocument(f"{name}: the PDF is encrypted")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except UnreadableDocument:
-        raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as error:
-        raise UnreadableDocument(f"{name}: not a readable PDF ({error})") from error
-    builder = _Builder()
-    for number, page_text in enumerate(pages, start=1):
-        builder.add(page_text, page=number)
-    return builder.build()
-
-
-def _read_docx(name: str, data: bytes) -> tuple[str, list[Segment]]:
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except Exception as error:  # python-docx raises zipfile, lxml and KeyError failures alike
-        raise UnreadableDocument(f"{name}: not a readable .docx ({error})") from error
-    builder = _Builder()
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                builder.add(" | ".join(cell.text.strip() for cell in row.cells))
-            continue
-        style = block.style.name if block.style is not None else ""
-        level = _docx_heading_level(style)
-        if level is None:
-            builder.add(block.text)
-        else:
-            builder.heading(level, block.text)
-    return builder.build()
-
-
-def _docx_heading_level(style: str) -> int | None:
-    if style == "Title":
-        return 0
-    match = re.fullmatch(r"Heading (\d)", style)
-    return int(match.group(1)) if match else None
-
-
-def _load_records(name: str, data: bytes, text_field: str, *, lines: bool) -> list[Document]:
-    text = _decode(data)
-    try:
-        if lines:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
+def _load_records(name: str, data: bytes, text_field: str, limits: Limits, *, lines: bool) -> list[Document]:
+    text = _checked(name, decode_text(name, data), limits)
+    if lines:
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise UnreadableDocument(f"{name}: line {number}: invalid JSON ({error.msg})") from error
+    else:
+        try:
             parsed = json.loads(text)
-            records = parsed if isinstance(parsed, list) else [parsed]
-    except json.JSONDecodeError as error:
-        raise UnreadableDocument(f"{name}: invalid JSON ({error})") from error
+        except json.JSONDecodeError as error:
+            raise UnreadableDocument(f"{name}: invalid JSON ({error})") from error
+        records = parsed if isinstance(parsed, list) else [parsed]
     if not records:
         raise UnreadableDocument(f"{name}: no records found")
     documents = []

@@ -28,6 +28,10 @@ class InvalidRequest(ValueError):
     """The engine refused a request as invalid (e.g. a prompt longer than the context): the caller's fault."""
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt plus the completion asked for are longer than the model's context window."""
+
+
 class UnknownAdapter(KeyError):
     """A request named an adapter the engine has not loaded."""
 
@@ -95,6 +99,24 @@ class Engine(Protocol):
     def adapters(self) -> list[str]: ...
 
     async def close(self) -> None: ...
+
+
+def prompt_ids(tokenizer, messages: list[Message]) -> list[int]:
+    """The prompt's token ids: ``messages`` rendered by the model's own chat template, ready for the reply."""
+    rendered = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
+    )
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+def check_context(prompt_tokens: int, max_tokens: int, context: int) -> None:
+    """:class:`ContextLengthExceeded`, in OpenAI's words, unless prompt and completion fit the context."""
+    if prompt_tokens + max_tokens > context:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
 
 
 async def collect(deltas: AsyncIterator[Delta]) -> Generation:

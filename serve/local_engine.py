@@ -35,7 +35,18 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaLi
 from serve.adapters import AdapterSpec, EngineLimits
 from serve.batch_rows import RowRequest, Rows
 from serve.decoding import OpenAIPenalties, TextStream
-from serve.engine import Delta, EngineError, EngineInfo, Generation, Message, SamplingParams, UnknownAdapter, collect
+from serve.engine import (
+    Delta,
+    EngineError,
+    EngineInfo,
+    Generation,
+    Message,
+    SamplingParams,
+    UnknownAdapter,
+    check_context,
+    collect,
+    prompt_ids,
+)
 from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
 
 log = logging.getLogger(__name__)
@@ -70,6 +81,7 @@ class LocalEngine:
         self.base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         self.model = self.base  # becomes a PeftModel with the first LoRA adapter
         self.info = EngineInfo(base_name, LIMITS)
+        self.context_length = self.base.config.max_position_embeddings
         eos = self.base.generation_config.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
         self.max_batch = max_batch
@@ -90,10 +102,8 @@ class LocalEngine:
     ) -> AsyncIterator[Delta]:
         if self._closed:
             raise EngineError("engine is closed")
-        prompt = self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True, tokenize=False
-        )
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)  # a long prompt: off the event loop
+        check_context(len(ids), params.max_tokens, self.context_length)
         use = None
         if adapter is not None:
             use = self._adapters.get(adapter)

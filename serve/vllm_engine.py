@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+from transformers import AutoTokenizer
 
 from serve.adapters import AdapterSpec, EngineLimits
 from serve.engine import (
@@ -38,7 +39,9 @@ from serve.engine import (
     Message,
     SamplingParams,
     UnknownAdapter,
+    check_context,
     collect,
+    prompt_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class VllmEngine:
         self.extra_args = list(extra_args or [])
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
+        self.context_length: int | None = None  # known once started
+        self.tokenizer = None  # the prepared model's, for counting prompt tokens
         self._loaded: dict[str, AdapterSpec] = {}
         self._next = itertools.count()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
@@ -91,10 +96,21 @@ class VllmEngine:
             self.urls = [f"http://127.0.0.1:{port}"]
         try:
             await asyncio.gather(*(self._wait_healthy(url) for url in self.urls))
+            self.context_length = self.max_model_len if self.process else await self._served_context()
+            if self.context_length is not None:
+                self.tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, self.model_dir)
         except BaseException:  # failed, timed out or cancelled (Ctrl-C): leave no server behind
             await self._stop_process()
             raise
         return self
+
+    async def _served_context(self) -> int | None:
+        """The smallest ``max_model_len`` the replicas report for the base model (None if none says)."""
+        lengths = []
+        for url in self.urls:
+            listing = (await self._client.get(f"{url}/v1/models")).json()
+            lengths += [m.get("max_model_len") for m in listing.get("data", []) if m.get("id") == self.info.base_model]
+        return min((n for n in lengths if isinstance(n, int)), default=None)
 
     def command(self, port: int) -> list[str]:
         return [
@@ -133,6 +149,9 @@ class VllmEngine:
     ) -> AsyncIterator[Delta]:
         if adapter is not None and adapter not in self._loaded:
             raise UnknownAdapter(adapter)
+        if self.context_length is not None:  # refused here, before vLLM queues it
+            ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)
+            check_context(len(ids), params.max_tokens, self.context_length)
         body = {
             "model": adapter or self.info.base_model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],

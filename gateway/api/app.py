@@ -26,14 +26,13 @@ from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
 from gateway.api import auth, compare_routes, error_handlers, knowledge_routes, routes
-from gateway.api.metrics import Metrics
+from gateway.api.admission import Admission
 from gateway.api.protocol import (
     ErrorResponse,
 )
 from gateway.api.state import Gateway
 from gateway.compare.service import CompareService
 from gateway.console import route as console
-from gateway.errors import overloaded
 from gateway.knowledge.service import Knowledge
 from gateway.settings import Settings
 from rag.store import KnowledgeBases
@@ -42,7 +41,6 @@ from serve.engine import Engine
 
 log = logging.getLogger(__name__)
 Starter = Callable[[], Awaitable[tuple[Engine, AdapterRegistry]]]
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
 LOCAL = "http://lorag.internal"  # the base URL of the app talking to itself
 FILE_ERRORS = {status: {"model": ErrorResponse} for status in (413, 415)}
@@ -59,8 +57,7 @@ def create_app(
     ``knowledge_bases``: default, the folder ``settings.kb_dir`` with ``settings.embedder``.
     """
     settings = settings or Settings()
-    bases = knowledge_bases or KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
-    gateway = Gateway(settings, Knowledge(bases, int(settings.max_upload_mb * 2**20)))
+    gateway = Gateway(settings, Knowledge.from_settings(settings, knowledge_bases))
     if not callable(engine) and registry is None:
         raise TypeError("create_app needs the adapter registry that goes with a ready engine")
 
@@ -97,10 +94,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    gateway.compare = CompareService(Path(settings.reports_dir), partial(self_client, app))
+    gateway.compare = CompareService(
+        Path(settings.reports_dir), partial(self_client, app), outbound=tuple(settings.outbound_urls)
+    )
     app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys)
     error_handlers.install(app)
-    app.add_middleware(Admission, limit=settings.max_concurrent_requests, metrics=gateway.metrics)
+    app.add_middleware(
+        Admission, keys=app.state.keys, metrics=gateway.metrics, limit=settings.max_concurrent_requests,
+        body_timeout_s=settings.body_timeout_s, max_body_bytes=int(settings.max_request_mb * 2**20),
+    )  # fmt: skip
     app.include_router(routes.router)
     app.include_router(routes.v1, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
     app.include_router(
@@ -120,25 +122,3 @@ def self_client(app: FastAPI, api_key: str | None) -> AsyncOpenAI:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a failure is a 500, as over HTTP
     http = httpx.AsyncClient(transport=transport, base_url=LOCAL, timeout=None)
     return AsyncOpenAI(base_url=f"{LOCAL}/v1", api_key=api_key or "none", http_client=http, max_retries=0)
-
-
-class Admission:
-    """ASGI middleware: completions beyond ``limit`` in flight are answered 429 with Retry-After (0: no limit)."""
-
-    def __init__(self, app, limit: int, metrics: Metrics):
-        self.app, self.limit, self.metrics = app, limit, metrics
-        self.in_flight = 0
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] not in COMPLETION_PATHS:
-            return await self.app(scope, receive, send)
-        if self.limit and self.in_flight >= self.limit:
-            self.metrics.rejected.labels("overloaded").inc()
-            return await error_handlers.response(overloaded(self.limit))(scope, receive, send)
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()

@@ -66,6 +66,7 @@ def _unsupported(cls, value: Any) -> Any:
     return value
 
 
+Seed = Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1, description="A 64-bit integer.")]
 Stop = Annotated[str | list[str] | None, BeforeValidator(_stop_list)]
 Prompt = Annotated[str | list[str], BeforeValidator(_prompts)]
 
@@ -146,7 +147,7 @@ class ChatCompletionRequest(_Sampling):
     max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
     n: int = Field(1, ge=1, le=16)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
-    seed: int | None = None
+    seed: Seed = None
     stop: Stop = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -173,7 +174,7 @@ class CompletionRequest(_Sampling):
     max_tokens: int = Field(16, ge=1)
     n: int = Field(1, ge=1, le=16)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
-    seed: int | None = None
+    seed: Seed = None
     stop: Stop = None
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -31,7 +31,6 @@ from gateway.settings import get_settings
 from rag.errors import RagError
 from rag.loaders import SUPPORTED_EXTENSIONS
 from rag.query import DEFAULT_TOP_K
-from rag.store import KnowledgeBases
 
 T = TypeVar("T")
 EMBEDDER_HELP = "sentence-transformers id or path (default: LORAG_EMBEDDER)."
@@ -42,8 +41,7 @@ kb_app = typer.Typer(
 
 def _knowledge() -> Knowledge:
     settings = get_settings()
-    bases = KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
-    return Knowledge(bases, int(settings.max_upload_mb * 2**20))
+    return Knowledge.from_settings(settings)
 
 
 def _run(work: Awaitable[T]) -> T:

@@ -155,19 +155,24 @@ async def validate_arms(client: AsyncOpenAI, names: list[str]) -> list[Arm]:
     return arms
 
 
-async def validate_judge(client: AsyncOpenAI, model: str, where: str) -> None:
-    """:class:`CompareError` unless ``GET /models`` at the judge's endpoint lists ``model`` (``where`` names it)."""
+async def validate_judge(client: AsyncOpenAI, model: str, where: str, echo: bool = True) -> None:
+    """:class:`CompareError` unless ``GET /models`` at the judge's endpoint lists ``model`` (``where`` names it).
+
+    ``echo=False`` (an endpoint the caller does not own): the error says what failed, never what the endpoint
+    answered, so the check cannot be used to read another server's responses."""
     try:
         models = {listed.id async for listed in client.models.list()}
     except openai.AuthenticationError:
         raise CompareError(f"the judge endpoint {where} refused its API key") from None
     except openai.APIError as e:
-        reason = " ".join(str(e).split())
+        status = getattr(e, "status_code", None)
+        reason = " ".join(str(e).split()) if echo else f"status {status}" if status else type(e).__name__
         raise CompareError(f"cannot list the models of the judge endpoint {where}: {reason}") from None
     if model not in models:
         names = sorted(models)
         shown = ", ".join(names[:LISTED_MODELS]) + (", ..." if len(names) > LISTED_MODELS else "")
-        raise CompareError(f"unknown judge model '{model}' at {where}: use one of {shown or '(none listed)'}")
+        listing = f": use one of {shown or '(none listed)'}" if echo else ""
+        raise CompareError(f"unknown judge model '{model}' at {where}{listing}")
 
 
 async def knowledge_bases(client: AsyncOpenAI) -> set[str]:

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from openai import AsyncOpenAI
@@ -49,8 +50,9 @@ Connect = Callable[[str | None], AsyncOpenAI]  # the caller's API key -> a clien
 class CompareService:
     """The runs of one gateway: in memory, and on disk under ``folder``."""
 
-    def __init__(self, folder: Path, connect: Connect, max_running: int = MAX_RUNNING):
+    def __init__(self, folder: Path, connect: Connect, max_running: int = MAX_RUNNING, outbound: tuple[str, ...] = ()):
         self.folder, self.connect, self.max_running = Path(folder), connect, max_running
+        self.outbound = outbound  # URL prefixes a judge endpoint may have; none: only this gateway
         self.runs: dict[str, CompareRun] = {}
         self.tasks: dict[str, asyncio.Task] = {}  # the runs going now, by id
         for saved in sorted(self.folder.glob("cmp-*/run.json")):
@@ -75,6 +77,11 @@ class CompareService:
     async def start(self, body: CompareRequest, api_key: str | None, run_id: str, created: int) -> CompareRun:
         """Check the request and start the run; 400 naming the field at fault, 429 when enough runs are going."""
         questions, config = _parse(body)
+        if body.judge and body.judge.base_url and not allowed_url(body.judge.base_url, self.outbound):
+            raise invalid(
+                "judge.base_url",
+                "this gateway calls no endpoint outside itself unless its operator allows it (LORAG_OUTBOUND_URLS)",
+            )
         client = self.connect(api_key)
         judge_client = _judge_client(body.judge) if body.judge and body.judge.base_url else None
         try:
@@ -175,7 +182,8 @@ async def _check(client: AsyncOpenAI, judge_client: AsyncOpenAI | None, config: 
         raise LoragError(e.status_code, f"cannot check the arms: {e.message}", type="server_error") from None
     if config.judge_model:
         try:
-            await validate_judge(judge_client or client, config.judge_model, config.judge_base_url or "this gateway")
+            where = config.judge_base_url or "this gateway"
+            await validate_judge(judge_client or client, config.judge_model, where, echo=judge_client is None)
         except CompareError as e:
             raise invalid("judge", str(e)) from None
 
@@ -186,6 +194,17 @@ async def _close(client: AsyncOpenAI, judge_client: AsyncOpenAI | None) -> None:
         await judge_client.close()
 
 
+def allowed_url(url: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether ``url`` is under one of ``prefixes``: the same scheme, host and port, and a path below its path."""
+    wanted = urlsplit(url)
+    for prefix in map(urlsplit, prefixes):
+        same_origin = (wanted.scheme, wanted.hostname, wanted.port) == (prefix.scheme, prefix.hostname, prefix.port)
+        base = prefix.path.rstrip("/")
+        if same_origin and (wanted.path.rstrip("/") == base or wanted.path.startswith(f"{base}/")):
+            return True
+    return False
+
+
 def _judge_client(judge: JudgeSpec) -> AsyncOpenAI:
     key = judge.api_key.get_secret_value() if judge.api_key else "none"
-    return AsyncOpenAI(base_url=judge.base_url, api_key=key, max_retries=2)
+    return AsyncOpenAI(base_url=judge.base_url, api_key=key, max_retries=0)

@@ -23,7 +23,9 @@ def _checked_filters(filters: dict[str, Any]) -> dict[str, Any]:
 
 
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"Sources retrieved (default {DEFAULT_TOP_K}).")]
-MinScore = Annotated[float | None, Field(description="Drop sources scoring below this (see docs/rag.md).")]
+MinScore = Annotated[
+    float | None, Field(allow_inf_nan=False, description="Drop sources scoring below this (see docs/rag.md).")
+]
 Filters = Annotated[
     dict[str, Any],
     AfterValidator(_checked_filters),

@@ -22,11 +22,13 @@ from typing import Any
 
 from gateway.errors import invalid, too_large
 from gateway.knowledge.retrieval import Retrieval
+from gateway.settings import Settings
 from rag.augment import Citation, citations_of, system_prompt
 from rag.database import ChunkDatabase, DocumentRecord
 from rag.embedder import Embedder
 from rag.errors import DocumentNotFound, InvalidName, KnowledgeBaseNotFound
-from rag.loaders import Document, load_document
+from rag.loaders import DEFAULT_LIMITS, Document, load_document
+from rag.office_files import MIB, Limits
 from rag.retriever import Hit, retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import DATABASE, KnowledgeBase, KnowledgeBases, Manifest, validate_name
@@ -44,9 +46,17 @@ class Upload:
 class Knowledge:
     """The knowledge bases under one folder, for concurrent async callers."""
 
-    def __init__(self, bases: KnowledgeBases, max_upload_bytes: int):
+    def __init__(self, bases: KnowledgeBases, max_upload_bytes: int, limits: Limits = DEFAULT_LIMITS):
         self.bases = bases
         self.max_upload_bytes = max_upload_bytes
+        self.limits = limits
+
+    @classmethod
+    def from_settings(cls, settings: Settings, bases: KnowledgeBases | None = None) -> Knowledge:
+        """The knowledge bases of ``settings.kb_dir`` (or ``bases``) with the configured upload limits."""
+        bases = bases or KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
+        limits = Limits(int(settings.max_unpacked_mb * MIB), int(settings.max_text_mb * MIB))
+        return cls(bases, int(settings.max_upload_mb * MIB), limits)
 
     async def create(
         self, name: str, embedder: str | None = None, chunk_size: int | None = None, chunk_overlap: int | None = None
@@ -126,7 +136,7 @@ class Knowledge:
         def work() -> list[DocumentRecord]:
             documents: list[Document] = []
             for upload in uploads:
-                documents += load_document(upload.filename, upload.data)
+                documents += load_document(upload.filename, upload.data, limits=self.limits)
             if metadata:
                 documents = [replace(doc, metadata={**doc.metadata, **metadata}) for doc in documents]
             return kb.add_documents(documents, progress=progress)

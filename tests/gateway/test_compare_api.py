@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from gateway.compare.service import CompareService
+from gateway.compare.service import CompareService, allowed_url
 from tests.fakes.fake_engine import FakeEngine
 
 BROKEN_JSONL = '{"question": "Q", "answer": "A"}\n{'
@@ -143,7 +143,7 @@ def test_runs_are_listed_again_after_a_restart(gateway, tmp_path):
 
 def test_judge_at_another_endpoint_gives_verdicts(make_gateway, tmp_path):
     judge = make_gateway(FakeEngine(base_model="1"))  # its answers start with "1": a judge that says correct
-    served = make_gateway(reports_dir=tmp_path / "reports")
+    served = make_gateway(reports_dir=tmp_path / "reports", outbound_urls=[judge.url])
     body = {"arms": ["fake-base", "alpha"], "questions": QUESTIONS[:3],
             "judge": {"model": "1", "base_url": f"{judge.url}/v1", "api_key": "judge-key"}}  # fmt: skip
     http = served.http()
@@ -157,7 +157,7 @@ def test_judge_at_another_endpoint_gives_verdicts(make_gateway, tmp_path):
 @pytest.mark.parametrize("where", ["this gateway", "another endpoint"])
 def test_an_unknown_judge_model_is_400_before_anything_runs(make_gateway, tmp_path, where):
     judge = make_gateway(FakeEngine(base_model="1"))
-    served = make_gateway(reports_dir=tmp_path / "reports")
+    served = make_gateway(reports_dir=tmp_path / "reports", outbound_urls=[f"{judge.url}/v1"])
     spec = {"model": "gpt-4o-mni"} | ({"base_url": f"{judge.url}/v1"} if where != "this gateway" else {})
     response = served.http().post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS, "judge": spec})
     assert response.status_code == 400, response.text
@@ -165,7 +165,7 @@ def test_an_unknown_judge_model_is_400_before_anything_runs(make_gateway, tmp_pa
     at = (
         "this gateway: use one of alpha, beta, fake-base"
         if where == "this gateway"
-        else f"{judge.url}/v1: use one of 1, alpha, beta"
+        else f"{judge.url}/v1"  # another server's answer is never echoed
     )
     assert error["param"] == "judge" and error["message"] == f"unknown judge model 'gpt-4o-mni' at {at}"
     assert served.http().get("/v1/compare").json()["data"] == [] and served.engine.calls == judge.engine.calls == []
@@ -226,3 +226,25 @@ def test_a_run_on_a_busy_gateway_waits_its_turn_instead_of_recording_429s(make_g
     assert done["status"] == "completed"
     assert [row["errors"] for row in done["summary"]] == [0, 0]
     assert {row["arm"]: row["exact_match"] for row in done["summary"]} == {"fake-base": 0.0, "alpha": 1.0}
+
+
+@pytest.mark.parametrize("allowed", [[], ["{url}/v1"]])
+@pytest.mark.parametrize("path", ["/v1", "/v1evil", "/other"])
+def test_a_judge_outside_the_gateway_must_be_allowed_by_the_operator(make_gateway, tmp_path, allowed, path):
+    """Server-side request forgery: a user key must not make the server call any URL it names."""
+    judge = make_gateway(FakeEngine(base_model="1"))
+    served = make_gateway(reports_dir=tmp_path / "reports", outbound_urls=[a.format(url=judge.url) for a in allowed])
+    spec = {"model": "nope", "base_url": f"{judge.url}{path}"}
+    error = served.http().post("/v1/compare", json={"arms": ["alpha"], "questions": QUESTIONS, "judge": spec}).json()
+    if allowed and path == "/v1":
+        assert error["error"]["param"] == "judge" and "at" in error["error"]["message"]  # checked, not echoed
+    else:
+        assert error["error"]["param"] == "judge.base_url" and "LORAG_OUTBOUND_URLS" in error["error"]["message"]
+
+
+def test_allowed_urls_match_origin_and_path_not_text():
+    allowed = ("https://api.openai.com/v1",)
+    assert allowed_url("https://api.openai.com/v1", allowed) and allowed_url("https://api.openai.com/v1/", allowed)
+    for url in ("https://api.openai.com.evil.com/v1", "https://api.openai.com/v1evil", "http://api.openai.com/v1",
+                "https://api.openai.com:8443/v1", "https://evil.com/?https://api.openai.com/v1"):  # fmt: skip
+        assert not allowed_url(url, allowed), url
