@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.errors import invalid, too_large
+from gateway.errors import LoragError, invalid, too_large
 from gateway.knowledge.retrieval import Retrieval
 from gateway.settings import Settings
 from rag.augment import Citation, citations_of, system_prompt
@@ -175,11 +175,20 @@ class Knowledge:
         return [system, *messages[own is not None :]], citations_of(hits)
 
     async def embed(self, embedder_id: str, texts: list[str]) -> tuple[Any, int]:
-        """Vectors for ``texts`` (float32, unit length) and the tokens read."""
+        """Vectors for ``texts`` (float32, unit length) and the tokens read; 400 ``context_length_exceeded`` for a
+        text longer than the embedder reads (it would be cut short silently), before anything is embedded."""
         embedder = self.bases.embedder(embedder_id)
 
         def work():
-            return embedder.embed(texts), sum(embedder.count_tokens(text) for text in texts)
+            counts = [embedder.count_tokens(text) for text in texts]
+            for index, count in enumerate(counts):
+                if count > embedder.max_tokens:
+                    message = (
+                        f"input[{index}] is {count} tokens, over the {embedder.max_tokens} tokens that "
+                        f"'{embedder.id}' reads; split it into shorter texts"
+                    )
+                    raise LoragError(400, message, param="input", code="context_length_exceeded")
+            return embedder.embed(texts), sum(counts)
 
         return await asyncio.to_thread(work)
 
