@@ -41,7 +41,7 @@ from serve.engine import Engine
 
 log = logging.getLogger(__name__)
 Starter = Callable[[], Awaitable[tuple[Engine, AdapterRegistry]]]
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 429, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 405, 408, 413, 429, 503)}
 LOCAL = "http://lorag.internal"  # the base URL of the app talking to itself
 FILE_ERRORS = {status: {"model": ErrorResponse} for status in (413, 415)}
 
@@ -112,7 +112,9 @@ def create_app(
     app.include_router(knowledge_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(knowledge_routes.writes, prefix="/v1", dependencies=user, responses=admin_only | FILE_ERRORS)
     app.include_router(knowledge_routes.embeddings, prefix="/v1", dependencies=user, responses=ERRORS)
-    app.include_router(compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)
+    app.include_router(
+        compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS | {409: ERRORS[400]}
+    )
     console.mount(app)
     return app
 

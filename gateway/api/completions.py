@@ -64,7 +64,7 @@ class Completions:
             conversations, citations = [augmented], [Citation.model_validate(c) for c in cited]
         work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
         out = ChatObjects(ref.name, citations) if isinstance(body, ChatCompletionRequest) else TextObjects(ref.name)
-        track = _Track(self.metrics, out.endpoint, ref.name)
+        track = _Track(self.metrics, out.endpoint, metric_label(ref, self.engine.info.base_model))
         choices = Choices(len(work), body.n)
         deltas = _merged(self.engine, ref.adapter, work)
         try:
@@ -106,6 +106,13 @@ class Completions:
         if kb is None:
             raise invalid("rag.kb", "name the knowledge base: rag.kb, or a model name '<model>@<kb>'")
         return Retrieval(kb, **options.model_dump(exclude={"kb"}))
+
+
+def metric_label(ref: ModelRef, base: str) -> str:
+    """The ``model`` label of a request's metrics: the base model or adapter, and ``@kb`` for any knowledge base,
+    so labels stay as few as the served models and ``/metrics`` (public) names no knowledge base."""
+    model = ref.adapter or base
+    return f"{model}@kb" if ref.kb else model
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:

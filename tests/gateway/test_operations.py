@@ -71,6 +71,19 @@ def test_metrics_count_requests_latency_and_tokens_by_model(gateway):
     assert 'model="nope"' not in response.text  # unknown names never become labels
 
 
+def test_metrics_name_no_knowledge_base(gateway):
+    """/metrics is public: a label model="...@victim" told anyone every knowledge base in use."""
+    with gateway.http() as http:
+        http.post("/v1/knowledge_bases", json={"name": "victim"})
+        http.post("/v1/knowledge_bases/victim/documents", files={"files": ("a.txt", b"The bridge is teal.")})
+        assert http.post("/v1/chat/completions", json={"model": "alpha@victim", "messages": ASK}).status_code == 200
+        text = http.get("/metrics").text
+    assert (
+        "victim" not in text
+        and 'lorag_requests_total{endpoint="chat.completions",model="alpha@kb",outcome="ok"} 1.0' in text
+    )
+
+
 def test_the_openapi_schema_documents_every_route(gateway):
     schema = httpx.get(f"{gateway.url}/openapi.json").json()
     assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/{model}", "/v1/adapters"} <= set(
@@ -80,6 +93,9 @@ def test_the_openapi_schema_documents_every_route(gateway):
     request = schema["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert list(request)[:3] == ["messages", "model", "frequency_penalty"]
     assert "429" in schema["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"405", "408", "413"} <= set(schema["paths"]["/v1/chat/completions"]["post"]["responses"])
+    assert "409" in schema["paths"]["/v1/knowledge_bases"]["post"]["responses"]
+    assert "409" in schema["paths"]["/v1/compare/{run_id}/cancel"]["post"]["responses"]
 
 
 def test_the_gateway_follows_the_adapters_folder(make_gateway):
