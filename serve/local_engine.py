@@ -18,7 +18,7 @@ its last running request ends. This module knows nothing about HTTP or the regis
 from __future__ import annotations
 
 import asyncio
-import json
+import itertools
 import logging
 import threading
 import time
@@ -47,6 +47,7 @@ from serve.engine import (
     collect,
     prompt_ids,
 )
+from serve.mid_batch import safe_mid_batch
 from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256)  # every ty
 @dataclass
 class _AdapterUse:
     spec: AdapterSpec
+    key: str  # its name inside the model: the adapter's name, with "#<n>" for a reloaded version
     row: RowAdapter | None = None  # None for a LoRA, which lives in the PeftModel
     running: int = 0
     draining: bool = False
@@ -88,6 +90,7 @@ class LocalEngine:
         self.batch_window_s = batch_window_s
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
+        self._versions = itertools.count(1)
         self._changes: deque[_Change] = deque()  # made by the worker thread, in order
         self._waiting: deque[RowRequest] = deque()
         self._wakeup = threading.Condition()
@@ -111,7 +114,8 @@ class LocalEngine:
                 raise UnknownAdapter(adapter)
             use.running += 1  # released in the finally below
         stream = TextStream(self.tokenizer, params.stop)
-        request = RowRequest(ids, params, adapter, use and use.row, stream, asyncio.get_running_loop(), asyncio.Queue())
+        key, row = (use.key, use.row) if use else (None, None)
+        request = RowRequest(ids, params, key, row, stream, asyncio.get_running_loop(), asyncio.Queue())
         with self._wakeup:
             self._waiting.append(request)
             self._wakeup.notify()
@@ -132,26 +136,35 @@ class LocalEngine:
         return await collect(self.stream(messages, params, adapter))
 
     async def load_adapter(self, spec: AdapterSpec) -> None:
-        if spec.name in self._adapters:
-            await self.unload_adapter(spec.name)
+        """Load ``spec``; a new version of a loaded adapter replaces it at once for new requests, while the
+        requests already running finish on the old weights (which are then dropped): none is refused."""
+        old = self._adapters.get(spec.name)
+        key = spec.name if old is None else f"{spec.name}#{next(self._versions)}"
         try:
-            row = await self._change(lambda: self._load(spec), self._safe_mid_batch(spec))
+            row = await self._change(lambda: self._load(spec, key), safe_mid_batch(spec, self))
         except Exception as e:  # PEFT raises many types for a folder it cannot use
             raise EngineError(f"cannot load adapter {spec.name}: {e}") from e
-        self._adapters[spec.name] = _AdapterUse(spec, row)
+        self._adapters[spec.name] = _AdapterUse(spec, key, row)
+        if old is not None:
+            await self._retire(old)
 
     async def unload_adapter(self, name: str) -> None:
         use = self._adapters.get(name)
-        if use is None:
+        if use is None or use.draining:
             raise UnknownAdapter(name)
+        await self._retire(use)
+        if self._adapters.get(name) is use:
+            del self._adapters[name]
+
+    async def _retire(self, use: _AdapterUse) -> None:
+        """Refuse new requests for ``use``, wait for its running ones, and drop its weights."""
         use.draining = True
         if use.running == 0:
             use.drained.set()
         await asyncio.to_thread(use.drained.wait)
         if use.row is None:
             # The last LoRA takes the LoRA layers out of the model, which a running batch still uses.
-            await self._change(lambda: self._delete(name), lambda: len(self.model.peft_config) > 1)
-        self._adapters.pop(name, None)
+            await self._change(lambda: self._delete(use.key), lambda: len(self.model.peft_config) > 1)
 
     def adapters(self) -> list[str]:
         return sorted(name for name, use in self._adapters.items() if not use.draining)
@@ -188,34 +201,7 @@ class LocalEngine:
             except Exception as e:
                 change.result.set_exception(e)
 
-    def _safe_mid_batch(self, spec: AdapterSpec) -> Callable[[], bool]:
-        """A check: would loading ``spec`` while a batch runs leave the running rows' output as it is?
-
-        A prompt, prefix or IA3 adapter is only read. A LoRA adds its matrices to LoRA layers
-        that the batch's per-row adapter choice already covers; a new LoRA layer (the first LoRA,
-        or a module no loaded LoRA adapts) or a ``modules_to_save`` copy would not be covered.
-        The adapter's config is read once, here; the returned check looks at the model as it is
-        when the change comes up.
-        """
-        if spec.peft_type in ROW_TYPES:
-            return lambda: True
-        config = json.loads((spec.path / "adapter_config.json").read_text())
-        if config.get("modules_to_save") or isinstance(config.get("target_modules"), str):
-            return lambda: False
-        from peft.tuners.lora import LoraLayer
-
-        targets = set(spec.target_modules)
-
-        def covered() -> bool:
-            return self.model is not self.base and all(
-                isinstance(module, LoraLayer)
-                for name, module in self.model.base_model.model.named_modules()
-                if name.rsplit(".", 1)[-1] in targets
-            )
-
-        return covered
-
-    def _load(self, spec: AdapterSpec) -> RowAdapter | None:
+    def _load(self, spec: AdapterSpec, key: str) -> RowAdapter | None:
         from peft import PeftModel
 
         if spec.peft_type in ROW_TYPES:
@@ -223,13 +209,13 @@ class LocalEngine:
             log.info("loaded %s adapter %s from %s", spec.peft_type, spec.name, spec.path)
             return row
         if self.model is self.base:
-            self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=spec.name).eval()
+            self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=key).eval()
         else:
             try:
-                self.model.load_adapter(str(spec.path), adapter_name=spec.name)
+                self.model.load_adapter(str(spec.path), adapter_name=key)
             except Exception:
-                if spec.name in self.model.peft_config:
-                    self.model.delete_adapter(spec.name)
+                if key in self.model.peft_config:
+                    self.model.delete_adapter(key)
                 raise
         log.info("loaded adapter %s from %s", spec.name, spec.path)
         return None

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -45,6 +45,26 @@ from serve.engine import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Served:
+    """A loaded adapter: its name in vLLM (``<name>#<n>`` for a reloaded version) and its requests in flight."""
+
+    spec: AdapterSpec
+    key: str
+    running: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def release(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self.idle.set()
+
+
 # vLLM adapts the linear layers of a model; it refuses LoRA on the embeddings and the LM head
 # of most architectures (Gemma 3 among them) and any adapter with `modules_to_save`.
 LIMITS = EngineLimits(
@@ -82,7 +102,8 @@ class VllmEngine:
         self.process: subprocess.Popen | None = None
         self.context_length: int | None = None  # known once started
         self.tokenizer = None  # the prepared model's, for counting prompt tokens
-        self._loaded: dict[str, AdapterSpec] = {}
+        self._loaded: dict[str, _Served] = {}
+        self._versions = itertools.count(1)
         self._next = itertools.count()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
 
@@ -147,13 +168,14 @@ class VllmEngine:
     async def stream(
         self, messages: list[Message], params: SamplingParams, adapter: str | None = None
     ) -> AsyncIterator[Delta]:
-        if adapter is not None and adapter not in self._loaded:
+        served = None if adapter is None else self._loaded.get(adapter)
+        if adapter is not None and served is None:
             raise UnknownAdapter(adapter)
         if self.context_length is not None:  # refused here, before vLLM queues it
             ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)
             check_context(len(ids), params.max_tokens, self.context_length)
         body = {
-            "model": adapter or self.info.base_model,
+            "model": served.key if served else self.info.base_model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
@@ -168,6 +190,9 @@ class VllmEngine:
         if params.stop:
             body["stop"] = list(params.stop)
         url = self._replica()
+        if served:
+            served.running += 1
+            served.idle.clear()
         try:
             async with self._client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
                 if response.status_code != 200:
@@ -191,29 +216,42 @@ class VllmEngine:
                 yield last or Delta("", finish or "stop")
         except httpx.HTTPError as e:
             raise EngineError(f"vLLM at {url} unreachable: {e}") from e
+        finally:
+            if served:
+                served.release()
 
     async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
         return await collect(self.stream(messages, params, adapter))
 
     async def load_adapter(self, spec: AdapterSpec) -> None:
-        """Load on every replica, or on none: replicas that took it unload it again when one refuses."""
-        if spec.name in self._loaded:
-            await self.unload_adapter(spec.name)
-        body = {"lora_name": spec.name, "lora_path": str(Path(spec.path).resolve())}
+        """Load on every replica, or on none: replicas that took it unload it again when one refuses. A new
+        version of a loaded adapter gets its own name in vLLM and replaces the old one at once for new requests;
+        the old one is unloaded when its running requests have finished, so none is refused."""
+        old = self._loaded.get(spec.name)
+        key = spec.name if old is None else f"{spec.name}#{next(self._versions)}"
+        body = {"lora_name": key, "lora_path": str(Path(spec.path).resolve())}
         results = await asyncio.gather(
             *(self._post(url, "/v1/load_lora_adapter", body) for url in self.urls), return_exceptions=True
         )
         if failures := [r for r in results if isinstance(r, BaseException)]:
             loaded = [url for url, r in zip(self.urls, results, strict=True) if not isinstance(r, BaseException)]
-            undo = [self._post(url, "/v1/unload_lora_adapter", {"lora_name": spec.name}) for url in loaded]
+            undo = [self._post(url, "/v1/unload_lora_adapter", {"lora_name": key}) for url in loaded]
             await asyncio.gather(*undo, return_exceptions=True)
             raise failures[0]
-        self._loaded[spec.name] = spec
+        self._loaded[spec.name] = _Served(spec, key)
+        if old is not None:
+            await self._retire(old)
 
     async def unload_adapter(self, name: str) -> None:
-        if self._loaded.pop(name, None) is None:
+        served = self._loaded.pop(name, None)
+        if served is None:
             raise UnknownAdapter(name)
-        await asyncio.gather(*(self._post(url, "/v1/unload_lora_adapter", {"lora_name": name}) for url in self.urls))
+        await self._retire(served)
+
+    async def _retire(self, served: _Served) -> None:
+        await served.idle.wait()
+        unload = {"lora_name": served.key}
+        await asyncio.gather(*(self._post(url, "/v1/unload_lora_adapter", unload) for url in self.urls))
 
     def adapters(self) -> list[str]:
         return sorted(self._loaded)

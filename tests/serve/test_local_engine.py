@@ -192,3 +192,33 @@ def test_the_base_model_serves_again_after_every_adapter_is_unloaded(tiny_model_
 
     before, after, beta = run(go())
     assert after.text == before.text and beta.text != before.text
+
+
+def test_reloading_an_adapter_in_use_swaps_it_without_refusing_anyone(engine, random_adapters):
+    """`touch` on a served adapter's weights used to unload it first: gone from the list for ~9.5 s, new requests 404."""
+    from serve.adapters import AdapterSpec
+
+    params = SamplingParams(max_tokens=40, temperature=0)
+
+    async def go():
+        old = (await engine.generate(ASK, params, "alpha")).text
+        new = (await engine.generate(ASK, params, "gamma")).text
+        running = asyncio.create_task(engine.generate(ASK, params, "alpha"))  # started on the old weights
+        while not engine.batch_sizes:
+            await asyncio.sleep(0.001)
+        reloading = asyncio.create_task(
+            engine.load_adapter(AdapterSpec("alpha", random_adapters["gamma"], "LORA", 4, ("q_proj",), "v2", {}))
+        )
+        listed, answers = [], []
+        while not reloading.done():
+            listed.append("alpha" in engine.adapters())
+            answers.append(asyncio.create_task(engine.generate(ASK, GREEDY, "alpha")))  # never UnknownAdapter
+            await asyncio.sleep(0.01)
+        await reloading
+        after = (await engine.generate(ASK, params, "alpha")).text
+        return old, new, (await running).text, after, listed, await asyncio.gather(*answers)
+
+    old, new, running, after, listed, answers = run(go())
+    assert old != new and running == old and after == new
+    assert all(listed) and all(answer.completion_tokens for answer in answers)
+    assert engine.adapters() == ["alpha", "beta", "gamma"]

@@ -132,3 +132,25 @@ def test_an_adapter_one_replica_refuses_is_loaded_on_none(replicas):
 def test_the_server_runs_in_float32_on_cpu_so_it_matches_the_local_engine():
     assert "--dtype float32" in " ".join(VllmEngine("/models/gemma", "gemma-3-270m").command(8123))
     assert "--dtype bfloat16" in " ".join(VllmEngine("/m", "g", dtype="bfloat16").command(8123))
+
+
+def test_reloading_an_adapter_in_use_swaps_it_on_every_replica_without_refusing_anyone(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[r.url for r in replicas]).start()
+        await engine.load_adapter(spec("a"))
+        running = asyncio.create_task(engine.generate(ASK, PARAMS, "a"))
+        while not any(r.requests for r in replicas):
+            await asyncio.sleep(0.001)
+        reloading = asyncio.create_task(engine.load_adapter(spec("a")))
+        during = []
+        while not reloading.done():
+            during.append(await engine.generate(ASK, PARAMS, "a"))  # never UnknownAdapter, never a 404
+            assert engine.adapters() == ["a"]
+        await reloading
+        first = await running
+        await engine.close()
+        return first, during
+
+    first, during = asyncio.run(go())
+    assert first.text.startswith("a answers") and all(answer.finish_reason for answer in during)
+    assert all(list(r.adapters) == ["a#1"] for r in replicas)  # the old version unloaded once its request finished
