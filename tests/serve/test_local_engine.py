@@ -195,7 +195,7 @@ def test_the_base_model_serves_again_after_every_adapter_is_unloaded(tiny_model_
 
 
 def test_reloading_an_adapter_in_use_swaps_it_without_refusing_anyone(engine, random_adapters):
-    """`touch` on a served adapter's weights used to unload it first: gone from the list for ~9.5 s, new requests 404."""
+    """`touch` on a served adapter's weights unloaded it first: unlisted for ~9.5 s, new requests 404."""
     from serve.adapters import AdapterSpec
 
     params = SamplingParams(max_tokens=40, temperature=0)
