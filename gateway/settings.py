@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
         [], description="Comma-separated keys allowed to administer: adapters, knowledge-base writes."
     )
+    keys_file: Path | None = Field(
+        None, description="YAML file of API keys with scopes and rate limits (docs/api.md); with the keys above."
+    )
     max_concurrent_requests: int = Field(
         64, ge=0, description="Completions in flight at once; more are answered 429 with Retry-After. 0: no limit."
     )

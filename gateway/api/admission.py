@@ -3,7 +3,9 @@
 :class:`Admission` is ASGI middleware, in this order, so that nobody without a key can hold
 anything and only admitted work is counted:
 
-1. the API key is checked from the headers alone (401 before a byte of the body is read);
+1. the API key is checked from the headers alone (401 before a byte of the body is read), and
+   the key's rate limits (429, :mod:`gateway.api.rate_limits`); the caller's
+   :class:`~gateway.api.auth.Principal` is put on the request's state;
 2. a JSON body is read whole within ``body_timeout_s`` (408 ``request_timeout`` for a client
    that stalls) and ``max_body_bytes`` (413), then replayed to the route; its text must be
    Unicode: a lone surrogate escape such as ``"\\ud800"`` is 400 naming the field, not an error
@@ -26,6 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from gateway.api import error_handlers
 from gateway.api.auth import ApiKeys
 from gateway.api.metrics import Metrics
+from gateway.api.rate_limits import RateLimits
 from gateway.errors import LoragError, invalid, overloaded
 
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
@@ -35,8 +38,17 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 class Admission:
     """See the module docstring."""
 
-    def __init__(self, app, keys: ApiKeys, metrics: Metrics, limit: int, body_timeout_s: float, max_body_bytes: int):
-        self.app, self.keys, self.metrics, self.limit = app, keys, metrics, limit
+    def __init__(
+        self,
+        app,
+        keys: ApiKeys,
+        limits: RateLimits,
+        metrics: Metrics,
+        limit: int,
+        body_timeout_s: float,
+        max_body_bytes: int,
+    ):
+        self.app, self.keys, self.limits, self.metrics, self.limit = app, keys, limits, metrics, limit
         self.body_timeout_s, self.max_body_bytes = body_timeout_s, max_body_bytes
         self.in_flight = 0
 
@@ -44,7 +56,8 @@ class Admission:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             return await self.app(scope, receive, send)
         try:
-            self.keys.check_user(_bearer(scope))
+            scope.setdefault("state", {})["principal"] = principal = self.keys.identify(_bearer(scope))
+            self.limits.admit(principal)
             if _is_json(scope):
                 body = await self._body(receive)
                 _check_unicode(body)

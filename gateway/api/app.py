@@ -97,11 +97,13 @@ def create_app(
     gateway.compare = CompareService(
         Path(settings.reports_dir), partial(self_client, app), outbound=tuple(settings.outbound_urls)
     )
-    app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys)
+    entries = auth.read_key_file(settings.keys_file) if settings.keys_file else []
+    app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries)
     error_handlers.install(app)
     app.add_middleware(
-        Admission, keys=app.state.keys, metrics=gateway.metrics, limit=settings.max_concurrent_requests,
-        body_timeout_s=settings.body_timeout_s, max_body_bytes=int(settings.max_request_mb * 2**20),
+        Admission, keys=app.state.keys, limits=gateway.limits, metrics=gateway.metrics,
+        limit=settings.max_concurrent_requests, body_timeout_s=settings.body_timeout_s,
+        max_body_bytes=int(settings.max_request_mb * 2**20),
     )  # fmt: skip
     app.include_router(routes.router)
     app.include_router(routes.v1, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS)

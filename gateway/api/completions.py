@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from typing import TypeVar
@@ -25,6 +25,7 @@ from typing import TypeVar
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from gateway.api.auth import OPEN, Principal, principal_of
 from gateway.api.metrics import Metrics
 from gateway.api.protocol import (
     ChatCompletion,
@@ -34,6 +35,7 @@ from gateway.api.protocol import (
     CompletionRequest,
     Usage,
 )
+from gateway.api.rate_limits import RateLimits
 from gateway.api.responses import ChatObjects, Choices, TextObjects, sse
 from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found
 from gateway.knowledge.retrieval import Retrieval
@@ -47,24 +49,29 @@ T = TypeVar("T")
 class Completions:
     """Chat and legacy completions on one engine."""
 
-    def __init__(self, engine: Engine, metrics: Metrics, knowledge: Knowledge):
+    def __init__(self, engine: Engine, metrics: Metrics, knowledge: Knowledge, limits: RateLimits):
         self.engine = engine
         self.metrics = metrics
         self.knowledge = knowledge
+        self.limits = limits
 
     async def respond(
         self, body: ChatCompletionRequest | CompletionRequest, request: Request
     ) -> ChatCompletion | Completion | StreamingResponse:
-        ref = self.resolve(body.model)
+        principal = principal_of(request)
+        ref = self.resolve(body.model, principal)
         conversations, params = body.engine_inputs()
         citations = None
         retrieval = self.retrieval(ref, body)
+        if retrieval is not None and not principal.may_use_kb(retrieval.kb):
+            raise model_not_found(f"no knowledge base named '{retrieval.kb}'")
         if retrieval is not None:
             augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
             conversations, citations = [augmented], [Citation.model_validate(c) for c in cited]
         work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
         out = ChatObjects(ref.name, citations) if isinstance(body, ChatCompletionRequest) else TextObjects(ref.name)
-        track = _Track(self.metrics, out.endpoint, metric_label(ref, self.engine.info.base_model))
+        label = metric_label(ref, self.engine.info.base_model)
+        track = _Track(self.metrics, out.endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
         choices = Choices(len(work), body.n)
         deltas = _merged(self.engine, ref.adapter, work)
         try:
@@ -80,10 +87,13 @@ class Completions:
         events = _events(out, first, deltas, choices, include_usage, track)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    def resolve(self, name: str) -> ModelRef:
-        """What ``name`` asks for; 404 for an unknown model or knowledge base."""
-        ref = parse(name, self.engine.info.base_model, self.engine.adapters())
-        if ref.kb is not None and ref.kb not in self.knowledge.names():
+    def resolve(self, name: str, principal: Principal = OPEN) -> ModelRef:
+        """What ``name`` asks for; 404 for an unknown model or knowledge base, or one outside the key's scope."""
+        base = self.engine.info.base_model
+        ref = parse(name, base, [a for a in self.engine.adapters() if principal.may_use_model(a)])
+        if not principal.may_use_model(ref.adapter or base):
+            raise model_not_found(f"The model '{name}' does not exist")
+        if ref.kb is not None and (ref.kb not in self.knowledge.names() or not principal.may_use_kb(ref.kb)):
             raise model_not_found(
                 f"The model '{name}' asks for knowledge base '{ref.kb}', which does not exist: "
                 "GET /v1/knowledge_bases lists them"
@@ -190,8 +200,8 @@ async def _collect(choices: Choices, deltas: AsyncIterator[tuple[int, Delta]], t
 class _Track:
     """Metrics of one request: latency, time to first text, tokens, outcome."""
 
-    def __init__(self, metrics: Metrics, endpoint: str, model: str):
-        self.metrics, self.endpoint, self.model = metrics, endpoint, model
+    def __init__(self, metrics: Metrics, endpoint: str, model: str, spend: Callable[[int], None]):
+        self.metrics, self.endpoint, self.model, self.spend = metrics, endpoint, model, spend
         self.start = time.perf_counter()
         self.first_text = False
 
@@ -206,6 +216,7 @@ class _Track:
         if usage is not None:
             self.metrics.prompt_tokens.labels(self.model).inc(usage.prompt_tokens)
             self.metrics.completion_tokens.labels(self.model).inc(usage.completion_tokens)
+            self.spend(usage.total_tokens)
 
 
 async def _events(

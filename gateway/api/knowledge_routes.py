@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 
 from gateway.api import auth
+from gateway.api.auth import principal_of
 from gateway.api.knowledge_protocol import (
     EMBEDDER_ALIASES,
     Deleted,
@@ -31,10 +32,11 @@ from gateway.api.knowledge_protocol import (
     SearchHit,
     SearchRequest,
 )
-from gateway.errors import invalid, model_not_found, too_large
+from gateway.errors import LoragError, invalid, model_not_found, too_large
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge, Upload
 from rag.database import DocumentRecord
+from rag.errors import KnowledgeBaseNotFound
 from rag.store import Manifest
 
 
@@ -42,39 +44,52 @@ def knowledge(request: Request) -> Knowledge:
     return request.app.state.gateway.knowledge
 
 
+def scoped(kb: str, request: Request) -> str:
+    """The knowledge base of the path, if the caller's key may use it; as if it did not exist otherwise."""
+    if not principal_of(request).may_use_kb(kb):
+        raise KnowledgeBaseNotFound(kb)
+    return kb
+
+
 Service = Annotated[Knowledge, Depends(knowledge)]
+Kb = Annotated[str, Depends(scoped)]
 reads = APIRouter(tags=["knowledge bases"])
 writes = APIRouter(tags=["knowledge bases"], dependencies=[Depends(auth.admin)])
 embeddings = APIRouter(tags=["OpenAI"])
 
 
 @writes.post("/knowledge_bases", status_code=201)
-async def create_knowledge_base(body: KnowledgeBaseCreate, service: Service) -> KnowledgeBaseObject:
+async def create_knowledge_base(body: KnowledgeBaseCreate, service: Service, request: Request) -> KnowledgeBaseObject:
     """Create an empty knowledge base; chat with it as ``model="<base-or-adapter>@<name>"``."""
+    if not principal_of(request).may_use_kb(body.name):
+        raise LoragError(403, f"this API key may not use a knowledge base named '{body.name}'", param="name",
+                         type="permission_error", code="insufficient_permissions")  # fmt: skip
     kb = await service.create(body.name, body.embedder, body.chunk_tokens, body.chunk_overlap)
     return kb_object(kb.manifest, service)
 
 
 @reads.get("/knowledge_bases")
-async def list_knowledge_bases(service: Service) -> ListOf[KnowledgeBaseObject]:
-    return ListOf[KnowledgeBaseObject](data=[kb_object(manifest, service) for manifest in service.manifests()])
+async def list_knowledge_bases(service: Service, request: Request) -> ListOf[KnowledgeBaseObject]:
+    principal = principal_of(request)
+    manifests = [manifest for manifest in service.manifests() if principal.may_use_kb(manifest.name)]
+    return ListOf[KnowledgeBaseObject](data=[kb_object(manifest, service) for manifest in manifests])
 
 
 @reads.get("/knowledge_bases/{kb}")
-async def get_knowledge_base(kb: str, service: Service) -> KnowledgeBaseObject:
+async def get_knowledge_base(kb: Kb, service: Service) -> KnowledgeBaseObject:
     opened = await service.get(kb)
     return kb_object(opened.manifest, service)
 
 
 @writes.patch("/knowledge_bases/{kb}")
-async def update_knowledge_base(kb: str, body: KnowledgeBaseUpdate, service: Service) -> KnowledgeBaseObject:
+async def update_knowledge_base(kb: Kb, body: KnowledgeBaseUpdate, service: Service) -> KnowledgeBaseObject:
     """Change the embedder or chunking: documents are cut again from their text and every chunk re-embedded."""
     updated = await service.update(kb, body.embedder, body.chunk_tokens, body.chunk_overlap)
     return kb_object(updated.manifest, service)
 
 
 @writes.delete("/knowledge_bases/{kb}")
-async def delete_knowledge_base(kb: str, service: Service) -> Deleted:
+async def delete_knowledge_base(kb: Kb, service: Service) -> Deleted:
     """Delete the knowledge base with every document, chunk and index."""
     await service.delete(kb)
     return Deleted(id=kb, object="knowledge_base.deleted")
@@ -82,7 +97,7 @@ async def delete_knowledge_base(kb: str, service: Service) -> Deleted:
 
 @writes.post("/knowledge_bases/{kb}/documents", status_code=201)
 async def upload_documents(
-    kb: str,
+    kb: Kb,
     service: Service,
     files: Annotated[list[UploadFile], Form(description="One or more files (repeat the field).")],
     metadata: Annotated[str | None, Form(description="A JSON object stored with every document.")] = None,
@@ -100,19 +115,19 @@ async def upload_documents(
 
 
 @reads.get("/knowledge_bases/{kb}/documents")
-async def list_documents(kb: str, service: Service) -> ListOf[DocumentObject]:
+async def list_documents(kb: Kb, service: Service) -> ListOf[DocumentObject]:
     return ListOf[DocumentObject](data=[document_object(record) for record in await service.documents(kb)])
 
 
 @writes.delete("/knowledge_bases/{kb}/documents/{document_id}")
-async def delete_document(kb: str, document_id: str, service: Service) -> Deleted:
+async def delete_document(kb: Kb, document_id: str, service: Service) -> Deleted:
     """Delete the document and all its chunks from the knowledge base and both indexes."""
     await service.delete_document(kb, document_id)
     return Deleted(id=document_id, object="knowledge_base.document.deleted")
 
 
 @reads.post("/knowledge_bases/{kb}/search")
-async def search(kb: str, body: SearchRequest, service: Service) -> ListOf[SearchHit]:
+async def search(kb: Kb, body: SearchRequest, service: Service) -> ListOf[SearchHit]:
     """The chunks a RAG chat with the same options would put into the prompt, best first."""
     retrieval = Retrieval(kb, **body.model_dump(exclude={"query"}))
     hits = await service.search(retrieval, body.query)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from gateway.api.adapter_protocol import AdapterInfo, AdapterList, AdapterRegistration
+from gateway.api.auth import principal_of
 from gateway.api.model_cards import card, cards
 from gateway.api.protocol import (
     ChatCompletion,
@@ -69,18 +70,20 @@ async def text_completions(body: CompletionRequest, request: Request):
 
 @v1.get("/models")
 async def list_models(request: Request) -> ModelList:
-    """The base model, every loaded adapter, and the base model with each knowledge base (``<base>@<kb>``)."""
+    """The base model, every loaded adapter, and the base model with each knowledge base (``<base>@<kb>``): those
+    the caller's key may use."""
     gateway = state(request)
     completions, catalog = gateway.ready()
-    engine = completions.engine
-    kbs = gateway.knowledge.manifests()
-    return cards(engine.info.base_model, engine.adapters(), catalog.last.adapters, gateway.started, kbs)
+    engine, principal = completions.engine, principal_of(request)
+    kbs = [kb for kb in gateway.knowledge.manifests() if principal.may_use_kb(kb.name)]
+    listed = cards(engine.info.base_model, engine.adapters(), catalog.last.adapters, gateway.started, kbs)
+    return ModelList(data=[c for c in listed.data if principal.may_use_model(c.parent if c.knowledge_base else c.id)])
 
 
 @v1.get("/models/{model:path}")
 async def get_model(model: str, request: Request) -> ModelCard:
     completions = state(request).ready()[0]
-    ref = completions.resolve(model)
+    ref = completions.resolve(model, principal_of(request))
     return card(ref, completions.engine.info.base_model, await list_models(request))
 
 

@@ -14,6 +14,7 @@ from gateway.api.adapter_catalog import AdapterCatalog
 from gateway.api.completions import Completions
 from gateway.api.metrics import Metrics
 from gateway.api.protocol import now
+from gateway.api.rate_limits import RateLimits
 from gateway.compare.service import CompareService
 from gateway.errors import LoragError
 from gateway.knowledge.service import Knowledge
@@ -31,6 +32,7 @@ class Gateway:
         self.settings = settings
         self.knowledge = knowledge
         self.metrics = Metrics()
+        self.limits = RateLimits()
         self.started = now()
         self.completions: Completions | None = None
         self.catalog: AdapterCatalog | None = None
@@ -40,7 +42,7 @@ class Gateway:
     async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
         catalog = AdapterCatalog(engine, registry)
         await catalog.refresh()
-        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge), catalog
+        self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge, self.limits), catalog
         log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
 
     def ready(self) -> tuple[Completions, AdapterCatalog]:

@@ -63,6 +63,7 @@ class CompareRun(BaseModel):
     summary: list[dict[str, Any]] | None = None  # per arm, once completed (see docs/compare.md)
     error: str | None = None
     report: dict[str, str]  # html, markdown, json, chart: where GET fetches each file once completed
+    owner: str | None = None  # the name of the API key that started it: only it (and admins) see the run
 
 
 class CompareRunList(BaseModel):

@@ -65,16 +65,20 @@ class CompareService:
                 run = run.model_copy(update={"status": "failed", "error": "the server stopped during the run"})
             self.runs[run.id] = run
 
-    def get(self, run_id: str) -> CompareRun:
-        if run_id not in self.runs:
+    def get(self, run_id: str, viewer: str | None = None) -> CompareRun:
+        """The run; 404 if there is none, or if ``viewer`` (a key's name; None: an admin) did not start it."""
+        if run_id not in self.runs or not _sees(viewer, self.runs[run_id]):
             raise LoragError(404, f"no compare run '{run_id}'", type="not_found", code="compare_run_not_found")
         return self.runs[run_id]
 
-    def listing(self) -> list[CompareRun]:
-        """Every run, newest first."""
-        return sorted(self.runs.values(), key=lambda run: run.created, reverse=True)
+    def listing(self, viewer: str | None = None) -> list[CompareRun]:
+        """Every run ``viewer`` may see, newest first."""
+        runs = [run for run in self.runs.values() if _sees(viewer, run)]
+        return sorted(runs, key=lambda run: run.created, reverse=True)
 
-    async def start(self, body: CompareRequest, api_key: str | None, run_id: str, created: int) -> CompareRun:
+    async def start(
+        self, body: CompareRequest, api_key: str | None, run_id: str, created: int, owner: str | None = None
+    ) -> CompareRun:
         """Check the request and start the run; 400 naming the field at fault, 429 when enough runs are going."""
         questions, config = _parse(body)
         if body.judge and body.judge.base_url and not allowed_url(body.judge.base_url, self.outbound):
@@ -98,7 +102,7 @@ class CompareService:
         links = {name: f"/v1/compare/{run_id}/{file}" for name, file in REPORT_LINKS.items()}
         run = CompareRun(
             id=run_id, status="running", created=created, arms=config.arms,
-            progress=Progress(done=0, total=len(questions) * len(config.arms)), report=links,
+            progress=Progress(done=0, total=len(questions) * len(config.arms)), report=links, owner=owner,
         )  # fmt: skip
         self._save(run)
         task = asyncio.create_task(self._execute(run_id, client, questions, config, judge_client))
@@ -106,9 +110,9 @@ class CompareService:
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
         return run
 
-    async def cancel(self, run_id: str) -> CompareRun:
+    async def cancel(self, run_id: str, viewer: str | None = None) -> CompareRun:
         """Stop a running run; 409 ``compare_run_not_running`` for one that is not going."""
-        run = self.get(run_id)
+        run = self.get(run_id, viewer)
         task = self.tasks.get(run_id)
         if task is None or run.status != "running":
             raise LoragError(409, f"compare run '{run_id}' is {run.status}: only a running run can be cancelled",
@@ -117,9 +121,9 @@ class CompareService:
         await asyncio.gather(task, return_exceptions=True)  # its requests and clients are closed when this returns
         return self.get(run_id)
 
-    def report_file(self, run_id: str, name: str) -> Path:
+    def report_file(self, run_id: str, name: str, viewer: str | None = None) -> Path:
         """A report file of a completed run; 404 for another name or a run without a report."""
-        run = self.get(run_id)
+        run = self.get(run_id, viewer)
         if name not in MEDIA_TYPES:
             raise LoragError(404, f"no file '{name}': use one of {', '.join(MEDIA_TYPES)}", type="not_found")
         if run.status != "completed":
@@ -150,6 +154,10 @@ class CompareService:
         finally:
             await _close(client, judge_client)
             self._save(self.runs[run_id].model_copy(update=update))
+
+
+def _sees(viewer: str | None, run: CompareRun) -> bool:
+    return viewer is None or run.owner in (None, viewer)
 
 
 def _parse(body: CompareRequest) -> tuple[list[Question], CompareConfig]:
