@@ -1,0 +1,75 @@
+"""The hostile-input suite: schemathesis over the gateway's own /openapi.json, and no server errors.
+
+Every operation gets generated requests, valid and invalid, against a gateway on the fake engine
+with two adapters and a knowledge base holding a document. Half of the requests that name a
+model or a knowledge base name real ones (``alpha``, ``docs@...``), so the fuzzing reaches the
+code behind the 404s. Examples are bounded per operation so the suite takes about a minute. The
+only check is the one that matters here: no 5xx, whatever comes in (the other checks judge the
+schema's strictness, which OpenAI's API does not promise either).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from gateway.api.app import create_app
+from serve.adapters import AdapterRegistry
+from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter
+from tests.gateway.conftest import fake_settings, serving
+
+REAL_MODELS = ["fake-base", "alpha", "beta", "fake-base@docs", "alpha@docs"]
+SKIPPED = {"POST /v1/compare"}  # starts background runs against the app itself: fuzzed by its own tests
+
+
+def _app():
+    """The app under test, over the fake engine with adapters 'alpha' and 'beta', in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="lorag-fuzz-")) / "adapters"
+    for name in ("alpha", "beta"):
+        write_adapter(folder / name)
+    engine = FakeEngine()
+    registry = AdapterRegistry(folder, engine.info.base_model, FAKE_SHA256, engine.info.limits)
+    return create_app(engine, registry, fake_settings(folder, reports_dir=folder.with_name("reports")))
+
+
+APP = _app()
+schema = schemathesis.openapi.from_dict(APP.openapi())
+
+
+@pytest.fixture(scope="module")
+def live_url():
+    """The app served on loopback, with a knowledge base 'docs' holding one document."""
+    with serving(APP) as url:
+        with httpx.Client(base_url=url) as http:
+            http.post("/v1/knowledge_bases", json={"name": "docs"})
+            http.post("/v1/knowledge_bases/docs/documents", files={"files": ("a.txt", b"The bridge is teal.")})
+        yield url
+
+
+@schema.parametrize()
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_request_makes_the_server_fail(case, live_url):
+    if f"{case.method.upper()} {case.path}" in SKIPPED:
+        pytest.skip("fuzzed by its own tests")
+    _use_real_names(case)
+    case.call_and_validate(base_url=live_url, checks=[not_a_server_error], timeout=30)
+
+
+def _use_real_names(case) -> None:
+    """Half the time, name models and knowledge bases that exist, so the request gets past the 404s."""
+    seed = hash(repr(case.body)) & 1
+    if not seed:
+        return
+    if isinstance(case.body, dict) and "model" in case.body:
+        case.body["model"] = REAL_MODELS[hash(repr(case.body)) % len(REAL_MODELS)]
+    for name, value in (case.path_parameters or {}).items():
+        if name == "kb":
+            case.path_parameters[name] = "docs"
+        elif name in ("model", "name"):
+            case.path_parameters[name] = "alpha" if value else value
