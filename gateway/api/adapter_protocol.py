@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class AdapterRegistration(BaseModel):
@@ -15,6 +15,13 @@ class AdapterRegistration(BaseModel):
 
     name: str = Field(min_length=1)
     path: str = Field(min_length=1)
+
+    @field_validator("name", "path")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class AdapterInfo(BaseModel):
