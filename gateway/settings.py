@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a client may take to send a JSON request body; slower is answered 408."
     )
     max_request_mb: float = Field(32.0, gt=0, description="Largest JSON request body, in MiB; larger is 413.")
+    shutdown_timeout_s: float = Field(
+        5.0, gt=0, description="On SIGTERM, seconds requests in flight may finish before they are cancelled."
+    )
     adapter_refresh_s: float = Field(
         5.0, ge=0, description="Seconds between scans of the adapters folder while serving. 0: scan only at start."
     )

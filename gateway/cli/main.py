@@ -112,7 +112,8 @@ def serve(
 
     start = engine_starter(engine, on_failure=stop)
     api = create_app(start, settings=settings)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port))
+    config = uvicorn.Config(api, host=host, port=port, timeout_graceful_shutdown=settings.shutdown_timeout_s)
+    server = uvicorn.Server(config)
     server.run()
     if api.state.gateway.failure:
         fail(f"the engine failed to start: {api.state.gateway.failure}")

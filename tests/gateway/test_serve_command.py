@@ -57,6 +57,50 @@ def test_serve_runs_the_gateway_until_interrupted(tiny_raw_dir, tiny_model_dir, 
     assert "Application shutdown complete" in output and server.returncode in (0, 130), output  # 130: re-raised SIGINT
 
 
+def test_sigterm_stops_the_server_within_seconds_even_mid_generation(tiny_raw_dir, tiny_model_dir, tmp_path):
+    env = os.environ | {
+        "LORAG_BASE_MODEL": str(tiny_raw_dir),
+        "LORAG_CACHE_DIR": str(tiny_model_dir.parent.parent),
+        "LORAG_ADAPTERS_DIR": str(tmp_path / "adapters"),
+        "LORAG_SHUTDOWN_TIMEOUT_S": "2",
+        "HF_HUB_OFFLINE": "1",
+    }
+    port = free_port()
+    command = [LORAG, "serve", "--engine", "local", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _healthy(port):
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+            time.sleep(0.2)
+        generating = httpx.stream(
+            "POST", f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
+            json={"model": str(tiny_raw_dir), "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 400,
+                  "n": 8, "temperature": 1, "stream": True},
+        )  # fmt: skip
+        with generating as stream, socket.create_connection(("127.0.0.1", port)) as stalled:
+            next(stream.iter_lines())  # generating now
+            stalled.sendall(  # and a client that never finishes its body: the body timeout is 30 s
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{"
+            )
+            time.sleep(0.5)
+            server.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            output = server.communicate(timeout=60)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert time.monotonic() - stopping < 15 and "Application shutdown complete" in output, output
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    except httpx.ConnectError:
+        return False
+
+
 def test_serve_refuses_an_unknown_engine(tmp_path):
     out = subprocess.run([LORAG, "serve", "--engine", "nope"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and out.stderr.strip() == "error: unknown engine 'nope': choose auto, vllm or local"
