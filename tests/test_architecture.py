@@ -119,7 +119,8 @@ def test_every_module_says_what_it_does():
 
 
 @pytest.mark.parametrize(
-    "module", ["gateway.api.protocol", "gateway.api.knowledge_protocol", "gateway.compare.protocol"]
+    "module",
+    ["gateway.api.protocol", "gateway.api.objects", "gateway.api.knowledge_protocol", "gateway.compare.protocol"],
 )
 def test_wire_models_load_no_index(module):
     code = f"import sys, {module}; print(sorted(m for m in ('faiss', 'bm25s', 'torch') if m in sys.modules))"

@@ -27,9 +27,7 @@ from openai import AsyncOpenAI
 
 from gateway.api import auth, compare_routes, error_handlers, knowledge_routes, routes
 from gateway.api.admission import Admission
-from gateway.api.protocol import (
-    ErrorResponse,
-)
+from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
 from gateway.compare.service import CompareService
 from gateway.console import route as console

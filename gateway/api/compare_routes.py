@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from gateway.api.auth import principal_of
-from gateway.api.protocol import new_id, now
+from gateway.api.objects import new_id, now
 from gateway.compare.protocol import CompareRequest, CompareRun, CompareRunList
 from gateway.compare.service import MEDIA_TYPES, CompareService
 

@@ -26,15 +26,10 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from gateway.api.auth import OPEN, Principal, principal_of
+from gateway.api.knowledge_protocol import Citation
 from gateway.api.metrics import Metrics
-from gateway.api.protocol import (
-    ChatCompletion,
-    ChatCompletionRequest,
-    Citation,
-    Completion,
-    CompletionRequest,
-    Usage,
-)
+from gateway.api.objects import ChatCompletion, Completion, Usage
+from gateway.api.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.api.rate_limits import RateLimits
 from gateway.api.responses import ChatObjects, Choices, TextObjects, sse
 from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found

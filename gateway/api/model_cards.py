@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from gateway.api.protocol import ModelCard, ModelList
+from gateway.api.objects import ModelCard, ModelList
 from gateway.model_names import ModelRef
 from rag.folder import Manifest
 from serve.adapters import AdapterSpec

@@ -1,4 +1,4 @@
-"""The OpenAI protocol as lorag serves it: request and response models, fields in the reference's order.
+"""The OpenAI protocol as lorag reads it: the request models, fields in the reference's order.
 
 Requests accept fields they do not know (an SDK newer than lorag still works): each unknown
 field name is logged once and ignored. Known fields lorag cannot honour (``logprobs``, ``echo``,
@@ -6,21 +6,18 @@ field name is logged once and ignored. Known fields lorag cannot honour (``logpr
 itself into engine inputs (:meth:`engine_inputs`): conversations of ``serve.engine.Message`` and
 one ``SamplingParams``. Legacy ``/v1/completions`` sends each prompt as one user turn, so the
 base model's chat template applies, as it does for chat. Lorag extensions to OpenAI's schema
-are marked ``# extension``; the retrieval extension's options and citations are the knowledge
-API's own types. This module knows nothing about engines' internals or HTTP routes, and loads
-no index.
+are marked ``# extension``; the retrieval extension's options are the knowledge API's own types.
+The response objects are in :mod:`gateway.api.objects`. This module knows nothing about
+engines' internals or HTTP routes, and loads no index.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from gateway.api.knowledge_protocol import Citation
 from gateway.knowledge.retrieval import Filters, MinScore, TopK
 from rag.query import DEFAULT_TOP_K, Mode
 from serve.engine import Message, SamplingParams
@@ -188,118 +185,3 @@ class CompletionRequest(_Sampling):
     def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
         return [[Message("user", p)] for p in prompts], self.sampling(self.max_tokens)
-
-
-# -- responses ---------------------------------------------------------------------------
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def now() -> int:
-    return int(time.time())
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str
-
-
-class ChatChoice(BaseModel):
-    finish_reason: str
-    index: int
-    logprobs: None = None
-    message: AssistantMessage
-
-
-Citations = Annotated[list[Citation] | None, Field(exclude_if=lambda v: v is None)]
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    choices: list[ChatChoice]
-    created: int
-    model: str
-    object: Literal["chat.completion"] = "chat.completion"
-    system_fingerprint: str | None = None
-    usage: Usage
-    citations: Citations = None  # extension: the sources of a retrieval-augmented answer
-
-
-class ChunkDelta(BaseModel):
-    """Only the fields a chunk carries: ``role`` on the first, ``content`` on text, nothing on the last."""
-
-    content: str | None = Field(None, exclude_if=lambda v: v is None)
-    role: Literal["assistant"] | None = Field(None, exclude_if=lambda v: v is None)
-
-
-class ChunkChoice(BaseModel):
-    delta: ChunkDelta
-    finish_reason: str | None = None
-    index: int
-    logprobs: None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    id: str
-    choices: list[ChunkChoice]
-    created: int
-    model: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    system_fingerprint: str | None = None
-    usage: Usage | None = None
-    citations: Citations = None  # extension: on the first chunk of a retrieval-augmented answer
-
-
-class TextChoice(BaseModel):
-    finish_reason: str | None
-    index: int
-    logprobs: None = None
-    text: str
-
-
-class Completion(BaseModel):
-    """A legacy completion; streamed chunks have the same shape, ``usage`` only on the last."""
-
-    id: str
-    choices: list[TextChoice]
-    created: int
-    model: str
-    object: Literal["text_completion"] = "text_completion"
-    system_fingerprint: str | None = None
-    usage: Usage | None = None
-
-
-class ModelCard(BaseModel):
-    """GET /v1/models entries: ``root`` is the base model, ``parent`` the model an adapter was trained on."""
-
-    id: str
-    created: int
-    object: Literal["model"] = "model"
-    owned_by: str = "lorag"
-    root: str  # extension (as in vLLM and OpenAI's older fine-tuning API)
-    parent: str | None = None  # extension
-    knowledge_base: str | None = Field(None, exclude_if=lambda v: v is None)  # extension: of a <model>@<kb> arm
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail

@@ -9,7 +9,7 @@ internals, metrics or HTTP.
 from __future__ import annotations
 
 from gateway.api.knowledge_protocol import Citation
-from gateway.api.protocol import (
+from gateway.api.objects import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,

@@ -15,14 +15,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from gateway.api.adapter_protocol import AdapterInfo, AdapterList, AdapterRegistration
 from gateway.api.auth import principal_of
 from gateway.api.model_cards import card, cards
-from gateway.api.protocol import (
-    ChatCompletion,
-    ChatCompletionRequest,
-    Completion,
-    CompletionRequest,
-    ModelCard,
-    ModelList,
-)
+from gateway.api.objects import ChatCompletion, Completion, ModelCard, ModelList
+from gateway.api.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.api.state import Gateway
 from gateway.errors import LoragError
 

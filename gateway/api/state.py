@@ -13,7 +13,7 @@ import logging
 from gateway.api.adapter_catalog import AdapterCatalog
 from gateway.api.completions import Completions
 from gateway.api.metrics import Metrics
-from gateway.api.protocol import now
+from gateway.api.objects import now
 from gateway.api.rate_limits import RateLimits
 from gateway.compare.service import CompareService
 from gateway.errors import LoragError
