@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import StoppingCriteria
@@ -38,8 +38,7 @@ class RowRequest:
 
     @property
     def batch_key(self) -> tuple:
-        p = self.params
-        return (p.temperature, p.top_p, p.seed, p.presence_penalty, p.frequency_penalty)
+        return replace(self.params, max_tokens=0, stop=())  # rows that sample alike share a batch
 
     def send(self, delta: Delta) -> None:
         self.loop.call_soon_threadsafe(self.out.put_nowait, delta)

@@ -40,6 +40,7 @@ from serve.engine import (
     EngineError,
     EngineInfo,
     Generation,
+    InvalidRequest,
     Message,
     SamplingParams,
     UnknownAdapter,
@@ -105,6 +106,9 @@ class LocalEngine:
     ) -> AsyncIterator[Delta]:
         if self._closed:
             raise EngineError("engine is closed")
+        vocabulary = self.base.config.vocab_size
+        if unknown := [token for token, _ in params.logit_bias if token >= vocabulary]:
+            raise InvalidRequest(f"logit_bias: token {unknown[0]} is outside the model's {vocabulary} tokens")
         ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)  # a long prompt: off the event loop
         check_context(len(ids), params.max_tokens, self.context_length)
         use = None
@@ -279,7 +283,12 @@ class LocalEngine:
             "do_sample": params.temperature > 0,
         }
         if params.temperature > 0:
-            kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+            kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+            kwargs |= {"min_p": params.min_p} if params.min_p else {}
+        if params.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = params.repetition_penalty
+        if params.logit_bias:
+            kwargs["sequence_bias"] = [[[token], bias] for token, bias in params.logit_bias]
         with torch.inference_mode():
             inputs = batch_inputs(self.base, [r.prompt_ids for r in batch], [r.row for r in batch], pad)
             if params.presence_penalty or params.frequency_penalty:

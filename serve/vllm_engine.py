@@ -187,6 +187,10 @@ class VllmEngine:
         }
         if params.seed is not None:
             body["seed"] = params.seed
+        bias = {str(token): value for token, value in params.logit_bias}
+        body |= {k: v for k, v in {"top_k": params.top_k, "min_p": params.min_p, "logit_bias": bias}.items() if v}
+        if params.repetition_penalty != 1.0:
+            body["repetition_penalty"] = params.repetition_penalty
         if params.stop:
             body["stop"] = list(params.stop)
         url = self._replica()

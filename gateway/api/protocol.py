@@ -64,6 +64,15 @@ def _unsupported(cls, value: Any) -> Any:
 
 
 Seed = Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1, description="A 64-bit integer.")]
+LogitBias = Annotated[
+    dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], Annotated[float, Field(ge=-100, le=100)]] | None,
+    Field(max_length=300, description="Token id -> a bias from -100 to 100 added to its logit (OpenAI's)."),
+]
+TopKTokens = Annotated[int, Field(ge=-1, description="Sample from the k likeliest tokens; 0 or -1: all (vLLM's).")]
+MinP = Annotated[float, Field(ge=0, le=1, description="Drop tokens below this share of the likeliest one (vLLM's).")]
+RepetitionPenalty = Annotated[
+    float, Field(gt=0, le=10, description="Divide the logits of tokens already seen by this; 1: none (vLLM's).")
+]
 Stop = Annotated[str | list[str] | None, BeforeValidator(_stop_list)]
 Prompt = Annotated[str | list[str], BeforeValidator(_prompts)]
 
@@ -122,6 +131,10 @@ class _Sampling(_Request):
             stop=tuple(self.stop or ()),
             presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
+            logit_bias=tuple((int(token), bias) for token, bias in (self.logit_bias or {}).items()),
+            top_k=max(self.top_k, 0),
+            min_p=self.min_p,
+            repetition_penalty=self.repetition_penalty,
             **params,
         )
 
@@ -139,6 +152,7 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    logit_bias: LogitBias = None
     logprobs: bool = Field(False, description="Not supported: must be false.")
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
@@ -151,6 +165,9 @@ class ChatCompletionRequest(_Sampling):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, ge=0, le=1)
     user: str | None = None
+    top_k: TopKTokens = 0  # extension (vLLM's)
+    min_p: MinP = 0.0  # extension (vLLM's)
+    repetition_penalty: RepetitionPenalty = 1.0  # extension (vLLM's)
     rag: RagOptions | None = None  # extension
 
     _refuse_unsupported = field_validator("logprobs")(_unsupported)
@@ -167,6 +184,7 @@ class CompletionRequest(_Sampling):
     prompt: Prompt
     echo: bool = Field(False, description="Not supported: must be false.")
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    logit_bias: LogitBias = None
     logprobs: int | None = Field(None, description="Not supported: must be null.")
     max_tokens: int = Field(16, ge=1)
     n: int = Field(1, ge=1, le=16)
@@ -179,6 +197,9 @@ class CompletionRequest(_Sampling):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, ge=0, le=1)
     user: str | None = None
+    top_k: TopKTokens = 0  # extension (vLLM's)
+    min_p: MinP = 0.0  # extension (vLLM's)
+    repetition_penalty: RepetitionPenalty = 1.0  # extension (vLLM's)
 
     _refuse_unsupported = field_validator("echo", "logprobs", "suffix")(_unsupported)
 

@@ -177,3 +177,25 @@ def test_a_client_that_gives_up_waiting_cancels_its_generation(gateway):
     except httpx.ReadTimeout:
         pass
     wait_for(lambda: gateway.engine.closed == ["beta"])
+
+
+def test_logit_bias_and_the_vllm_sampling_extras_reach_the_engine(gateway):
+    body = {"model": "alpha", "messages": ASK, "logit_bias": {"42": -100, "7": 5.5}, "top_k": 3, "min_p": 0.1,
+            "repetition_penalty": 1.2}  # fmt: skip
+    with gateway.http() as http:
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert http.post("/v1/completions", json={"model": "alpha", "prompt": "Hi", "top_k": -1}).status_code == 200
+        refusals = [
+            ({"logit_bias": {"x": 1}}, "logit_bias.x.[key]"), ({"logit_bias": {"1": 101}}, "logit_bias.1"),
+            ({"min_p": 2}, "min_p"), ({"repetition_penalty": 0}, "repetition_penalty"),
+        ]  # fmt: skip
+        for bad, param in refusals:
+            refused = http.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK} | bad)
+            assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+    chat, legacy = gateway.engine.calls[0][1], gateway.engine.calls[1][1]
+    assert chat.logit_bias == ((42, -100.0), (7, 5.5)) and (chat.top_k, chat.min_p, chat.repetition_penalty) == (
+        3,
+        0.1,
+        1.2,
+    )
+    assert legacy.top_k == 0 and legacy.logit_bias == () and legacy.repetition_penalty == 1.0

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -222,3 +223,25 @@ def test_reloading_an_adapter_in_use_swaps_it_without_refusing_anyone(engine, ra
     assert old != new and running == old and after == new
     assert all(listed) and all(answer.completion_tokens for answer in answers)
     assert engine.adapters() == ["alpha", "beta", "gamma"]
+
+
+def test_logit_bias_top_k_min_p_and_repetition_penalty_shape_the_output(engine):
+    from serve.engine import InvalidRequest
+
+    token = 300
+
+    async def go():
+        greedy = (await engine.generate(ASK, GREEDY)).text
+        forced = (await engine.generate(ASK, replace(GREEDY, logit_bias=((token, 100.0),)))).text
+        sampled = SamplingParams(max_tokens=12, temperature=1.0, seed=7)
+        top_1 = (await engine.generate(ASK, replace(sampled, top_k=1))).text
+        min_p_1 = (await engine.generate(ASK, replace(sampled, min_p=1.0))).text
+        penalised = (await engine.generate(ASK, replace(GREEDY, repetition_penalty=5.0))).text
+        with pytest.raises(InvalidRequest, match="logit_bias: token 999999"):
+            await engine.generate(ASK, replace(GREEDY, logit_bias=((999999, 1.0),)))
+        return greedy, forced, top_1, min_p_1, penalised
+
+    greedy, forced, top_1, min_p_1, penalised = run(go())
+    assert forced == engine.tokenizer.decode([token] * 12, skip_special_tokens=True) != greedy
+    assert top_1 == min_p_1 == greedy  # only the likeliest token is left to sample from
+    assert penalised != greedy

@@ -154,3 +154,20 @@ def test_reloading_an_adapter_in_use_swaps_it_on_every_replica_without_refusing_
     first, during = asyncio.run(go())
     assert first.text.startswith("a answers") and all(answer.finish_reason for answer in during)
     assert all(list(r.adapters) == ["a#1"] for r in replicas)  # the old version unloaded once its request finished
+
+
+def test_the_sampling_extras_are_sent_to_vllm_only_when_set(replicas):
+    from dataclasses import replace
+
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+        await engine.generate(ASK, replace(PARAMS, logit_bias=((5, -1.0),), top_k=2, min_p=0.2, repetition_penalty=1.1))
+        await engine.generate(ASK, PARAMS)
+        await engine.close()
+
+    asyncio.run(go())
+    extras, plain = replicas[0].requests[-2], replicas[0].requests[-1]
+    assert extras["logit_bias"] == {"5": -1.0} and (extras["top_k"], extras["min_p"], extras["repetition_penalty"]) == (
+        2, 0.2, 1.1,
+    )  # fmt: skip
+    assert not {"logit_bias", "top_k", "min_p", "repetition_penalty"} & set(plain)
