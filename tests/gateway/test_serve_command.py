@@ -23,29 +23,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_the_gateway_until_interrupted(tiny_raw_dir, tiny_model_dir, random_adapters, tmp_path):
-    shutil.copytree(random_adapters["alpha"], tmp_path / "adapters" / "alpha")
-    env = os.environ | {
-        "LORAG_BASE_MODEL": str(tiny_raw_dir),
-        "LORAG_CACHE_DIR": str(tiny_model_dir.parent.parent),  # already prepared there
-        "LORAG_ADAPTERS_DIR": str(tmp_path / "adapters"),
-        "LORAG_API_KEYS": "k1,k2",
-        "HF_HUB_OFFLINE": "1",
-    }
+def start_serve(tiny_raw_dir, tiny_model_dir, adapters_dir, **settings) -> tuple[subprocess.Popen, int]:
+    """`lorag serve --engine local` on the prepared tiny model, once /healthz is 200: the process and its port."""
+    env = (
+        os.environ
+        | {
+            "LORAG_BASE_MODEL": str(tiny_raw_dir),
+            "LORAG_CACHE_DIR": str(tiny_model_dir.parent.parent),  # already prepared there
+            "LORAG_ADAPTERS_DIR": str(adapters_dir),
+            "HF_HUB_OFFLINE": "1",
+        }
+        | {f"LORAG_{name.upper()}": value for name, value in settings.items()}
+    )
     port = free_port()
     command = [LORAG, "serve", "--engine", "local", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not _healthy(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError(f"lorag serve never became healthy: {server.communicate()[0]}")
+        time.sleep(0.2)
+    return server, port
+
+
+def test_serve_runs_the_gateway_until_interrupted(tiny_raw_dir, tiny_model_dir, random_adapters, tmp_path):
+    shutil.copytree(random_adapters["alpha"], tmp_path / "adapters" / "alpha")
+    server, port = start_serve(tiny_raw_dir, tiny_model_dir, tmp_path / "adapters", api_keys="k1,k2")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.ConnectError:
-                pass
-            assert time.monotonic() < deadline, "lorag serve never became healthy"
-            time.sleep(0.2)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k2", max_retries=0)
         assert {m.id for m in client.models.list()} == {str(tiny_raw_dir), "alpha"}
         hello = [{"role": "user", "content": "Hi"}]
@@ -58,21 +63,8 @@ def test_serve_runs_the_gateway_until_interrupted(tiny_raw_dir, tiny_model_dir, 
 
 
 def test_sigterm_stops_the_server_within_seconds_even_mid_generation(tiny_raw_dir, tiny_model_dir, tmp_path):
-    env = os.environ | {
-        "LORAG_BASE_MODEL": str(tiny_raw_dir),
-        "LORAG_CACHE_DIR": str(tiny_model_dir.parent.parent),
-        "LORAG_ADAPTERS_DIR": str(tmp_path / "adapters"),
-        "LORAG_SHUTDOWN_TIMEOUT_S": "2",
-        "HF_HUB_OFFLINE": "1",
-    }
-    port = free_port()
-    command = [LORAG, "serve", "--engine", "local", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server, port = start_serve(tiny_raw_dir, tiny_model_dir, tmp_path / "adapters", shutdown_timeout_s="2")
     try:
-        deadline = time.monotonic() + 120
-        while not _healthy(port):
-            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
-            time.sleep(0.2)
         generating = httpx.stream(
             "POST", f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
             json={"model": str(tiny_raw_dir), "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 400,
