@@ -4,20 +4,21 @@
 changes that are safe mid-batch, then hands each row's new token to its request: text deltas
 go to the caller's asyncio queue as soon as they decode, and a row finishes on an end-of-turn
 token, a stop sequence, its own ``max_tokens`` or when its caller went away, without stopping
-the other rows. This module knows nothing about models, adapters or how batches are formed.
+the other rows. Each token's log-probabilities, when a row asked for them, ride on the row's
+next delta. This module knows nothing about models, adapters or how batches are formed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import StoppingCriteria
 
-from serve.decoding import TextStream
-from serve.engine import Delta, SamplingParams
+from serve.decoding import StepLogprobs, TextStream
+from serve.engine import Delta, SamplingParams, TokenLogprob
 from serve.row_adapters import RowAdapter
 
 
@@ -32,20 +33,25 @@ class RowRequest:
     text: TextStream
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
+    grammar: object | None = None  # the xgrammar grammar of a structured output, compiled
     cancelled: bool = False
     done: bool = False
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet sent
 
     @property
     def batch_key(self) -> tuple:
-        return replace(self.params, max_tokens=0, stop=())  # rows that sample alike share a batch
+        """Rows that sample alike share a batch, whatever their length, stops, grammar or logprobs."""
+        return replace(self.params, max_tokens=0, stop=(), json_schema=None, logprobs=None)
 
-    def send(self, delta: Delta) -> None:
+    def send(self, text: str) -> None:
+        delta, self.logprobs = Delta(text, logprobs=self.logprobs), []
         self.loop.call_soon_threadsafe(self.out.put_nowait, delta)
 
     def finish(self, reason: str, text: str = "") -> None:
         self.done = True
-        self.send(Delta(text, reason, len(self.prompt_ids), self.completion_tokens))
+        delta = Delta(text, reason, len(self.prompt_ids), self.completion_tokens, self.logprobs)
+        self.loop.call_soon_threadsafe(self.out.put_nowait, delta)
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Rows(StoppingCriteria):
     requests: list[RowRequest]
     eos_ids: set[int]
     between_steps: Callable[[], None]  # makes the adapter changes that are safe while this batch runs
+    logprobs: StepLogprobs | None = None  # this step's distributions, for the rows that asked
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         self.between_steps()
@@ -68,11 +75,14 @@ class Rows(StoppingCriteria):
                 request.finish("stop", request.text.flush())
             else:
                 request.completion_tokens += 1
+                if request.params.logprobs is not None:
+                    decode = request.text.tokenizer.decode
+                    request.logprobs.append(self.logprobs.of(row, token, request.params.logprobs, decode))
                 piece = request.text.add(token)
                 if request.text.stopped:
                     request.finish("stop", piece)
                 elif request.completion_tokens >= request.params.max_tokens:
                     request.finish("length", piece + request.text.flush())
                 elif piece:
-                    request.send(Delta(piece))
+                    request.send(piece)
         return torch.tensor([r.done for r in self.requests], device=input_ids.device)

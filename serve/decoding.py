@@ -1,15 +1,18 @@
-"""Per-request decoding state for in-process generation: incremental text, stop sequences, penalties.
+"""Per-request decoding state for in-process generation: incremental text, stop sequences, penalties, logprobs.
 
 :class:`TextStream` turns a growing list of token ids into text deltas without ever emitting
 part of a stop sequence or half a UTF-8 character. :class:`OpenAIPenalties` applies OpenAI's
-additive presence and frequency penalties (transformers only has a multiplicative one). This
-module knows nothing about batching, adapters or engines.
+additive presence and frequency penalties (transformers only has a multiplicative one).
+:class:`StepLogprobs` keeps the log-probabilities of the step being sampled, for the rows that
+asked. This module knows nothing about batching, adapters or engines.
 """
 
 from __future__ import annotations
 
 import torch
 from transformers import LogitsProcessor
+
+from serve.engine import TokenLogprob
 
 
 class TextStream:
@@ -78,3 +81,30 @@ class OpenAIPenalties(LogitsProcessor):
             return scores
         counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
         return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class StepLogprobs(LogitsProcessor):
+    """The log-softmax of this step's logits for the rows that asked: what the next token is sampled from.
+
+    Placed before temperature, top-p and any grammar mask, as vLLM reports them: the model's own
+    distribution (after ``logit_bias`` and penalties).
+    """
+
+    def __init__(self, rows: list[int]):
+        self.rows = rows
+        self.latest: dict[int, torch.Tensor] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.rows:
+            logprobs = torch.log_softmax(scores[self.rows].float(), dim=-1)
+            self.latest = dict(zip(self.rows, logprobs, strict=True))
+        return scores
+
+    def of(self, row: int, token: int, top: int, decode) -> TokenLogprob:
+        """Row ``row``'s sampled ``token`` with its log-probability and the ``top`` likeliest tokens."""
+        logprobs = self.latest[row]
+        alternatives = ()
+        if top:
+            best = torch.topk(logprobs, top)
+            alternatives = tuple((decode(int(i)), float(v)) for v, i in zip(best.values, best.indices, strict=True))
+        return TokenLogprob(decode(token), float(logprobs[token]), alternatives)

@@ -51,16 +51,32 @@ class SamplingParams:
     top_k: int = 0  # 0: every token
     min_p: float = 0.0
     repetition_penalty: float = 1.0  # vLLM's and transformers' multiplicative penalty; 1: none
+    logprobs: int | None = None  # None: none; k: each token's log-probability and its k likeliest alternatives
+    json_schema: str | None = None  # JSON text of a schema the completion must validate against
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, log-probability, and the likeliest alternatives at its position."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()  # (token, log-probability), likeliest first
 
 
 @dataclass
 class Delta:
-    """A piece of a streamed completion; the last one has ``finish_reason`` and the token counts."""
+    """A piece of a streamed completion; the last one has ``finish_reason`` and the token counts.
+
+    ``logprobs`` holds the tokens generated since the previous delta, when they were asked for; a
+    delta's text and its tokens need not line up exactly (text is held back at stop sequences).
+    """
 
     text: str
     finish_reason: str | None = None  # "stop" (end of turn or a stop sequence) | "length"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +85,7 @@ class Generation:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -125,11 +142,12 @@ def check_context(prompt_tokens: int, max_tokens: int, context: int) -> None:
 
 async def collect(deltas: AsyncIterator[Delta]) -> Generation:
     """A whole completion from a stream of deltas: how every engine implements ``generate``."""
-    text, last = [], Delta("")
+    text, logprobs, last = [], [], Delta("")
     async for delta in deltas:
         text.append(delta.text)
+        logprobs += delta.logprobs
         last = delta
-    return Generation("".join(text), last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens)
+    return Generation("".join(text), last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens, logprobs)
 
 
 class AdapterSync:

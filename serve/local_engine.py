@@ -18,6 +18,7 @@ its last running request ends. This module knows nothing about HTTP or the regis
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import threading
@@ -26,7 +27,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,7 +34,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaLi
 
 from serve.adapters import AdapterSpec, EngineLimits
 from serve.batch_rows import RowRequest, Rows
-from serve.decoding import OpenAIPenalties, TextStream
+from serve.batch_sampling import sampling_kwargs
+from serve.constrained import Grammars
+from serve.decoding import TextStream
 from serve.engine import (
     Delta,
     EngineError,
@@ -91,6 +93,7 @@ class LocalEngine:
         self.batch_window_s = batch_window_s
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
+        self._compiler: Grammars | None = None
         self._versions = itertools.count(1)
         self._changes: deque[_Change] = deque()  # made by the worker thread, in order
         self._waiting: deque[RowRequest] = deque()
@@ -111,6 +114,9 @@ class LocalEngine:
             raise InvalidRequest(f"logit_bias: token {unknown[0]} is outside the model's {vocabulary} tokens")
         ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)  # a long prompt: off the event loop
         check_context(len(ids), params.max_tokens, self.context_length)
+        grammar = None
+        if params.json_schema is not None:
+            grammar = await asyncio.to_thread(self._grammars().compile, params.json_schema)
         use = None
         if adapter is not None:
             use = self._adapters.get(adapter)
@@ -119,7 +125,7 @@ class LocalEngine:
             use.running += 1  # released in the finally below
         stream = TextStream(self.tokenizer, params.stop)
         key, row = (use.key, use.row) if use else (None, None)
-        request = RowRequest(ids, params, key, row, stream, asyncio.get_running_loop(), asyncio.Queue())
+        request = RowRequest(ids, params, key, row, stream, asyncio.get_running_loop(), asyncio.Queue(), grammar)
         with self._wakeup:
             self._waiting.append(request)
             self._wakeup.notify()
@@ -172,6 +178,12 @@ class LocalEngine:
 
     def adapters(self) -> list[str]:
         return sorted(name for name, use in self._adapters.items() if not use.draining)
+
+    def _grammars(self) -> Grammars:
+        """The structured-output compiler, made on first use (it reads the whole vocabulary)."""
+        if self._compiler is None:
+            self._compiler = Grammars(self.tokenizer, self.base.config.vocab_size, self.eos_ids)
+        return self._compiler
 
     async def close(self) -> None:
         with self._wakeup:
@@ -274,30 +286,16 @@ class LocalEngine:
 
     def _generate(self, batch: list[RowRequest]) -> None:
         self.batch_sizes.append(len(batch))
-        params = batch[0].params
         pad = self.tokenizer.pad_token_id
-        kwargs = {
-            "max_new_tokens": max(r.params.max_tokens for r in batch),
-            "stopping_criteria": StoppingCriteriaList([Rows(batch, self.eos_ids, partial(self._make_changes, True))]),
-            "pad_token_id": pad,
-            "do_sample": params.temperature > 0,
-        }
-        if params.temperature > 0:
-            kwargs |= {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
-            kwargs |= {"min_p": params.min_p} if params.min_p else {}
-        if params.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = params.repetition_penalty
-        if params.logit_bias:
-            kwargs["sequence_bias"] = [[[token], bias] for token, bias in params.logit_bias]
         with torch.inference_mode():
             inputs = batch_inputs(self.base, [r.prompt_ids for r in batch], [r.row for r in batch], pad)
-            if params.presence_penalty or params.frequency_penalty:
-                width = inputs.input_ids.shape[1]
-                kwargs["logits_processor"] = [OpenAIPenalties(params.presence_penalty, params.frequency_penalty, width)]
+            kwargs, logprobs = sampling_kwargs(batch, inputs.input_ids.shape[1], self._grammars)
+            rows = Rows(batch, self.eos_ids, functools.partial(self._make_changes, True), logprobs)
+            kwargs |= {"stopping_criteria": StoppingCriteriaList([rows]), "pad_token_id": pad}
             if self.model is not self.base:
                 kwargs["adapter_names"] = [r.adapter if r.adapter and r.row is None else BASE for r in batch]
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
+            if batch[0].params.seed is not None:
+                torch.manual_seed(batch[0].params.seed)
             with inputs.hooks(self.base):
                 self.model.generate(**inputs.generate_kwargs(), **kwargs)
         for request in batch:

@@ -43,6 +43,7 @@ from serve.engine import (
     collect,
     prompt_ids,
 )
+from serve.vllm_protocol import choice_logprobs, stream_body
 
 log = logging.getLogger(__name__)
 
@@ -174,25 +175,7 @@ class VllmEngine:
         if self.context_length is not None:  # refused here, before vLLM queues it
             ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)
             check_context(len(ids), params.max_tokens, self.context_length)
-        body = {
-            "model": served.key if served else self.info.base_model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "presence_penalty": params.presence_penalty,
-            "frequency_penalty": params.frequency_penalty,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if params.seed is not None:
-            body["seed"] = params.seed
-        bias = {str(token): value for token, value in params.logit_bias}
-        body |= {k: v for k, v in {"top_k": params.top_k, "min_p": params.min_p, "logit_bias": bias}.items() if v}
-        if params.repetition_penalty != 1.0:
-            body["repetition_penalty"] = params.repetition_penalty
-        if params.stop:
-            body["stop"] = list(params.stop)
+        body = stream_body(served.key if served else self.info.base_model, messages, params)
         url = self._replica()
         if served:
             served.running += 1
@@ -212,8 +195,8 @@ class VllmEngine:
                     for choice in chunk.get("choices", []):
                         text = (choice.get("delta") or {}).get("content") or ""
                         finish = choice.get("finish_reason") or finish
-                        if text:
-                            yield Delta(text)
+                        if text or choice.get("logprobs"):
+                            yield Delta(text, logprobs=choice_logprobs(choice))
                     if usage := chunk.get("usage"):
                         last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
                 # Yielded once the response is read to its end, so the connection goes back to the pool.

@@ -1,0 +1,55 @@
+"""vLLM's OpenAI wire format as the VllmEngine speaks it: the request body of a stream, and the deltas in its chunks.
+
+Structured outputs go in vLLM's ``structured_outputs`` extension with ``disable_any_whitespace``:
+its JSON grammars otherwise allow any whitespace between tokens, and a small model fills it
+with blank lines. Log-probabilities are asked for as OpenAI's chat ``logprobs``/``top_logprobs``
+and read back as :class:`serve.engine.TokenLogprob`. This module knows nothing about processes,
+replicas or adapters; it imports no vLLM.
+"""
+
+from __future__ import annotations
+
+import json
+
+from serve.engine import Message, SamplingParams, TokenLogprob
+
+
+def stream_body(model: str, messages: list[Message], params: SamplingParams) -> dict:
+    """The JSON body of a streamed ``/v1/chat/completions`` request to vLLM."""
+    body = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "presence_penalty": params.presence_penalty,
+        "frequency_penalty": params.frequency_penalty,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if params.seed is not None:
+        body["seed"] = params.seed
+    bias = {str(token): value for token, value in params.logit_bias}
+    body |= {k: v for k, v in {"top_k": params.top_k, "min_p": params.min_p, "logit_bias": bias}.items() if v}
+    if params.repetition_penalty != 1.0:
+        body["repetition_penalty"] = params.repetition_penalty
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if params.logprobs is not None:
+        body |= {"logprobs": True, "top_logprobs": params.logprobs}
+    if params.json_schema is not None:
+        body["structured_outputs"] = {"json": json.loads(params.json_schema), "disable_any_whitespace": True}
+    return body
+
+
+def choice_logprobs(choice: dict) -> list[TokenLogprob]:
+    """The tokens of one streamed choice's ``logprobs.content``."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    return [
+        TokenLogprob(
+            entry["token"],
+            float(entry["logprob"]),
+            tuple((top["token"], float(top["logprob"])) for top in entry.get("top_logprobs") or ()),
+        )
+        for entry in content
+    ]
