@@ -64,7 +64,11 @@ class Completions:
             augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
             conversations, citations = [augmented], [Citation.model_validate(c) for c in cited]
         work = [(conversation, _seeded(params, j)) for conversation in conversations for j in range(body.n)]
-        out = ChatObjects(ref.name, citations) if isinstance(body, ChatCompletionRequest) else TextObjects(ref.name)
+        asked = params.logprobs is not None
+        if isinstance(body, ChatCompletionRequest):
+            out = ChatObjects(ref.name, citations, body.tool_use, asked)
+        else:
+            out = TextObjects(ref.name, asked)
         label = metric_label(ref, self.engine.info.base_model)
         track = _Track(self.metrics, out.endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
         choices = Choices(len(work), body.n)
@@ -227,10 +231,8 @@ async def _events(
             index, delta = item
             choices.add(index, delta)
             track.text(delta)
-            if delta.text:
-                yield sse(out.chunk(index, delta.text, None))
-            if delta.finish_reason:
-                yield sse(out.chunk(index, None, delta.finish_reason))
+            for chunk in out.chunks(index, delta):
+                yield sse(chunk)
             item = await anext(deltas, None)
         if include_usage:
             yield sse(out.usage_chunk(choices.usage()))

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from gateway.api.knowledge_protocol import Citation
+from gateway.api.tool_protocol import ToolCall
 
 
 def new_id(prefix: str) -> str:
@@ -28,15 +29,34 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    """A chat choice's tokens with their log-probabilities (``logprobs: true``)."""
+
+    content: list[TokenLogprob] | None
+    refusal: None = None
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    refusal: None = None
+    tool_calls: list[ToolCall] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ChatChoice(BaseModel):
     finish_reason: str
     index: int
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     message: AssistantMessage
 
 
@@ -54,18 +74,33 @@ class ChatCompletion(BaseModel):
     citations: Citations = None  # extension: the sources of a retrieval-augmented answer
 
 
+class FunctionCallDelta(BaseModel):
+    name: str | None = Field(None, exclude_if=lambda v: v is None)
+    arguments: str = ""
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed tool call: the first piece has ``id``, ``type`` and the name, the next ones argument text."""
+
+    index: int
+    id: str | None = Field(None, exclude_if=lambda v: v is None)
+    type: Literal["function"] | None = Field(None, exclude_if=lambda v: v is None)
+    function: FunctionCallDelta
+
+
 class ChunkDelta(BaseModel):
-    """Only the fields a chunk carries: ``role`` on the first, ``content`` on text, nothing on the last."""
+    """The fields a chunk carries: ``role`` first, then ``content`` or ``tool_calls``, nothing on the last."""
 
     content: str | None = Field(None, exclude_if=lambda v: v is None)
     role: Literal["assistant"] | None = Field(None, exclude_if=lambda v: v is None)
+    tool_calls: list[ToolCallDelta] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ChunkChoice(BaseModel):
     delta: ChunkDelta
     finish_reason: str | None = None
     index: int
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -79,10 +114,19 @@ class ChatCompletionChunk(BaseModel):
     citations: Citations = None  # extension: on the first chunk of a retrieval-augmented answer
 
 
+class TextLogprobs(BaseModel):
+    """A legacy completion's tokens with their log-probabilities (``logprobs: k``)."""
+
+    text_offset: list[int]
+    token_logprobs: list[float]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float]]
+
+
 class TextChoice(BaseModel):
     finish_reason: str | None
     index: int
-    logprobs: None = None
+    logprobs: TextLogprobs | None = None
     text: str
 
 

@@ -1,14 +1,15 @@
 """The OpenAI protocol as lorag reads it: the request models, fields in the reference's order.
 
 Requests accept fields they do not know (an SDK newer than lorag still works): each unknown
-field name is logged once and ignored. Known fields lorag cannot honour (``logprobs``, ``echo``,
-``suffix``) are refused with a 400 naming them rather than silently ignored. Each request turns
-itself into engine inputs (:meth:`engine_inputs`): conversations of ``serve.engine.Message`` and
-one ``SamplingParams``. Legacy ``/v1/completions`` sends each prompt as one user turn, so the
-base model's chat template applies, as it does for chat. Lorag extensions to OpenAI's schema
-are marked ``# extension``; the retrieval extension's options are the knowledge API's own types.
-The response objects are in :mod:`gateway.api.objects`. This module knows nothing about
-engines' internals or HTTP routes, and loads no index.
+field name is logged once and ignored. Known fields lorag cannot honour (``audio``, ``functions``,
+``echo``, ...) are refused with a 400 naming them rather than silently ignored. Each request turns
+itself into engine inputs (:meth:`engine_inputs`): conversations of ``serve.engine.Message``
+(tools rendered into them) and one ``SamplingParams`` (with the JSON schema that constrains the
+reply, from ``response_format`` or a forced tool call). Legacy ``/v1/completions`` sends each
+prompt as one user turn, so the base model's chat template applies, as it does for chat. Lorag
+extensions to OpenAI's schema are marked ``# extension``; the retrieval extension's options are
+the knowledge API's own types. The response objects are in :mod:`gateway.api.objects`. This
+module knows nothing about engines' internals or HTTP routes, and loads no index.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from gateway.api.messages import ChatMessage
+from gateway.api.tool_calls import ToolUse
+from gateway.api.tool_protocol import ResponseFormat, Tool, ToolChoice
 from gateway.knowledge.retrieval import Filters, MinScore, TopK
 from rag.query import DEFAULT_TOP_K, Mode
 from serve.engine import Message, SamplingParams
@@ -93,36 +105,10 @@ class RagOptions(BaseModel):
     filters: Filters = Field(default_factory=dict)
 
 
-class ChatMessage(BaseModel):
-    """One input message; content is a string or a list of text parts."""
-
-    role: Literal["developer", "system", "user", "assistant"]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-
-    @field_validator("content", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            texts = []
-            for part in value:
-                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                    raise ValueError(f"only text content parts are supported, got '{kind}'")
-                texts.append(part["text"])
-            return "".join(texts)
-        if value is not None and not isinstance(value, str):
-            raise ValueError("must be a string or a list of text parts")
-        return value
-
-    def to_engine(self) -> Message:
-        return Message("system" if self.role == "developer" else self.role, self.content or "")
-
-
 class _Sampling(_Request):
     """The sampling fields chat and legacy completions share (declared in each subclass's order)."""
 
-    def sampling(self, max_tokens: int | None) -> SamplingParams:
+    def sampling(self, max_tokens: int | None, logprobs: int | None, json_schema: str | None) -> SamplingParams:
         params = {} if max_tokens is None else {"max_tokens": max_tokens}
         return SamplingParams(
             temperature=self.temperature,
@@ -135,6 +121,8 @@ class _Sampling(_Request):
             top_k=max(self.top_k, 0),
             min_p=self.min_p,
             repetition_penalty=self.repetition_penalty,
+            logprobs=logprobs,
+            json_schema=json_schema,
             **params,
         )
 
@@ -146,35 +134,84 @@ class _Sampling(_Request):
         return value
 
 
+NOT_SUPPORTED = "Not supported by lorag: must be absent or null."
+ACCEPTED = "Accepted; has no effect in lorag."
+
+
 class ChatCompletionRequest(_Sampling):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
+    audio: dict | None = Field(None, description=NOT_SUPPORTED)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    function_call: Any = Field(None, description=NOT_SUPPORTED + " Use tool_choice.")
+    functions: list | None = Field(None, description=NOT_SUPPORTED + " Use tools.")
     logit_bias: LogitBias = None
-    logprobs: bool = Field(False, description="Not supported: must be false.")
+    logprobs: bool = False
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
+    metadata: dict[str, str] | None = Field(None, description=ACCEPTED)
+    modalities: list[Literal["text"]] | None = Field(None, description='Only ["text"].')
     n: int = Field(1, ge=1, le=16)
+    parallel_tool_calls: bool = Field(True, description="With tool_choice auto, every call the reply holds is read.")
+    prediction: dict | None = Field(None, description=NOT_SUPPORTED)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
+    prompt_cache_key: str | None = Field(None, description=ACCEPTED)
+    reasoning_effort: str | None = Field(None, description=NOT_SUPPORTED)
+    response_format: ResponseFormat | None = None
+    safety_identifier: str | None = Field(None, description=ACCEPTED)
     seed: Seed = None
+    service_tier: str | None = Field(None, description=ACCEPTED)
     stop: Stop = None
+    store: bool | None = Field(None, description=ACCEPTED)
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float = Field(1.0, ge=0, le=2)
+    tool_choice: ToolChoice | None = None
+    tools: list[Tool] | None = Field(None, max_length=128, validate_default=True)
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="Needs logprobs: true.")
     top_p: float = Field(1.0, ge=0, le=1)
     user: str | None = None
+    verbosity: str | None = Field(None, description=NOT_SUPPORTED)
+    web_search_options: dict | None = Field(None, description=NOT_SUPPORTED)
     top_k: TopKTokens = 0  # extension (vLLM's)
     min_p: MinP = 0.0  # extension (vLLM's)
     repetition_penalty: RepetitionPenalty = 1.0  # extension (vLLM's)
     rag: RagOptions | None = None  # extension
 
-    _refuse_unsupported = field_validator("logprobs")(_unsupported)
+    _refuse_unsupported = field_validator(
+        "audio", "function_call", "functions", "prediction", "reasoning_effort", "verbosity", "web_search_options"
+    )(_unsupported)
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("logprobs"):
+            raise ValueError("needs logprobs: true")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_fit_their_choice(cls, tools: list[Tool] | None, info: ValidationInfo) -> list[Tool] | None:
+        use = ToolUse.of(tools, info.data.get("tool_choice"))
+        response_format = info.data.get("response_format")
+        if use and response_format and response_format.type != "text":
+            raise ValueError("tools cannot be combined with a JSON response_format unless tool_choice is 'none'")
+        return tools
+
+    @property
+    def tool_use(self) -> ToolUse | None:
+        return ToolUse.of(self.tools, self.tool_choice)
 
     def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
         max_tokens = self.max_completion_tokens or self.max_tokens
-        return [[m.to_engine() for m in self.messages]], self.sampling(max_tokens)
+        messages = [m.to_engine() for m in self.messages]
+        schema = self.response_format.schema_text() if self.response_format else None
+        if self.tool_use is not None:
+            messages, schema = self.tool_use.prompt(messages), self.tool_use.schema()
+        logprobs = (self.top_logprobs or 0) if self.logprobs else None
+        return [messages], self.sampling(max_tokens, logprobs, schema)
 
 
 class CompletionRequest(_Sampling):
@@ -182,10 +219,11 @@ class CompletionRequest(_Sampling):
 
     model: str
     prompt: Prompt
-    echo: bool = Field(False, description="Not supported: must be false.")
+    best_of: int | None = Field(None, ge=1, le=1, description="Only 1.")
+    echo: bool = Field(False, description=NOT_SUPPORTED)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     logit_bias: LogitBias = None
-    logprobs: int | None = Field(None, description="Not supported: must be null.")
+    logprobs: int | None = Field(None, ge=0, le=5, description="The likeliest tokens to list at each position.")
     max_tokens: int = Field(16, ge=1)
     n: int = Field(1, ge=1, le=16)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
@@ -193,7 +231,7 @@ class CompletionRequest(_Sampling):
     stop: Stop = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    suffix: str | None = Field(None, description="Not supported: must be null.")
+    suffix: str | None = Field(None, description=NOT_SUPPORTED)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, ge=0, le=1)
     user: str | None = None
@@ -201,8 +239,8 @@ class CompletionRequest(_Sampling):
     min_p: MinP = 0.0  # extension (vLLM's)
     repetition_penalty: RepetitionPenalty = 1.0  # extension (vLLM's)
 
-    _refuse_unsupported = field_validator("echo", "logprobs", "suffix")(_unsupported)
+    _refuse_unsupported = field_validator("echo", "suffix")(_unsupported)
 
     def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
-        return [[Message("user", p)] for p in prompts], self.sampling(self.max_tokens)
+        return [[Message("user", p)] for p in prompts], self.sampling(self.max_tokens, self.logprobs, None)

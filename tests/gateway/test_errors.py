@@ -52,9 +52,17 @@ def test_a_knowledge_base_on_an_adapter_is_404_too(gateway):
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"stop": 5}, "stop"),
         ({"stream_options": {"include_usage": True}}, "stream_options"),
-        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"audio": {"voice": "alloy"}}, "audio"),
+        ({"tool_choice": "required"}, "tools"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools[0].function.name"),
+        ({"response_format": {"type": "json_schema"}}, "response_format"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
+        ({"messages": [{"role": "critic", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, "messages[0].content"),
         ({"model": None}, "model"),
     ],
@@ -70,7 +78,13 @@ def test_an_invalid_parameter_is_400_naming_it(gateway, change, param):
 
 def test_legacy_completions_refuse_what_they_cannot_honour(gateway):
     with gateway.http() as http:
-        for change, param in [({"echo": True}, "echo"), ({"suffix": "x"}, "suffix"), ({"prompt": [1, 2]}, "prompt")]:
+        for change, param in [
+            ({"echo": True}, "echo"),
+            ({"suffix": "x"}, "suffix"),
+            ({"prompt": [1, 2]}, "prompt"),
+            ({"logprobs": 6}, "logprobs"),
+            ({"best_of": 3}, "best_of"),
+        ]:
             response = http.post("/v1/completions", json={"model": "alpha", "prompt": "Hi"} | change)
             assert response.status_code == 400 and error_of(response)["param"] == param
 

@@ -1,0 +1,93 @@
+"""OpenAI's request types for tools and structured outputs: tool definitions, tool choice, tool calls, response formats.
+
+Fields in the reference's order. ``json_schema.schema`` is read under its wire name (pydantic
+keeps ``schema`` for itself). This module knows nothing about prompts, engines or how tool calls
+are rendered and parsed (:mod:`gateway.api.tool_calls` does that).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+NAME = r"^[a-zA-Z0-9_-]{1,64}$"  # OpenAI's rule for function and schema names
+MAX_SCHEMA_CHARS = 64_000
+
+
+def _bounded_schema(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value)) > MAX_SCHEMA_CHARS:
+        raise ValueError(f"a schema may have at most {MAX_SCHEMA_CHARS} characters")
+    return value
+
+
+Schema = Annotated[dict[str, Any], AfterValidator(_bounded_schema)]
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(pattern=NAME)
+    description: str | None = None
+    parameters: Schema = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="A JSON schema of the arguments; the arguments of a forced call always validate against it.",
+    )
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str = Field(pattern=NAME)
+    description: str | None = None
+    schema_: Schema = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """``text`` (free), ``json_object`` (any JSON object) or ``json_schema`` (JSON valid against a schema)."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self):
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is required with type 'json_schema', and only then")
+        return self
+
+    def schema_text(self) -> str | None:
+        """The JSON schema the completion must validate against, as JSON text; None for free text."""
+        if self.type == "json_object":
+            return json.dumps({"type": "object"})
+        if self.type == "json_schema":
+            return json.dumps(self.json_schema.schema_, sort_keys=True)
+        return None
