@@ -4,8 +4,9 @@ Requests accept fields they do not know (an SDK newer than lorag still works): e
 field name is logged once and ignored. Known fields lorag cannot honour (``audio``, ``functions``,
 ``echo``, ...) are refused with a 400 naming them rather than silently ignored. Each request turns
 itself into engine inputs (:meth:`engine_inputs`): conversations of ``serve.engine.Message``
-(tools rendered into them) and one ``SamplingParams`` (with the JSON schema that constrains the
-reply, from ``response_format`` or a forced tool call). Legacy ``/v1/completions`` sends each
+(tools, or the response format's schema, described in the system message) and one
+``SamplingParams`` (with the JSON schema that constrains the reply, from ``response_format`` or
+a forced tool call). Legacy ``/v1/completions`` sends each
 prompt as one user turn, so the base model's chat template applies, as it does for chat. Lorag
 extensions to OpenAI's schema are marked ``# extension``; the retrieval extension's options are
 the knowledge API's own types. The response objects are in :mod:`gateway.api.objects`. This
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from gateway.api.messages import ChatMessage
-from gateway.api.tool_calls import ToolUse
+from gateway.api.tool_calls import ToolUse, add_system
 from gateway.api.tool_protocol import ResponseFormat, Tool, ToolChoice
 from gateway.knowledge.retrieval import Filters, MinScore, TopK
 from rag.query import DEFAULT_TOP_K, Mode
@@ -207,7 +208,10 @@ class ChatCompletionRequest(_Sampling):
     def engine_inputs(self) -> tuple[list[list[Message]], SamplingParams]:
         max_tokens = self.max_completion_tokens or self.max_tokens
         messages = [m.to_engine() for m in self.messages]
-        schema = self.response_format.schema_text() if self.response_format else None
+        schema = None
+        if self.response_format is not None and self.response_format.type != "text":
+            messages = add_system(messages, self.response_format.instruction())
+            schema = self.response_format.schema_text()
         if self.tool_use is not None:
             messages, schema = self.tool_use.prompt(messages), self.tool_use.schema()
         logprobs = (self.top_logprobs or 0) if self.logprobs else None

@@ -52,6 +52,13 @@ def render_result(content: str) -> str:
     return f"<tool_response>\n{content}\n</tool_response>"
 
 
+def add_system(messages: list[Message], text: str) -> list[Message]:
+    """``messages`` with ``text`` closing the system message (one is put first if there is none)."""
+    if messages and messages[0].role == "system":
+        return [Message("system", f"{messages[0].content}\n\n{text}"), *messages[1:]]
+    return [Message("system", text), *messages]
+
+
 @dataclass(frozen=True)
 class ToolUse:
     """The tools a request offers and how the model may use them: ``auto``, ``required`` or one named function."""
@@ -80,9 +87,7 @@ class ToolUse:
             text += '\n\nCall one of the functions now: reply with one JSON object {"name": ..., "arguments": ...}.'
         elif self.choice != "auto":
             text += f"\n\nCall the function {self.choice} now: reply with its arguments as a JSON object."
-        if messages and messages[0].role == "system":
-            return [Message("system", f"{messages[0].content}\n\n{text}"), *messages[1:]]
-        return [Message("system", text), *messages]
+        return add_system(messages, text)
 
     def schema(self) -> str | None:
         """The JSON schema that constrains the reply (JSON text); None with ``auto``, where the model is free."""

@@ -84,6 +84,14 @@ class ResponseFormat(BaseModel):
             raise ValueError("json_schema is required with type 'json_schema', and only then")
         return self
 
+    def instruction(self) -> str | None:
+        """What lorag adds to the system message: small models keep a schema they are shown, not one they must guess."""
+        if self.type == "json_object":
+            return "Reply with a JSON object."
+        if self.type == "json_schema":
+            return f"Reply with a JSON object that matches this JSON schema:\n{json.dumps(self.json_schema.schema_)}"
+        return None
+
     def schema_text(self) -> str | None:
         """The JSON schema the completion must validate against, as JSON text; None for free text."""
         if self.type == "json_object":

@@ -73,3 +73,24 @@ def test_a_fact_only_in_an_uploaded_document_is_answered_and_cited_until_the_doc
         assert ANSWER not in after.choices[0].message.content.lower()
         assert [c["filename"] for c in after.model_extra["citations"]] == ["bakery.docx"]
         assert after.model_extra["citations"][0]["section"] == "Bakeries"
+
+
+def test_a_knowledge_base_arm_answers_in_a_json_schema_with_its_citations(gateway):
+    client = OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0, timeout=300)
+    with httpx.Client(base_url=gateway, timeout=300) as http:
+        assert http.post("/v1/knowledge_bases", json={"name": "bridges"}).status_code == 201
+        files = [("files", ("quenville.pdf", pdf_bytes([FACT])))]
+        assert http.post("/v1/knowledge_bases/bridges/documents", files=files).status_code == 201
+    schema = {
+        "type": "object",
+        "properties": {"painter": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["painter", "year"],
+        "additionalProperties": False,
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "painting", "schema": schema}}
+    reply = client.chat.completions.create(
+        model=f"{BASE}@bridges", messages=QUESTION, response_format=response_format, temperature=0, max_tokens=40
+    )
+    answer = json.loads(reply.choices[0].message.content)
+    assert ANSWER in answer["painter"].lower() and answer["year"] == 1987, answer
+    assert reply.model_extra["citations"][0]["filename"] == "quenville.pdf"

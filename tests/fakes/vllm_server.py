@@ -1,7 +1,8 @@
 """A fake vLLM OpenAI server on loopback: the endpoints VllmEngine uses, with recorded calls.
 
 Completions are deterministic: the reply names the model (base or adapter) and this replica, and
-streams word by word, so tests can tell which replica served which adapter.
+streams word by word (each word one token, with log-probabilities when asked), so tests can tell
+which replica served which adapter.
 """
 
 from __future__ import annotations
@@ -76,7 +77,12 @@ class FakeVllm:
                 yield _sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
                 for i, word in enumerate(words):
                     await asyncio.sleep(0.005)
-                    yield _sse({"choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}]})
+                    piece = (" " if i else "") + word
+                    choice = {"index": 0, "delta": {"content": piece}}
+                    if body.get("logprobs"):  # each word one token, with made-up log-probabilities
+                        top = [{"token": f"alt{k}", "logprob": -1.0 - k} for k in range(body.get("top_logprobs", 0))]
+                        choice["logprobs"] = {"content": [{"token": piece, "logprob": -0.5, "top_logprobs": top}]}
+                    yield _sse({"choices": [choice]})
                 yield _sse({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
                 yield _sse({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(words)}})
                 yield "data: [DONE]\n\n"

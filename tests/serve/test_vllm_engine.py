@@ -1,6 +1,7 @@
 """VllmEngine against fake vLLM replicas: spreading requests, loading adapters on every replica."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,22 @@ def test_the_sampling_extras_are_sent_to_vllm_only_when_set(replicas):
         2, 0.2, 1.1,
     )  # fmt: skip
     assert not {"logit_bias", "top_k", "min_p", "repetition_penalty"} & set(plain)
+
+
+def test_a_json_schema_and_logprobs_reach_vllm_and_the_tokens_come_back(replicas):
+    from dataclasses import replace
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+        result = await engine.generate(ASK, replace(PARAMS, json_schema=json.dumps(schema), logprobs=2))
+        await engine.close()
+        return result
+
+    result = asyncio.run(go())
+    sent = replicas[0].requests[-1]
+    assert sent["structured_outputs"] == {"json": schema, "disable_any_whitespace": True}
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
+    assert "".join(t.token for t in result.logprobs) == result.text
+    assert result.logprobs[0].top == (("alt0", -1.0), ("alt1", -2.0))
