@@ -73,7 +73,7 @@ def load_conversations(
     elif format == "text":
         rows = [_text_row(path, line, row) for line, row in records]
     else:
-        convert = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca}[format]
+        convert = {"openai": openai_messages, "sharegpt": sharegpt_messages, "alpaca": _alpaca}[format]
         rows = [{"messages": _checked(path, line, convert(path, line, row))} for line, row in records]
     if system_prompt:
         for row in rows:
@@ -187,7 +187,7 @@ def _object(path: Path, where: str, text: str) -> dict:
     return row
 
 
-def _openai(path: Path, where: str, row: dict) -> list[dict]:
+def openai_messages(path: Path, where: str, row: dict) -> list[dict]:
     messages = row.get("messages")
     if not isinstance(messages, list):
         raise DatasetError(f"{path}:{where}: 'messages' must be a list")
@@ -195,11 +195,11 @@ def _openai(path: Path, where: str, row: dict) -> list[dict]:
     for i, message in enumerate(messages, start=1):
         if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
             raise DatasetError(f"{path}:{where}: message {i} needs a role of system, user or assistant")
-        out.append({"role": message["role"], "content": _text(path, where, i, message.get("content"))})
+        out.append({"role": message["role"], "content": text_content(path, where, i, message.get("content"))})
     return out
 
 
-def _sharegpt(path: Path, where: str, row: dict) -> list[dict]:
+def sharegpt_messages(path: Path, where: str, row: dict) -> list[dict]:
     turns = row.get("conversations")
     if not isinstance(turns, list):
         raise DatasetError(f"{path}:{where}: 'conversations' must be a list")
@@ -208,9 +208,9 @@ def _sharegpt(path: Path, where: str, row: dict) -> list[dict]:
         role = SHAREGPT_ROLES.get(turn.get("from")) if isinstance(turn, dict) else None
         if role is None:
             raise DatasetError(f"{path}:{where}: turn {i} needs 'from' in {sorted(SHAREGPT_ROLES)}")
-        out.append({"role": role, "content": _text(path, where, i, turn.get("value"))})
+        out.append({"role": role, "content": text_content(path, where, i, turn.get("value"))})
     if "system" in row and out and out[0]["role"] != "system":
-        out.insert(0, {"role": "system", "content": _text(path, where, 0, row["system"])})
+        out.insert(0, {"role": "system", "content": text_content(path, where, 0, row["system"])})
     return out
 
 
@@ -241,7 +241,7 @@ def _classification(path: Path, where: str, row: dict, labels: list[str], prompt
 def _text_row(path: Path, where: str, row: dict) -> dict:
     """A row of a text file: plain text, or a conversation in the openai format."""
     if "messages" in row:
-        return {"messages": _checked(path, where, _openai(path, where, row))}
+        return {"messages": _checked(path, where, openai_messages(path, where, row))}
     return {"text": _field(path, where, row, "text")}
 
 
@@ -259,7 +259,7 @@ def _field(path: Path, where: str, row: dict, key: str) -> str:
     return str(value)
 
 
-def _text(path: Path, where: str, index: int, content) -> str:
+def text_content(path: Path, where: str, index: int, content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
