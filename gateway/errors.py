@@ -3,12 +3,13 @@
 A ``LoragError`` carries what OpenAI's error JSON needs, ``{"error": {"message", "type", "param",
 "code"}}``, and the status an OpenAI client expects: 400 invalid parameters, 401 a missing or
 unknown API key, 403 a valid key without admin rights, 404 an unknown model or object, 409 a
-name taken, 413/415 an upload too large or of an unsupported type, 429 overloaded (with
-``Retry-After``), 503 the engine cannot serve. The engines (``serve.engine``) and the knowledge
-bases (``rag.errors``) raise their own typed errors; :func:`as_lorag_error` maps each class to
-its status, code and request field in :data:`LAYER_ERRORS`, so no field is guessed from a
-message. Every room of the gateway may import this module; it knows nothing about routes or
-FastAPI (``gateway.api.error_handlers`` installs the handlers).
+name taken or a knowledge base another process writes, 413/415 an upload too large or of an
+unsupported type, 429 overloaded (with ``Retry-After``), 503 the engine cannot serve. The
+engines (``serve.engine``) and the knowledge bases (``rag.errors``) raise their own typed
+errors; :func:`as_lorag_error` maps each class to its status, code and request field in
+:data:`LAYER_ERRORS`, so no field is guessed from a message. Every room of the gateway may
+import this module; it knows nothing about routes or FastAPI (``gateway.api.error_handlers``
+installs the handlers).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ LAYER_ERRORS: dict[type[Exception], Mapped] = {
     rag.KnowledgeBaseNotFound: Mapped(404, "knowledge_base_not_found"),
     rag.DocumentNotFound: Mapped(404, "document_not_found"),
     rag.AlreadyExists: Mapped(409, "knowledge_base_exists", "name"),
+    rag.KnowledgeBaseLocked: Mapped(409, "knowledge_base_locked"),
     rag.InvalidName: Mapped(400, "invalid_value", "name"),
     rag.InvalidFilter: Mapped(400, "invalid_value", "filters"),
     rag.InvalidMode: Mapped(400, "invalid_value", "mode"),

@@ -1,9 +1,9 @@
 """The errors the ``rag`` package raises, one class per thing a caller can get wrong.
 
-Each is a ``ValueError`` or ``LookupError`` as well, so plain Python callers can catch them
-broadly, while the gateway maps each class to an HTTP status and the request field at fault in
-one table. Messages are one line and name what was asked for. This module knows nothing about
-HTTP.
+Each is a ``ValueError``, ``LookupError`` or (for a knowledge base another process writes)
+``RuntimeError`` as well, so plain Python callers can catch them broadly, while the gateway maps
+each class to an HTTP status and the request field at fault in one table. Messages are one line
+and name what was asked for. This module knows nothing about HTTP.
 """
 
 from __future__ import annotations
@@ -29,6 +29,17 @@ class DocumentNotFound(NotFound):
             f"knowledge base '{kb}' has no document '{document_id}'" if kb else f"no document '{document_id}'"
         )
         self.document_id, self.kb = document_id, kb
+
+
+class KnowledgeBaseLocked(RagError, RuntimeError):
+    """Another process holds the knowledge base open for writing (``rag.writer_lock``)."""
+
+    def __init__(self, name: str, holder: str):
+        super().__init__(
+            f"knowledge base '{name}' is open in another process ({holder}): one process writes a knowledge base; "
+            "use that one (e.g. the running lorag serve's API) or stop it first"
+        )
+        self.name, self.holder = name, holder
 
 
 class AlreadyExists(RagError, ValueError):

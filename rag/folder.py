@@ -1,8 +1,8 @@
 """A knowledge base folder on disk: its files, `kb.json`, and keeping what is derived from SQLite in line.
 
 The folder holds `kb.json` (name, embedder id, dimension, chunking, created), `chunks.sqlite`
-(documents and chunks, see `rag.database`), `index.faiss` (dense) and `bm25.npz` (BM25). SQLite is
-the source of truth; both indexes are derived from it:
+(documents and chunks, see `rag.database`), `index.faiss` (dense), `bm25.npz` (BM25) and
+`writer.lock` (`rag.writer_lock`). SQLite is the source of truth; both indexes are derived from it:
 
 - An upload is parsed, split and embedded before anything is written; its documents and chunks
   are then inserted in one SQLite transaction, and only after that commit are the indexes

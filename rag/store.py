@@ -10,8 +10,10 @@ or is finished on the next open, are described in `rag.folder`; this module foll
 - Changing the embedder or the chunking cuts the documents again and re-embeds them
   (`rag.folder.reindex`).
 
-One process owns a knowledge base; a lock serialises its writes between threads. This module
-knows nothing about ranking (see `rag.retriever`) or prompts (see `rag.augment`).
+One process owns a knowledge base: opening one takes its writer lock (`rag.writer_lock`), and
+another process that opens it gets `KnowledgeBaseLocked` and changes nothing. Within the process,
+a lock serialises writes between threads. This module knows nothing about ranking (see
+`rag.retriever`) or prompts (see `rag.augment`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from rag.folder import (
 from rag.index import HNSW_THRESHOLD, BM25Index, DenseIndex
 from rag.loaders import Document, load_document
 from rag.splitter import ChunkingSettings, split_document
+from rag.writer_lock import acquire, release
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LEFTOVER = re.compile(r"\.[a-z0-9_-]+\.(creating|deleting)-[0-9a-f]{32}")
@@ -58,10 +61,20 @@ def validate_name(name: str) -> str:
 
 
 class KnowledgeBase:
-    """One knowledge base folder, opened with the embedder its manifest names."""
+    """One knowledge base folder, opened with the embedder its manifest names, held by this process until closed."""
 
     def __init__(self, path: Path, embedder: Embedder):
         self.path = Path(path)
+        Manifest.read(self.path)  # NotFound before anything is written
+        acquire(self.path)
+        self._closed = False
+        try:
+            self._open(embedder)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, embedder: Embedder) -> None:
         self.manifest = Manifest.read(self.path)
         if (embedder.id, embedder.dimension) != (self.manifest.embedder, self.manifest.dimension):
             raise ValueError(
@@ -74,6 +87,12 @@ class KnowledgeBase:
         self._lock = threading.RLock()
         remove_stale_temporaries(self.path)
         self.manifest, self.dense, self.bm25 = open_indexes(self.path, self.manifest, self.database, embedder)
+
+    def close(self) -> None:
+        """Let go of the folder: once every opening in this process is closed, another process may open it."""
+        if not self._closed:
+            self._closed = True
+            release(self.path)
 
     @classmethod
     def create(
@@ -258,6 +277,7 @@ class KnowledgeBases:
             with self._lock:
                 if self._open.get(name) is kb:
                     del self._open[name]
+                    kb.close()
             raise
         return kb
 
@@ -274,7 +294,11 @@ class KnowledgeBases:
             path = self.root / validate_name(name)
             if not (path / MANIFEST).is_file():
                 raise KnowledgeBaseNotFound(name)
-            self._open.pop(name, None)
-            doomed = path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
-            path.rename(doomed)
-            shutil.rmtree(doomed)
+            acquire(path)  # refuses to delete what another process writes
+            try:
+                self._open.pop(name, None)
+                doomed = path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
+                path.rename(doomed)
+                shutil.rmtree(doomed)
+            finally:
+                release(path, all_opens=True)

@@ -63,6 +63,7 @@ kb.set_embedder(HashingEmbedder(32, max_tokens=16))
 
 
 def kill_ingest_at(kb: KnowledgeBase, step: str, tmp_path: Path, script: str = INGEST) -> None:
+    kb.close()  # the writer lock, for the process that is killed
     marker = tmp_path / f"{step}.reached"
     process = subprocess.Popen(
         [sys.executable, "-c", script, str(kb.path), step, str(marker)],

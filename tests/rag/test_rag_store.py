@@ -39,7 +39,7 @@ def test_pipeline_end_to_end(kb, make_pdf, make_docx):
     manifest = json.loads((kb.path / "kb.json").read_text())
     assert manifest["embedder"] == "hashing-64-48" and manifest["dimension"] == 64
     assert manifest["chunking"] == {"chunk_size": 48, "chunk_overlap": 6}
-    assert {p.name for p in kb.path.iterdir()} == {"kb.json", "chunks.sqlite", "index.faiss", "bm25.npz"}
+    assert {p.name for p in kb.path.iterdir()} == {"kb.json", "chunks.sqlite", "index.faiss", "bm25.npz", "writer.lock"}
     assert kb.stats() == {"documents": 4, "chunks": 6, "dense_index": "flat"}
 
 
