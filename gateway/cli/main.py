@@ -22,6 +22,7 @@ from gateway.cli.common import fail
 from gateway.cli.compare import compare
 from gateway.cli.data import data_app
 from gateway.cli.engine_starter import engine_starter, prepare_or_fail
+from gateway.cli.export import export
 from gateway.cli.kb import kb_app
 from gateway.settings import get_settings
 
@@ -35,6 +36,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(kb_app, name="kb")
 app.add_typer(data_app, name="data")
 app.command()(compare)
+app.command()(export)
 
 
 @model_app.command("prepare")
