@@ -3,6 +3,7 @@
 Everything below the gateway takes plain arguments; the CLI and the app pass these values on.
 """
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         [], description="Running vLLM servers to use instead of starting one, comma-separated URLs."
     )
+    vllm_args: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Arguments added to the command line of the vLLM server lorag starts (not of LORAG_VLLM_URLS), "
+        "shell-quoted, e.g. `--tensor-parallel-size 2 --max-loras 8 --kv-cache-memory-bytes 20G`; they win over "
+        "lorag's own (docs/deploy.md).",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         [], description="Comma-separated keys; when set, every /v1 route needs `Authorization: Bearer <key>`."
     )
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("vllm_args", mode="before")
+    @classmethod
+    def _shell_words(cls, value):
+        return shlex.split(value) if isinstance(value, str) else value
 
 
 def get_settings() -> Settings:

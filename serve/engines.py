@@ -2,11 +2,12 @@
 
 :data:`ENGINES` maps each engine's name to the async function that starts it; ``auto`` is the
 policy over them, not an engine: the vLLM servers at ``vllm_urls`` when given, else vLLM when it
-is installed, else (or when its server fails to start, with a log line saying why) the
-LocalEngine. :data:`CHOICES` is the one list of names that settings, the CLI and this module
-accept. An engine module is imported only when its engine is chosen, so vLLM stays unloaded
-where it is not used. A new engine is one entry here and one module implementing
-``serve.engine.Engine``. This module knows nothing about HTTP routes or settings.
+is installed (its server started with ``vllm_args`` added to its command line), else (or when
+its server fails to start, with a log line saying why) the LocalEngine. :data:`CHOICES` is the
+one list of names that settings, the CLI and this module accept. An engine module is imported
+only when its engine is chosen, so vLLM stays unloaded where it is not used. A new engine is one
+entry here and one module implementing ``serve.engine.Engine``. This module knows nothing about
+HTTP routes or settings.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from serve.engine import Engine, EngineError
 log = logging.getLogger(__name__)
 
 
-async def _vllm(model_dir: Path, base_name: str, urls: list[str] | None) -> Engine:
+async def _vllm(model_dir: Path, base_name: str, urls: list[str] | None, args: list[str] | None) -> Engine:
     from serve.vllm_engine import VllmEngine
 
-    return await VllmEngine(model_dir, base_name, urls=urls).start()
+    return await VllmEngine(model_dir, base_name, urls=urls, extra_args=args).start()
 
 
-async def _local(model_dir: Path, base_name: str, urls: list[str] | None) -> Engine:
+async def _local(model_dir: Path, base_name: str, urls: list[str] | None, args: list[str] | None) -> Engine:
     from serve.local_engine import LocalEngine
 
     return LocalEngine(model_dir, base_name)
 
 
-Starter = Callable[[Path, str, "list[str] | None"], Awaitable[Engine]]
+Starter = Callable[[Path, str, "list[str] | None", "list[str] | None"], Awaitable[Engine]]
 ENGINES: dict[str, Starter] = {"vllm": _vllm, "local": _local}
 CHOICES = ("auto", *ENGINES)
 
@@ -49,18 +50,22 @@ def check_choice(kind: str) -> str:
     return kind
 
 
-async def load_engine(kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None) -> Engine:
-    """The started engine ``kind`` (one of :data:`CHOICES`); ``vllm`` never falls back."""
+async def load_engine(
+    kind: str, model_dir, base_name: str, vllm_urls: list[str] | None = None, vllm_args: list[str] | None = None
+) -> Engine:
+    """The started engine ``kind`` (one of :data:`CHOICES`); ``vllm`` never falls back.
+
+    ``vllm_args`` go on the command line of a vLLM server started here (not of running ``vllm_urls``)."""
     check_choice(kind)
     if kind == "auto" and vllm_urls:
         kind = "vllm"
     if kind != "auto":
-        return await ENGINES[kind](model_dir, base_name, vllm_urls)
+        return await ENGINES[kind](model_dir, base_name, vllm_urls, vllm_args)
     if not vllm_available():
         log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
     else:
         try:
-            return await _vllm(model_dir, base_name, None)
+            return await _vllm(model_dir, base_name, None, vllm_args)
         except EngineError as e:
             log.error("vLLM did not start (%s): serving with the in-process transformers engine (LocalEngine)", e)
-    return await _local(model_dir, base_name, None)
+    return await _local(model_dir, base_name, None, None)

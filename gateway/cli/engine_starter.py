@@ -40,7 +40,9 @@ def engine_starter(engine: str | None, on_failure: Callable[[], None] | None = N
 
     async def start():
         try:
-            started = await engines.load_engine(kind, model_dir, base.id, settings.vllm_urls or None)
+            started = await engines.load_engine(
+                kind, model_dir, base.id, settings.vllm_urls or None, settings.vllm_args or None
+            )
         except Exception:
             if on_failure is not None:
                 on_failure()
