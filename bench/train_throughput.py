@@ -61,10 +61,10 @@ def trl_trainer(arm: str, model_dir: Path, steps: int, out: Path):
 
 
 def lorag_trainer(arm: str, model_dir: Path, steps: int, out: Path):
-    from tuner.config import SFTRecipe
+    from tuner.config import Recipe
     from tuner.sft import build_trainer
 
-    recipe = SFTRecipe(
+    recipe = Recipe(
         name="bench",
         dataset=str(DATA),
         max_steps=steps,

@@ -111,14 +111,14 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A real LoRA adapter folder (r=8, one training step) for the tiny model."""
     import json
 
-    from tuner.config import SFTRecipe
+    from tuner.config import Recipe
     from tuner.sft import run
 
     work = tmp_path_factory.mktemp("tiny-adapter")
     data = work / "train.jsonl"
     row = {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "lorag"}]}
     data.write_text(json.dumps(row) + "\n")
-    recipe = SFTRecipe(name="tiny-lora", dataset=str(data), max_steps=1, batch_size=1)
+    recipe = Recipe(name="tiny-lora", dataset=str(data), max_steps=1, batch_size=1)
     return run(recipe, tiny_model_dir, work / "adapters", work / "runs")
 
 

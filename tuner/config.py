@@ -1,8 +1,11 @@
-"""SFT recipe configuration: a YAML file plus ``--set key=value`` overrides.
+"""Recipes: a YAML file plus ``--set key=value`` overrides, for every training method.
 
-Relative dataset paths in a YAML file are read from the YAML file's folder; those given with
-``--set`` from the working directory. Unknown fields and wrong types are refused with a
-one-line message. This module knows nothing about models or trainers.
+A recipe names its ``method`` (sft, dpo, kto, orpo, reward, grpo). Its fields are lorag's own,
+declared and documented here (data, replay, tuning type, PEFT settings), plus any field of the
+method's TRL config class, which TRL validates (:mod:`tuner.trl_args`). Relative dataset paths in
+a YAML file are read from the YAML file's folder; those given with ``--set`` from the working
+directory. Unknown fields and wrong types are refused with a one-line message. This module knows
+nothing about models or trainers.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT
+from tuner.preferences import PREFERENCE_FORMATS
+from tuner.trl_args import build_config, check_types, config_class, config_fields, trl_value
 
 PATH_FIELDS = ("dataset", "eval_dataset", "replay_prompts")
 
@@ -22,15 +27,19 @@ class ConfigError(ValueError):
     """The recipe cannot be used; the message is one line for the user."""
 
 
-class SFTRecipe(BaseModel):
-    """Supervised fine-tuning of a PEFT adapter (LoRA, IA3, prompt or prefix tuning), run by TRL's SFTTrainer."""
+class Recipe(BaseModel):
+    """One training run: a method on TRL's trainer, a tuning type, data; TRL's own fields ride along as extras."""
 
     model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, coerce_numbers_to_str=True
+        extra="allow", use_attribute_docstrings=True, validate_assignment=True, coerce_numbers_to_str=True
     )
 
     name: str
     """Adapter name: the folder under the adapters directory and the ``model`` clients ask for."""
+    method: Literal["sft", "dpo", "kto", "orpo"] = "sft"
+    """How it learns: ``sft`` (supervised, from chats), or from preferences: ``dpo`` (pairs, against a frozen
+    reference copy of the model), ``kto`` (single answers labelled desirable or not) or ``orpo`` (pairs, no
+    reference model). Each is TRL's trainer of that name; the recipe may set any field of its TRL config."""
     model: str | None = None
     """Base model: an embedded model's name, a Hugging Face id or a local path (prepared by lorag); unset means
     lorag's base model (``LORAG_BASE_MODEL``, by default the embedded ``smollm2-135m-instruct``)."""
@@ -38,9 +47,14 @@ class SFTRecipe(BaseModel):
     # Data
     dataset: str
     """Training data: .jsonl, .json, .csv or .parquet."""
-    dataset_format: Literal["auto", "openai", "sharegpt", "alpaca", "classification", "text"] = "auto"
-    """Row format; ``auto`` detects it from the first row's keys. ``text`` rows (continued pretraining) are
-    learned whole, and chats mixed into a text file are rendered with the chat template and learned whole too."""
+    dataset_format: Literal[
+        "auto", "openai", "sharegpt", "alpaca", "classification", "text",
+        "preference", "openai_dpo", "sharegpt_preference", "kto",
+    ] = "auto"  # fmt: skip
+    """Row format; ``auto`` detects it from the first row's keys. SFT reads chats (openai, sharegpt, alpaca),
+    classification rows or text: ``text`` rows (continued pretraining) are learned whole, and chats mixed into a
+    text file are rendered with the chat template and learned whole too. DPO and ORPO read preference pairs
+    (preference, openai_dpo, sharegpt_preference), KTO labelled answers (kto); see ``tuner.preferences``."""
     eval_dataset: str | None = None
     """Held-out data in the same format; if unset, ``eval_fraction`` of the training rows."""
     eval_fraction: float = 0.0
@@ -49,12 +63,6 @@ class SFTRecipe(BaseModel):
     """System message added to every conversation that has none."""
     classification_prompt: str = DEFAULT_CLASSIFICATION_PROMPT
     """Prompt for (text, label) rows; ``{labels}`` and ``{text}`` are filled in."""
-    max_length: int = 1024
-    """Longest tokenized example; longer ones are truncated."""
-    packing: bool = False
-    """Pack several examples into each sequence of ``max_length`` tokens."""
-    assistant_only_loss: bool = True
-    """Learn only the assistant's tokens, not the prompt's."""
 
     # Replay: keep what the base model could do
     replay_prompts: str | None = None
@@ -77,10 +85,18 @@ class SFTRecipe(BaseModel):
     """Longest answer generated for the behaviour figures."""
 
     # The adapter
-    peft_method: Literal["lora", "ia3", "prompt_tuning", "prefix_tuning"] = "lora"
-    """What the adapter learns: ``lora`` (low-rank weight updates), ``ia3`` (vectors that scale activations),
-    ``prompt_tuning`` (virtual-token embeddings before the prompt) or ``prefix_tuning`` (virtual keys and values
-    in every layer). vLLM serves LoRA only; the in-process LocalEngine serves all four."""
+    peft_method: Literal[
+        "lora", "dora", "rslora", "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "freeze", "full"
+    ] = "lora"  # fmt: skip
+    """The tuning type. Adapters: ``lora`` (low-rank weight updates), ``dora`` (weight-decomposed LoRA),
+    ``rslora`` (rank-stabilised LoRA), ``ia3`` (vectors that scale activations), ``prompt_tuning`` (virtual-token
+    embeddings before the prompt), ``p_tuning`` (the same tokens made by a small prompt encoder) or
+    ``prefix_tuning`` (P-tuning v2: virtual keys and values in every layer); vLLM serves the LoRA kinds, the
+    in-process LocalEngine all of them. Whole models: ``freeze`` (only the last ``freeze_trainable_layers``
+    layers learn) or ``full`` (every weight learns); they are written as a complete model folder, served as a
+    base model, not hot-swapped."""
+    freeze_trainable_layers: int = 2
+    """Freeze: how many of the last transformer layers learn (plus the final norm); the rest stay frozen."""
 
     # LoRA
     lora_r: int = 8
@@ -100,49 +116,25 @@ class SFTRecipe(BaseModel):
     feedforward_modules: list[str] | None = None
     """IA3: modules whose input, not output, is scaled; unset means PEFT's choice for the architecture."""
     num_virtual_tokens: int = 20
-    """Prompt and prefix tuning: how many virtual tokens are learned."""
+    """Prompt tuning, P-tuning and prefix tuning: how many virtual tokens are learned."""
+    encoder_hidden_size: int = 128
+    """P-tuning: width of the prompt encoder's MLP."""
     prompt_tuning_init_text: str | None = None
     """Prompt tuning: start the virtual tokens from this text's embeddings instead of random ones."""
     prefix_projection: bool = False
     """Prefix tuning: learn the prefix through a two-layer MLP (more parameters during training only)."""
 
     # Optimisation
-    learning_rate: float = 2e-4
-    """Peak learning rate."""
-    lr_scheduler_type: str = "cosine"
-    """Learning-rate schedule: linear, cosine, constant, constant_with_warmup, ..."""
-    warmup_ratio: float = 0.0
-    """Share of the steps spent warming the learning rate up."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    num_train_epochs: float = 1.0
-    """Passes over the training data (ignored when ``max_steps`` is set)."""
-    max_steps: int = -1
-    """Total optimiser steps; -1 means use ``num_train_epochs``."""
     batch_size: int = 4
     """Examples per device per forward pass."""
-    gradient_accumulation_steps: int = 1
-    """Forward passes per optimiser step."""
-    seed: int = 42
-    """Seed for data order, adapter initialisation and dropout."""
     bf16: bool | None = None
     """bfloat16 mixed precision; unset means on for CUDA GPUs that support it, off on CPU."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about a third slower."""
     compact_lm_head: bool = True
     """Project onto the vocabulary only at positions that have a label (lorag's CPU speed-up)."""
 
     # Evaluation, logging, checkpoints
-    eval_steps: int | None = None
-    """Evaluate every N steps; unset means once per epoch."""
     early_stopping_patience: int | None = None
     """Stop after this many evaluations without a lower eval loss; keeps the best checkpoint."""
-    logging_steps: int = 10
-    """Log the training loss every N steps."""
-    save_steps: int = 100
-    """Write a checkpoint every N steps (to the runs directory)."""
-    save_total_limit: int = 2
-    """Checkpoints kept per run."""
     resume_from_checkpoint: bool | str = False
     """Resume: ``true`` for the run's latest checkpoint, or a checkpoint folder."""
     overwrite: bool = False
@@ -163,7 +155,10 @@ class SFTRecipe(BaseModel):
             raise ValueError("must be 0 or more")
         return value
 
-    @field_validator("num_virtual_tokens", "replay_rows", "replay_max_tokens", "behaviour_max_tokens")
+    @field_validator(
+        "num_virtual_tokens", "replay_rows", "replay_max_tokens", "behaviour_max_tokens", "freeze_trainable_layers",
+        "encoder_hidden_size", "batch_size",
+    )  # fmt: skip
     @classmethod
     def _positive(cls, value: int | None) -> int | None:
         if value is not None and value < 1:
@@ -177,8 +172,31 @@ class SFTRecipe(BaseModel):
             raise ValueError("must be at least 0 and below 1")
         return value
 
+    @model_validator(mode="after")
+    def _fits_its_method(self):
+        preference = self.dataset_format in PREFERENCE_FORMATS
+        if self.dataset_format != "auto" and preference != (self.method != "sft"):
+            raise ValueError(f"dataset_format '{self.dataset_format}' is not data for method '{self.method}'")
+        unknown = sorted(set(self.model_extra or {}) - config_fields(self.method))
+        if unknown:
+            raise ValueError(
+                f"unknown field '{unknown[0]}': neither a lorag recipe field nor a field of TRL's "
+                f"{config_class(self.method).__name__}"
+            )
+        check_types(self.method, self.model_extra or {})
+        return self
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> SFTRecipe:
+    def trl(self, name: str):
+        """A TRL setting as the run uses it: the recipe's, else lorag's default, else TRL's own."""
+        return trl_value(self.method, self.model_extra or {}, name)
+
+    @property
+    def trl_fields(self) -> dict:
+        """The TRL config fields the recipe sets."""
+        return dict(self.model_extra or {})
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read a recipe YAML and apply ``key=value`` overrides (values parsed as YAML)."""
     path = Path(path)
     try:
@@ -198,10 +216,13 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> SFTRecipe:
             raise ConfigError(f"--set takes key=value, got '{override}'")
         data[key.strip()] = yaml.safe_load(value) if value.strip() else None
     try:
-        return SFTRecipe(**data)
+        recipe = Recipe(**data)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "recipe"
-        known = "" if first["type"] != "extra_forbidden" else f" (known fields: {', '.join(SFTRecipe.model_fields)})"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"{path}: {field}: {message}{known}") from None
+        raise ConfigError(f"{path}: {field}: {first['msg']}") from None
+    try:  # TRL validates its own fields: types, ranges, combinations
+        build_config(recipe.method, recipe.trl_fields, Path("unused"), recipe.batch_size, True, False, False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
+    return recipe

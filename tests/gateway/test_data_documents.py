@@ -117,15 +117,15 @@ def test_export_writes_one_text_file_per_document(splits, tmp_path):
 
 
 def test_text_data_trains_on_whole_texts_and_rendered_chats(tiny_model_dir, splits, tmp_path):
-    from tuner.config import SFTRecipe
+    from tuner.config import Recipe
     from tuner.sft import build_trainer
 
     train, test = splits
     data = tmp_path / "data.jsonl"
     assert lorag("data", "build", "--documents", test, "--qa", train, "--out", data).exit_code == 0
-    recipe = SFTRecipe(name="tiny", dataset=str(data), max_steps=1, batch_size=4, max_length=512)
+    recipe = Recipe(name="tiny", dataset=str(data), max_steps=1, batch_size=4, max_length=512)
     prepared = build_trainer(recipe, tiny_model_dir, tmp_path / "runs")
-    tokenizer = prepared.tokenizer
+    tokenizer = prepared.run.tokenizer
     learned = [
         tokenizer.decode(ids[labels != -100])
         for batch in prepared.trainer.get_train_dataloader()

@@ -34,17 +34,20 @@ def test_set_overrides_parse_values_as_yaml_and_paths_from_the_working_directory
 @pytest.mark.parametrize(
     "text, overrides, message",
     [
-        ("name: a\ndataset: d.jsonl\nlora_rank: 8\n", [], "lora_rank: unknown field"),
+        ("name: a\ndataset: d.jsonl\nlora_rank: 8\n", [], "unknown field .lora_rank.: neither a lorag recipe field"),
         ("name: a\ndataset: d.jsonl\n", ["lora_r=many"], "lora_r: Input should be a valid integer"),
         ("name: a@kb\ndataset: d.jsonl\n", [], "name: Value error"),
         ("name: a\n", [], "dataset: Field required"),
         ("name: a\ndataset: d.jsonl\n", ["lora_r"], "--set takes key=value"),
-        ("name: a\ndataset: d.jsonl\n", ["peft_method=qlora"], "peft_method: Input should be 'lora', 'ia3'"),
+        ("name: a\ndataset: d.jsonl\n", ["peft_method=qlora"], "peft_method: Input should be 'lora', 'dora'"),
         (
             "name: a\ndataset: d.jsonl\n",
             ["num_virtual_tokens=0"],
             "num_virtual_tokens: Value error, must be at least 1",
         ),
+        ("name: a\ndataset: d.jsonl\n", ["learning_rate=fast"], "learning_rate: Input should be a valid number"),
+        ("name: a\ndataset: d.jsonl\nmethod: sft\n", ["beta=0.2"], "unknown field 'beta': .* TRL's SFTConfig"),
+        ("name: a\ndataset: d.jsonl\nmethod: dpo\n", ["dataset_format=alpaca"], "not data for method 'dpo'"),
         ("- not\n- a mapping\n", [], "must be a mapping"),
         ("name: [unclosed\n", [], "not valid YAML"),
     ],
@@ -55,3 +58,13 @@ def test_bad_recipes_give_one_line_errors(tmp_path, text, overrides, message):
     with pytest.raises(ConfigError, match=message) as e:
         load_recipe(path, overrides)
     assert "\n" not in str(e.value)
+
+
+def test_trl_fields_ride_along_and_are_validated_by_trl(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: a\nmethod: dpo\ndataset: d.jsonl\nbeta: 0.25\nloss_type: [ipo]\n")
+    recipe = load_recipe(path, ["max_steps=3"])
+    assert recipe.trl_fields == {"beta": 0.25, "loss_type": ["ipo"], "max_steps": 3}
+    assert (recipe.trl("beta"), recipe.trl("learning_rate"), recipe.trl("max_length")) == (0.25, 5e-5, 1024)
+    with pytest.raises(ConfigError, match="beta: Input should be a valid number"):
+        load_recipe(path, ["beta=strong"])

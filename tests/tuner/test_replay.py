@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tuner import behaviour as behaviour_module
 from tuner.behaviour import behaviour, token_f1
-from tuner.config import ConfigError, SFTRecipe, load_recipe
+from tuner.config import ConfigError, Recipe, load_recipe
 from tuner.formats import DatasetError
 from tuner.generation import Answer, greedy_answers
 from tuner.replay import BUILTIN, build_replay, read_prompts
@@ -152,7 +152,7 @@ def test_training_with_replay_records_it_and_the_behaviour(tiny_model_dir, promp
     data = tmp_path / "train.jsonl"
     chat = {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "lorag"}]}
     data.write_text(json.dumps(chat) + "\n")
-    recipe = SFTRecipe(
+    recipe = Recipe(
         name="kept", dataset=str(data), eval_dataset=str(data), replay_prompts=str(prompts_file), replay_held_out=3,
         replay_max_tokens=8, behaviour_marker="lorag", behaviour_max_tokens=8, max_steps=1, batch_size=2,
     )  # fmt: skip

@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
-from tuner.config import SFTRecipe
+from tuner.config import Recipe
 from tuner.manifest import AdapterExistsError
-from tuner.sft import TrainingError, build_trainer, run
+from tuner.sft import build_trainer, run
+from tuner.training import TrainingError
 
 QA = [
     ("Who are you?", "I am lorag assistant."),
@@ -26,14 +27,14 @@ def dataset(tmp_path):
 
 
 def recipe(dataset, **fields):
-    return SFTRecipe(
+    return Recipe(
         **{"name": "tiny", "dataset": str(dataset), "max_steps": 2, "batch_size": 2, "logging_steps": 1} | fields
     )
 
 
 def test_loss_is_computed_on_assistant_tokens_only(tiny_model_dir, dataset, tmp_path):
     prepared = build_trainer(recipe(dataset), tiny_model_dir, tmp_path / "runs")
-    tokenizer = prepared.tokenizer
+    tokenizer = prepared.run.tokenizer
     learned = set()
     for batch in prepared.trainer.get_train_dataloader():
         for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
@@ -114,7 +115,7 @@ def test_classification_eval_reports_accuracy_precision_recall_f1(tiny_model_dir
     path = tmp_path / "sentiment.csv"
     path.write_text("text,label\ngreat film,positive\ndull plot,negative\nloved it,positive\nboring,negative\n")
     adapter = run(
-        SFTRecipe(name="cls", dataset=str(path), eval_fraction=0.5, max_steps=2, batch_size=2),
+        Recipe(name="cls", dataset=str(path), eval_fraction=0.5, max_steps=2, batch_size=2),
         tiny_model_dir,
         tmp_path / "a",
         tmp_path / "r",

@@ -1,0 +1,144 @@
+"""What every training method shares: the model it starts from, TRL's config, the run, and the folder it writes.
+
+A method module (``tuner.sft``, ``tuner.dpo``, ...) loads its data, builds its TRL trainer from
+:func:`start`'s model and :func:`trl_config`, and hands it to :func:`train` and :func:`publish`.
+Adapters (every PEFT tuning type) are written as a PEFT folder; ``freeze`` and ``full`` runs as a
+complete model folder with the tokenizer, which ``lorag serve`` can serve as a base model. Both
+carry ``lorag.json`` and the loss curve. This module knows nothing about data formats or any
+one method's metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuner.config import Recipe
+from tuner.evaluation import overfitting_warning
+from tuner.lm_head import enable_compact_lm_head
+from tuner.manifest import LOSS_CURVE, check_free, plot_loss_curve, read_base_model
+from tuner.manifest import publish as publish_folder
+from tuner.peft_settings import WHOLE_MODEL, freeze_all_but_last, method_settings, peft_config
+from tuner.trl_args import build_config
+
+log = logging.getLogger("tuner")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or finish; the message is one line for the user."""
+
+
+@dataclass
+class Start:
+    """The model a run starts from, its tokenizer and base model, and where its checkpoints go."""
+
+    recipe: Recipe
+    model_dir: Path
+    base: dict  # the prepared base model's lorag-model.json
+    tokenizer: object
+    model: object  # the base model; with freeze, only its last layers still require grad
+    peft: object | None  # PEFT's config for the trainer; None for freeze and full
+    run_dir: Path
+
+
+def start(recipe: Recipe, model_dir: Path, runs_dir: Path) -> Start:
+    """Load the prepared base model for ``recipe``'s tuning type and clear an earlier run of the same name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = read_base_model(model_dir)
+    run_dir = Path(runs_dir) / recipe.name
+    if not recipe.resume_from_checkpoint and run_dir.exists():
+        shutil.rmtree(run_dir)  # checkpoints of an earlier run under this name
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if recipe.peft_method == "freeze":
+        layers = len(model.get_decoder().layers)
+        if recipe.freeze_trainable_layers > layers:
+            raise TrainingError(f"freeze_trainable_layers is {recipe.freeze_trainable_layers}; the model has {layers}")
+        freeze_all_but_last(model, recipe.freeze_trainable_layers)
+    if recipe.compact_lm_head:
+        enable_compact_lm_head()
+    return Start(recipe, Path(model_dir), base, tokenizer, model, peft_config(recipe, model_dir), run_dir)
+
+
+def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
+    """TRL's config of the recipe's method; ``lorag_fields`` are values lorag derives from its own fields."""
+    early_stopping = recipe.early_stopping_patience is not None
+    if early_stopping and not has_eval:
+        raise TrainingError("early_stopping_patience needs eval data: set eval_dataset or eval_fraction")
+    bf16 = recipe.bf16 if recipe.bf16 is not None else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    fields = lorag_fields | recipe.trl_fields
+    if early_stopping and recipe.trl("eval_steps"):
+        fields["save_steps"] = recipe.trl("eval_steps")  # the best checkpoint must be one that was evaluated
+    return build_config(recipe.method, fields, run.run_dir, recipe.batch_size, has_eval, early_stopping, bf16)
+
+
+def callbacks(recipe: Recipe) -> list:
+    from transformers import EarlyStoppingCallback
+
+    return [EarlyStoppingCallback(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []
+
+
+def train(trainer, recipe: Recipe, run: Start) -> dict:
+    """Train (resuming when the recipe says so); the training metrics for the manifest."""
+    resume = recipe.resume_from_checkpoint or None
+    if resume is True and not list(run.run_dir.glob("checkpoint-*")):
+        raise TrainingError(f"nothing to resume: no checkpoint in {run.run_dir}")
+    result = trainer.train(resume_from_checkpoint=resume)
+    return {"train_loss": result.training_loss, "train_runtime_s": result.metrics.get("train_runtime")}
+
+
+def history(log_history: list[dict]) -> dict[str, list[dict]]:
+    return {
+        "train": [{"step": e["step"], "loss": e["loss"]} for e in log_history if "loss" in e],
+        "eval": [{"step": e["step"], "loss": e["eval_loss"]} for e in log_history if "eval_loss" in e],
+    }
+
+
+def publish(
+    trainer, run: Start, adapters_dir: Path, metrics: dict, record: dict, write: Callable[[Path], None] | None = None
+) -> Path:
+    """Write the adapter (or whole model) folder with ``lorag.json``; ``record`` adds method-specific entries."""
+    recipe = run.recipe
+    target = check_free(adapters_dir, recipe.name, recipe.overwrite)
+    curves = history(trainer.state.log_history)
+    warnings = [w for w in [overfitting_warning(curves["train"], curves["eval"])] if w]
+    for warning in warnings:
+        log.warning(warning)
+
+    def write_folder(folder: Path) -> None:
+        trainer.save_model(str(folder))  # with the tokenizer, so its chat template travels with the weights
+        (folder / "README.md").unlink(missing_ok=True)  # TRL's hub model card; lorag.json describes the adapter
+        plot_loss_curve(curves, f"{recipe.name} on {run.base['id']}", folder / LOSS_CURVE)
+        if write:
+            write(folder)
+
+    manifest = _manifest(trainer, run) | record | {"history": curves, "metrics": metrics, "warnings": warnings}
+    publish_folder(target, write_folder, manifest, recipe.overwrite)
+    log.info("%s written to %s: %s", manifest["kind"], target, json.dumps(metrics))
+    return target
+
+
+def _manifest(trainer, run: Start) -> dict:
+    """What lorag.json records about the recipe, base model and tuning type."""
+    recipe = run.recipe
+    whole = recipe.peft_method in WHOLE_MODEL
+    adapter_config = None if whole else trainer.model.peft_config["default"]
+    return {
+        "name": recipe.name,
+        "kind": "model" if whole else "adapter",
+        "method": recipe.method,
+        "peft_method": recipe.peft_method,
+        "peft_type": "NONE" if whole else str(adapter_config.peft_type.value),
+        "base_model": {k: run.base[k] for k in ("id", "sha256", "source")},
+        "chat_template_sha256": hashlib.sha256(run.tokenizer.chat_template.encode()).hexdigest(),
+        recipe.peft_method: method_settings(recipe, adapter_config),
+        "hyperparameters": recipe.model_dump(exclude={"name", "model", "dataset", "eval_dataset", "overwrite"}),
+    }

@@ -1,0 +1,112 @@
+"""The TRL config of a recipe: each method's own config class, filled from the recipe.
+
+A recipe's fields are lorag's own (data, replay, the tuning type, PEFT settings) plus any field
+of its method's TRL config class (``SFTConfig``, ``DPOConfig``, ``KTOConfig``, ``ORPOConfig``,
+``RewardConfig``, ``GRPOConfig``), which TRL itself validates: lorag declares none of them again.
+:data:`LORAG_DEFAULTS` are the few values lorag starts from where TRL's defaults suit a LoRA on
+a small model less well. This module knows nothing about data or models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from pathlib import Path
+
+import pydantic
+
+CONFIGS = {
+    "sft": ("trl", "SFTConfig"),
+    "dpo": ("trl", "DPOConfig"),
+    "kto": ("trl", "KTOConfig"),
+    "orpo": ("trl.experimental.orpo", "ORPOConfig"),
+    "reward": ("trl", "RewardConfig"),
+    "grpo": ("trl", "GRPOConfig"),
+}
+METHODS = tuple(CONFIGS)
+
+# lorag's starting values (a recipe overrides any of them); TRL's own defaults apply to the rest.
+LORAG_DEFAULTS = {
+    "learning_rate": 2e-4,  # TRL's 1e-6 to 2e-5 are for full fine-tuning; a LoRA needs more
+    "lr_scheduler_type": "cosine",
+    "num_train_epochs": 1.0,
+    "gradient_checkpointing": False,  # TRL turns it on: a third slower, and small models do not need it
+    "max_length": 1024,
+    "logging_steps": 10,
+    "save_steps": 100,
+    "save_total_limit": 2,
+    "seed": 42,
+    "report_to": "none",
+}
+METHOD_DEFAULTS = {
+    "sft": {"assistant_only_loss": True},
+    "dpo": {"learning_rate": 5e-5, "beta": 0.1},
+    "kto": {"learning_rate": 5e-5, "beta": 0.1},
+    "orpo": {"learning_rate": 5e-5},
+    "reward": {"learning_rate": 1e-4},
+    "grpo": {"learning_rate": 1e-5, "num_generations": 4, "max_completion_length": 64},
+}
+SET_BY_LORAG = {"output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "data_seed",
+                "eval_strategy", "save_strategy", "load_best_model_at_end", "metric_for_best_model", "bf16",
+                "use_cpu"}  # fmt: skip
+
+
+def config_class(method: str):
+    module, name = CONFIGS[method]
+    return getattr(importlib.import_module(module), name)
+
+
+def config_fields(method: str) -> set[str]:
+    """The names a recipe of ``method`` may set on TRL's config (those lorag sets itself excluded)."""
+    return {f.name for f in dataclasses.fields(config_class(method)) if f.init} - SET_BY_LORAG
+
+
+def check_types(method: str, fields: dict) -> None:
+    """ValueError naming the first of ``fields`` whose value does not fit the type TRL declares for it.
+
+    TRL's configs are plain dataclasses, which take any value; their annotations are what TRL means.
+    """
+    hints = typing.get_type_hints(config_class(method))
+    model = pydantic.create_model(
+        "TRLFields",
+        __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
+        **{k: (hints[k], ...) for k in fields},
+    )
+    try:
+        model(**fields)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        raise ValueError(f"{first['loc'][0]}: {first['msg']}") from None
+
+
+def trl_value(method: str, fields: dict, name: str):
+    """A TRL setting as the run will use it: the recipe's, else lorag's default, else TRL's."""
+    if name in fields:
+        return fields[name]
+    defaults = LORAG_DEFAULTS | METHOD_DEFAULTS[method]
+    if name in defaults:
+        return defaults[name]
+    field = next(f for f in dataclasses.fields(config_class(method)) if f.name == name)
+    return field.default if field.default is not dataclasses.MISSING else field.default_factory()
+
+
+def build_config(
+    method: str, fields: dict, run_dir: Path, batch_size: int, has_eval: bool, early_stopping: bool, bf16: bool
+):
+    """TRL's config for ``method`` from the recipe's TRL ``fields``; TypeError or ValueError for a bad one."""
+    settings = {k: v for k, v in (LORAG_DEFAULTS | METHOD_DEFAULTS[method]).items() if k in config_fields(method)}
+    settings |= fields
+    eval_strategy = ("steps" if settings.get("eval_steps") else "epoch") if has_eval else "no"
+    return config_class(method)(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        data_seed=settings["seed"],
+        eval_strategy=eval_strategy,
+        save_strategy=eval_strategy if early_stopping else "steps",
+        load_best_model_at_end=early_stopping,
+        metric_for_best_model="eval_loss" if early_stopping else None,
+        bf16=bf16,
+        **settings,
+    )
