@@ -33,6 +33,7 @@ class AdapterSpec:
     target_modules: tuple[str, ...]
     version: str  # changes whenever the folder's files change: reload when it does
     manifest: dict = field(compare=False, repr=False)
+    dora: bool = False  # a weight-decomposed LoRA (PEFT ``use_dora``)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class EngineLimits:
     """Module names (the last part of the path, e.g. ``lm_head``) the engine cannot adapt."""
     modules_to_save: bool = True
     """Whether the engine serves adapters that carry whole trained copies of modules (PEFT ``modules_to_save``)."""
+    dora: bool = False
+    """Whether the engine serves weight-decomposed LoRA (DoRA); vLLM does not."""
 
 
 @dataclass
@@ -113,9 +116,15 @@ class AdapterRegistry:
         if config.get("modules_to_save") and not self.limits.modules_to_save:
             saved = ", ".join(map(str, config["modules_to_save"]))
             raise AdapterRefused(f"carries trained copies of whole modules ({saved}), which this engine cannot serve")
+        if config.get("use_dora") and not self.limits.dora:
+            raise AdapterRefused(
+                "is a DoRA adapter, which this engine does not serve: serve it with the LocalEngine "
+                "(--engine local), or merge it into a model with `lorag export --merge`"
+            )
         _check_weights(path / WEIGHTS, rank)
         version = "-".join(str((path / f).stat().st_mtime_ns) for f in (MANIFEST, PEFT_CONFIG, WEIGHTS))
-        return AdapterSpec(path.name, path, peft_type, rank, tuple(targets), version, manifest)
+        dora = bool(config.get("use_dora"))
+        return AdapterSpec(path.name, path, peft_type, rank, tuple(targets), version, manifest, dora)
 
 
 def _json(path: Path) -> dict:

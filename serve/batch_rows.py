@@ -34,6 +34,7 @@ class RowRequest:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     grammar: object | None = None  # the xgrammar grammar of a structured output, compiled
+    alone: bool = False  # its adapter cannot share a batch with others (PEFT runs DoRA on the whole batch)
     cancelled: bool = False
     done: bool = False
     completion_tokens: int = 0
@@ -41,8 +42,9 @@ class RowRequest:
 
     @property
     def batch_key(self) -> tuple:
-        """Rows that sample alike share a batch, whatever their length, stops, grammar or logprobs."""
-        return replace(self.params, max_tokens=0, stop=(), json_schema=None, logprobs=None)
+        """Rows that sample alike share a batch, whatever their length, stops, grammar, logprobs and (but for DoRA)
+        adapters."""
+        return replace(self.params, max_tokens=0, stop=(), json_schema=None, logprobs=None), self.alone and self.adapter
 
     def send(self, text: str) -> None:
         delta, self.logprobs = Delta(text, logprobs=self.logprobs), []

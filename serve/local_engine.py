@@ -55,7 +55,7 @@ from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_ada
 
 log = logging.getLogger(__name__)
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
-LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256)  # every type the tuner makes
+LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256, dora=True)  # every type the tuner makes
 
 
 @dataclass
@@ -126,6 +126,7 @@ class LocalEngine:
         stream = TextStream(self.tokenizer, params.stop)
         key, row = (use.key, use.row) if use else (None, None)
         request = RowRequest(ids, params, key, row, stream, asyncio.get_running_loop(), asyncio.Queue(), grammar)
+        request.alone = use is not None and use.spec.dora
         with self._wakeup:
             self._waiting.append(request)
             self._wakeup.notify()
@@ -292,7 +293,9 @@ class LocalEngine:
             kwargs, logprobs = sampling_kwargs(batch, inputs.input_ids.shape[1], self._grammars)
             rows = Rows(batch, self.eos_ids, functools.partial(self._make_changes, True), logprobs)
             kwargs |= {"stopping_criteria": StoppingCriteriaList([rows]), "pad_token_id": pad}
-            if self.model is not self.base:
+            if batch[0].alone:  # a DoRA batch: all its rows are for one adapter, which PEFT runs as the active one
+                self.model.set_adapter(batch[0].adapter)
+            elif self.model is not self.base:
                 kwargs["adapter_names"] = [r.adapter if r.adapter and r.row is None else BASE for r in batch]
             if batch[0].params.seed is not None:
                 torch.manual_seed(batch[0].params.seed)

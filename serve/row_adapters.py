@@ -1,12 +1,13 @@
-"""Prompt tuning, prefix tuning and IA3 applied row by row, so they share LocalEngine's mixed batches.
+"""Prompt tuning, P-tuning, prefix tuning and IA3 applied row by row, so they share LocalEngine's mixed batches.
 
 PEFT applies these adapter types to a whole batch, one adapter at a time, and cannot hold them
 next to LoRA adapters in one model. LocalEngine batches requests for different adapters
 together, so this module applies each row's adapter to that row only, over the one copy of the
 base weights, and leaves base and LoRA rows as they are (LoRA rows are PEFT's ``adapter_names``):
 
-- **prompt tuning**: the row's prompt gets one placeholder slot per virtual token in front of
-  it; a forward hook on the input embeddings writes the learned embeddings into those slots at
+- **prompt tuning** and **P-tuning**: the row's prompt gets one placeholder slot per virtual
+  token in front of it; a forward hook on the input embeddings writes the learned embeddings
+  (for P-tuning, what its prompt encoder made of them, computed once) into those slots at
   prefill, which is what PEFT does by prepending them to ``inputs_embeds``.
 - **prefix tuning**: the learned keys and values start the row's KV cache, so every layer
   attends to them; rows with a shorter prefix or none get masked slots. Positions come from the
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
-ROW_TYPES = frozenset({"PROMPT_TUNING", "PREFIX_TUNING", "IA3"})
+ROW_TYPES = frozenset({"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "IA3"})
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,12 @@ def load_row_adapter(path: Path, model: torch.nn.Module) -> RowAdapter:
     config = PeftConfig.from_pretrained(str(path))
     if config.peft_type == PeftType.IA3:
         return _load_ia3(path, config, model)
-    if config.peft_type not in (PeftType.PROMPT_TUNING, PeftType.PREFIX_TUNING):
+    if config.peft_type not in (PeftType.PROMPT_TUNING, PeftType.P_TUNING, PeftType.PREFIX_TUNING):
         raise ValueError(f"PEFT type {config.peft_type} is not served row by row")
     wrapper = PeftModel.from_pretrained(model, str(path))  # adds only the prompt encoder; the base is shared
     with torch.no_grad():
         prompt = wrapper.get_prompt(batch_size=1, max_cache_len=-1)
-    if config.peft_type == PeftType.PROMPT_TUNING:
+    if config.peft_type in (PeftType.PROMPT_TUNING, PeftType.P_TUNING):  # P-tuning's encoder made these tokens
         return PromptTuning(prompt[0].detach())
     layers = tuple(
         (layer.keys[0].detach(), layer.values[0].detach()) if layer.is_initialized else None for layer in prompt.layers

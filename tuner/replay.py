@@ -81,6 +81,17 @@ def build_replay(
     return Replay(train, held, record)
 
 
+def held_out_answers(
+    model, tokenizer, base: dict, source: str, held_out: int, max_tokens: int, seed: int, cache_dir: Path
+) -> list[dict]:
+    """Only the held-out prompts (the same as :func:`build_replay` holds out) with the base model's answers:
+    the drift check of a method that trains on no replay rows."""
+    _, prompts = read_prompts(source)
+    random.Random(seed).shuffle(prompts)
+    answers = _answers(model, tokenizer, base, prompts[:held_out], max_tokens, cache_dir)
+    return [{"prompt": p, "base_answer": answers[p]["text"]} for p in prompts[:held_out]]
+
+
 def _answers(model, tokenizer, base: dict, prompts: list[str], max_tokens: int, cache_dir: Path) -> dict[str, dict]:
     key = _sha256([base["sha256"], base.get("chat_template_sha256"), sorted(prompts), max_tokens])
     cache = Path(cache_dir) / f"{key[:32]}.json"

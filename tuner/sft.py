@@ -8,7 +8,6 @@ adapter learned and what it kept. The base model, TRL config, run and output fol
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tuner.evaluation import classification_scores, perplexity, predict_labels
 from tuner.formats import Conversations, load_conversations, write_jsonl
 from tuner.manifest import BEHAVIOUR, REPLAY, file_sha256
 from tuner.replay import Replay, build_replay
-from tuner.training import Start, TrainingError, callbacks, publish, start, train, trl_config
+from tuner.training import Start, callbacks, held_out_split, publish, start, train, trl_config
 
 
 @dataclass
@@ -131,15 +130,8 @@ def _datasets(recipe: Recipe) -> tuple[Conversations, Conversations | None]:
         return train, load_conversations(recipe.eval_dataset, labels=train.labels or None, **options)
     if recipe.eval_fraction == 0:
         return train, None
-    rows = list(train.rows)
-    random.Random(recipe.trl("seed")).shuffle(rows)
-    held_out = max(1, round(len(rows) * recipe.eval_fraction))
-    if held_out >= len(rows):
-        raise TrainingError(f"eval_fraction {recipe.eval_fraction} leaves no training rows")
-    return (
-        Conversations(rows[held_out:], train.format, train.labels),
-        Conversations(rows[:held_out], train.format, train.labels),
-    )
+    kept, held = held_out_split(train.rows, recipe.eval_fraction, recipe.trl("seed"))
+    return Conversations(kept, train.format, train.labels), Conversations(held, train.format, train.labels)
 
 
 def _dataset_record(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,16 @@ def train(trainer, recipe: Recipe, run: Start) -> dict:
         raise TrainingError(f"nothing to resume: no checkpoint in {run.run_dir}")
     result = trainer.train(resume_from_checkpoint=resume)
     return {"train_loss": result.training_loss, "train_runtime_s": result.metrics.get("train_runtime")}
+
+
+def held_out_split(rows: list, fraction: float, seed: int) -> tuple[list, list]:
+    """``(train, held out)``: ``fraction`` of ``rows``, at least one, held out at random with ``seed``."""
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    held_out = max(1, round(len(rows) * fraction))
+    if held_out >= len(rows):
+        raise TrainingError(f"eval_fraction {fraction} leaves no training rows")
+    return rows[held_out:], rows[:held_out]
 
 
 def history(log_history: list[dict]) -> dict[str, list[dict]]:

@@ -89,8 +89,9 @@ def test_a_knowledge_base_arm_answers_in_a_json_schema_with_its_citations(gatewa
     }
     response_format = {"type": "json_schema", "json_schema": {"name": "painting", "schema": schema}}
     reply = client.chat.completions.create(
-        model=f"{BASE}@bridges", messages=QUESTION, response_format=response_format, temperature=0, max_tokens=40
+        model=f"{BASE}@bridges", messages=QUESTION, response_format=response_format, temperature=0, max_tokens=120
     )
+    assert reply.choices[0].finish_reason == "stop", reply.choices[0].message.content
     answer = json.loads(reply.choices[0].message.content)
     assert ANSWER in answer["painter"].lower() and answer["year"] == 1987, answer
     assert reply.model_extra["citations"][0]["filename"] == "quenville.pdf"
