@@ -1,15 +1,18 @@
-"""``python -m tuner sft RECIPE.yaml [--set key=value ...]``: train an adapter.
+"""``python -m tuner train RECIPE.yaml [--set key=value ...]``: train with the recipe's method.
 
-Training data is built by ``lorag data build`` and ``lorag kb raft-data``, which read question
-sets and knowledge bases the tuner knows nothing about.
+The recipe's ``method`` names the module that trains it (``tuner.sft``, ``tuner.dpo``, ...; each
+has a ``run``). Training data is built by ``lorag data build``, ``lorag kb raft-data`` and
+``lorag pairs``, which read question sets, knowledge bases and models the tuner knows nothing about.
 
-The gateway's ``lorag finetune`` runs this as a subprocess after preparing the base model.
-Errors the user can fix print one line on stderr and exit with status 2.
+The gateway's ``lorag finetune`` runs this as a subprocess after preparing the base model (through
+``accelerate launch`` for several processes). Errors the user can fix print one line on stderr
+and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -20,30 +23,32 @@ from tuner.manifest import AdapterExistsError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tuner", description="Train PEFT adapters.")
+    parser = argparse.ArgumentParser(prog="python -m tuner", description="Train adapters and models.")
     commands = parser.add_subparsers(dest="command", required=True)
-    sft = commands.add_parser("sft", help="supervised fine-tuning with LoRA (TRL SFTTrainer)")
-    sft.add_argument("recipe", type=Path, help="recipe YAML (see tuner/configs/)")
-    sft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
-    sft.add_argument("--model-dir", type=Path, help="prepared base model folder (default: the recipe's model)")
-    sft.add_argument("--adapters-dir", type=Path, default=Path("adapters"), help="where the adapter is written")
-    sft.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where checkpoints are written")
-    sft.add_argument("--cache-dir", type=Path, help="reusable work, e.g. replay answers (default: the runs dir)")
+    train = commands.add_parser("train", help="train with the recipe's method (sft, dpo, kto, orpo) on TRL")
+    train.add_argument("recipe", type=Path, help="recipe YAML (see tuner/configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    train.add_argument("--model-dir", type=Path, help="prepared base model folder (default: the recipe's model)")
+    train.add_argument("--adapters-dir", type=Path, default=Path("adapters"), help="where the adapter is written")
+    train.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where checkpoints are written")
+    train.add_argument("--cache-dir", type=Path, help="reusable work, e.g. replay answers (default: the runs dir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from tuner.sft import TrainingError, run
+    from tuner.training import TrainingError
 
     try:
         recipe = load_recipe(args.recipe, args.set)
         if not (args.model_dir or recipe.model):
             raise ConfigError(f"{args.recipe} names no base model: pass --model-dir PREPARED_FOLDER")
         model_dir = args.model_dir or Path(recipe.model)
+        run = importlib.import_module(f"tuner.{recipe.method}").run
         adapter = run(recipe, model_dir, args.adapters_dir, args.runs_dir, args.cache_dir)
     except (ConfigError, DatasetError, AdapterExistsError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(adapter)
+    if adapter is not None:  # the other processes of a multi-process run write nothing
+        print(adapter)
     return 0
 
 

@@ -131,6 +131,9 @@ class Recipe(BaseModel):
     """bfloat16 mixed precision; unset means on for CUDA GPUs that support it, off on CPU."""
     compact_lm_head: bool = True
     """Project onto the vocabulary only at positions that have a label (lorag's CPU speed-up)."""
+    num_processes: int = 1
+    """Training processes: ``lorag finetune`` runs more than one through ``accelerate launch`` (data parallel,
+    one per GPU, or gloo on CPUs); ``--num-processes`` overrides it. The adapter records the world size."""
 
     # Evaluation, logging, checkpoints
     early_stopping_patience: int | None = None
@@ -157,7 +160,7 @@ class Recipe(BaseModel):
 
     @field_validator(
         "num_virtual_tokens", "replay_rows", "replay_max_tokens", "behaviour_max_tokens", "freeze_trainable_layers",
-        "encoder_hidden_size", "batch_size",
+        "encoder_hidden_size", "batch_size", "num_processes",
     )  # fmt: skip
     @classmethod
     def _positive(cls, value: int | None) -> int | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from tuner.config import Recipe
+from tuner.distributed import distributed_record, is_main_process
 from tuner.evaluation import overfitting_warning
 from tuner.lm_head import enable_compact_lm_head
 from tuner.manifest import LOSS_CURVE, check_free, plot_loss_curve, read_base_model
@@ -55,7 +56,7 @@ def start(recipe: Recipe, model_dir: Path, runs_dir: Path) -> Start:
 
     base = read_base_model(model_dir)
     run_dir = Path(runs_dir) / recipe.name
-    if not recipe.resume_from_checkpoint and run_dir.exists():
+    if not recipe.resume_from_checkpoint and run_dir.exists() and is_main_process():
         shutil.rmtree(run_dir)  # checkpoints of an earlier run under this name
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -75,7 +76,7 @@ def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
     if early_stopping and not has_eval:
         raise TrainingError("early_stopping_patience needs eval data: set eval_dataset or eval_fraction")
     bf16 = recipe.bf16 if recipe.bf16 is not None else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    fields = lorag_fields | recipe.trl_fields
+    fields = lorag_fields | {"use_cpu": not torch.cuda.is_available()} | recipe.trl_fields  # gloo between CPUs
     if early_stopping and recipe.trl("eval_steps"):
         fields["save_steps"] = recipe.trl("eval_steps")  # the best checkpoint must be one that was evaluated
     return build_config(recipe.method, fields, run.run_dir, recipe.batch_size, has_eval, early_stopping, bf16)
@@ -115,24 +116,33 @@ def history(log_history: list[dict]) -> dict[str, list[dict]]:
 
 def publish(
     trainer, run: Start, adapters_dir: Path, metrics: dict, record: dict, write: Callable[[Path], None] | None = None
-) -> Path:
-    """Write the adapter (or whole model) folder with ``lorag.json``; ``record`` adds method-specific entries."""
+) -> Path | None:
+    """Write the adapter (or whole model) folder with ``lorag.json``; ``record`` adds method-specific entries.
+
+    Run by several processes (``accelerate launch``), every one takes part in gathering the weights, and
+    the first (rank 0) alone writes the folder and returns it; the others return None."""
     recipe = run.recipe
     target = check_free(adapters_dir, recipe.name, recipe.overwrite)
+    saved = run.run_dir / "final"
+    trainer.save_model(str(saved))  # every process: FSDP and ZeRO-3 gather the weights; rank 0 writes them
+    if not trainer.is_world_process_zero():
+        return None
     curves = history(trainer.state.log_history)
     warnings = [w for w in [overfitting_warning(curves["train"], curves["eval"])] if w]
     for warning in warnings:
         log.warning(warning)
 
     def write_folder(folder: Path) -> None:
-        trainer.save_model(str(folder))  # with the tokenizer, so its chat template travels with the weights
+        shutil.copytree(saved, folder, dirs_exist_ok=True)  # with the tokenizer: the chat template travels along
         (folder / "README.md").unlink(missing_ok=True)  # TRL's hub model card; lorag.json describes the adapter
         plot_loss_curve(curves, f"{recipe.name} on {run.base['id']}", folder / LOSS_CURVE)
         if write:
             write(folder)
 
     manifest = _manifest(trainer, run) | record | {"history": curves, "metrics": metrics, "warnings": warnings}
+    manifest["distributed"] = distributed_record(trainer)
     publish_folder(target, write_folder, manifest, recipe.overwrite)
+    shutil.rmtree(saved)
     log.info("%s written to %s: %s", manifest["kind"], target, json.dumps(metrics))
     return target
 
