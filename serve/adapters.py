@@ -87,6 +87,13 @@ class AdapterRegistry:
         """Validate one adapter folder; raise :class:`AdapterRefused` with the reason."""
         path = Path(path)
         manifest = _json(path / MANIFEST)
+        kind = manifest.get("kind", "adapter")
+        if kind == "model":
+            raise AdapterRefused(
+                f"is a whole model, not an adapter: serve it as the base model, LORAG_BASE_MODEL={path}"
+            )
+        if kind != "adapter":
+            raise AdapterRefused(f"is a {kind.replace('_', ' ')}, not a chat adapter")
         config = _json(path / PEFT_CONFIG)
         name = manifest.get("name")
         if name != path.name:

@@ -36,10 +36,11 @@ class Recipe(BaseModel):
 
     name: str
     """Adapter name: the folder under the adapters directory and the ``model`` clients ask for."""
-    method: Literal["sft", "dpo", "kto", "orpo"] = "sft"
+    method: Literal["sft", "dpo", "kto", "orpo", "reward"] = "sft"
     """How it learns: ``sft`` (supervised, from chats), or from preferences: ``dpo`` (pairs, against a frozen
-    reference copy of the model), ``kto`` (single answers labelled desirable or not) or ``orpo`` (pairs, no
-    reference model). Each is TRL's trainer of that name; the recipe may set any field of its TRL config."""
+    reference copy of the model), ``kto`` (single answers labelled desirable or not), ``orpo`` (pairs, no
+    reference model) or ``reward`` (a reward model that scores answers, from pairs). Each is TRL's trainer of
+    that name; the recipe may set any field of its TRL config."""
     model: str | None = None
     """Base model: an embedded model's name, a Hugging Face id or a local path (prepared by lorag); unset means
     lorag's base model (``LORAG_BASE_MODEL``, by default the embedded ``smollm2-135m-instruct``)."""

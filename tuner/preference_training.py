@@ -31,7 +31,7 @@ def run_preferences(
     """Train ``recipe`` with ``trainer_class`` (a TRL preference trainer) on pairs, or on labelled answers."""
     from datasets import Dataset
 
-    data, evaluation = _datasets(recipe, paired)
+    data, evaluation = preference_datasets(recipe, paired)
     run = start(recipe, model_dir, runs_dir)
     held_out = []
     if recipe.replay_prompts:  # only measured: the adapter's drift from the base model on general prompts
@@ -54,7 +54,7 @@ def run_preferences(
         metrics |= {"eval_loss": figures["eval_loss"]} | {
             name: figures[key] for key, name in REPORTED.items() if key in figures
         }
-    record = {"dataset": _record(recipe, data, evaluation)}
+    record = {"dataset": dataset_record(recipe, data, evaluation)}
     answers = []
     if held_out:
         record["behaviour"], answers = behaviour(
@@ -68,7 +68,8 @@ def run_preferences(
     return publish(trainer, run, adapters_dir, metrics, record, write)
 
 
-def _datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | None]:
+def preference_datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | None]:
+    """The training rows and held-out rows (``eval_dataset``, or ``eval_fraction`` of the training rows)."""
     train_rows = load_preferences(recipe.dataset, recipe.dataset_format, recipe.system_prompt)
     if train_rows.paired != paired:
         wanted = "pairs (prompt, chosen, rejected)" if paired else "labelled answers (prompt, completion, label)"
@@ -81,7 +82,8 @@ def _datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | 
     return Preferences(kept, train_rows.format), Preferences(held, train_rows.format)
 
 
-def _record(recipe: Recipe, data: Preferences, evaluation: Preferences | None) -> dict:
+def dataset_record(recipe: Recipe, data: Preferences, evaluation: Preferences | None) -> dict:
+    """What lorag.json says about the data: files, hashes, format, rows."""
     record = {
         "path": recipe.dataset,
         "format": data.format,

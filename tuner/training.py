@@ -50,16 +50,23 @@ class Start:
     run_dir: Path
 
 
-def start(recipe: Recipe, model_dir: Path, runs_dir: Path) -> Start:
-    """Load the prepared base model for ``recipe``'s tuning type and clear an earlier run of the same name."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def start(recipe: Recipe, model_dir: Path, runs_dir: Path, scorer: bool = False) -> Start:
+    """Load the prepared base model for ``recipe``'s tuning type and clear an earlier run of the same name.
+
+    ``scorer``: the model with a one-output score head instead of its vocabulary (a reward model)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     base = read_base_model(model_dir)
     run_dir = Path(runs_dir) / recipe.name
     if not recipe.resume_from_checkpoint and run_dir.exists() and is_main_process():
         shutil.rmtree(run_dir)  # checkpoints of an earlier run under this name
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if scorer:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=torch.float32, num_labels=1, pad_token_id=tokenizer.pad_token_id
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if recipe.peft_method == "freeze":
         layers = len(model.get_decoder().layers)
         if recipe.freeze_trainable_layers > layers:
@@ -67,7 +74,10 @@ def start(recipe: Recipe, model_dir: Path, runs_dir: Path) -> Start:
         freeze_all_but_last(model, recipe.freeze_trainable_layers)
     if recipe.compact_lm_head:
         enable_compact_lm_head()
-    return Start(recipe, Path(model_dir), base, tokenizer, model, peft_config(recipe, model_dir), run_dir)
+    peft = peft_config(recipe, model_dir)
+    if scorer and peft is not None:
+        peft.task_type = "SEQ_CLS"  # PEFT then trains the new score head in full beside the adapter
+    return Start(recipe, Path(model_dir), base, tokenizer, model, peft, run_dir)
 
 
 def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
@@ -154,7 +164,7 @@ def _manifest(trainer, run: Start) -> dict:
     adapter_config = None if whole else trainer.model.peft_config["default"]
     return {
         "name": recipe.name,
-        "kind": "model" if whole else "adapter",
+        "kind": "reward_model" if recipe.method == "reward" else "model" if whole else "adapter",
         "method": recipe.method,
         "peft_method": recipe.peft_method,
         "peft_type": "NONE" if whole else str(adapter_config.peft_type.value),

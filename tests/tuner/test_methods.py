@@ -125,3 +125,16 @@ def test_whole_model_runs_write_a_model_lorag_serves_as_its_base(tiny_model_dir,
     assert manifest[tuning] == ({"trainable_layers": 1} if tuning == "freeze" else {})
     prepared = prepare(str(folder), cache_dir=tmp_path / "cache")
     assert served_answer(prepared) != served_answer(tiny_model_dir)
+
+
+def test_a_reward_model_learns_to_rank_pairs_and_is_not_served_as_a_chat_adapter(tiny_model_dir, data, tmp_path):
+    from serve.adapters import AdapterRefused
+    from tuner import reward
+
+    folder = reward.run(recipe("reward", data["pairs"]), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    manifest = json.loads((folder / "lorag.json").read_text())
+    assert manifest["kind"] == "reward_model" and manifest["method"] == "reward"
+    assert 0 <= manifest["metrics"]["pairwise_accuracy"] <= 1 and "reward_margin" in manifest["metrics"]
+    base = PreparedModel.read(tiny_model_dir)
+    with pytest.raises(AdapterRefused, match="is a reward model, not a chat adapter"):
+        AdapterRegistry(folder.parent, base.id, base.sha256, LIMITS).check(folder)
