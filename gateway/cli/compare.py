@@ -1,9 +1,8 @@
 """``lorag compare``: ask one question set of several arms, score the answers, write the report.
 
-Without ``--base-url`` the command starts the gateway in process (the configured base model,
-engine, adapters folder and knowledge bases, as ``lorag serve`` would) on a free loopback port
-and talks to it over HTTP, with the first configured API key if there are keys; with
-``--base-url`` it uses a running gateway. Either way it prints the per-arm table and where the
+Without ``--base-url`` the command starts the gateway in process on a free loopback port and
+talks to it over HTTP; with ``--base-url`` it uses a running gateway (:mod:`gateway.cli.reach`).
+Either way it prints the per-arm table and where the
 report is. ``--rescore REPORT.json`` asks nothing: it scores the answers of an earlier report
 again with the current scoring and writes the four files anew (by default next to it). Input
 the user can fix (a bad questions file, an unknown arm or judge model, an unreachable server)
@@ -15,17 +14,14 @@ knows nothing about scoring or report formats.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gateway.cli.common import fail
+from gateway.cli.reach import api_errors, gateway_at
 from gateway.settings import get_settings
-
-STARTUP_TIMEOUT_S = 900.0  # an in-process vLLM can take minutes to boot
 
 
 def compare(
@@ -75,7 +71,6 @@ def compare(
         return
     if questions is None or arms is None:
         fail("give --questions and --arms (or --rescore REPORT.json)")
-    settings = get_settings()
     try:
         asked = sample(load_questions(questions), limit, seed)
         config = CompareConfig(
@@ -84,35 +79,13 @@ def compare(
         )  # fmt: skip
     except (QuestionsError, CompareError) as e:
         fail(str(e))
-    folder = out or default_folder(settings.reports_dir)
-    with _gateway(base_url, engine) as url:
-        own_keys = [key.get_secret_value() for key in settings.api_keys + settings.admin_keys]
-        key = api_key if base_url else next(iter(own_keys), None)
+    folder = out or default_folder(get_settings().reports_dir)
+    with gateway_at(base_url, api_key, engine) as (url, key):
         report = _run(url, key, asked, config, judge_api_key, folder)
     _print(report, folder)
 
 
-@contextmanager
-def _gateway(base_url: str | None, engine: str | None) -> Iterator[str]:
-    """The URL of the gateway to compare on: ``base_url``, or one started in process for the duration."""
-    if base_url:
-        yield base_url.rstrip("/").removesuffix("/v1")
-        return
-    from gateway.api.app import create_app
-    from gateway.cli.engine_starter import engine_starter
-    from gateway.cli.loopback import NotReady, serving
-
-    settings = get_settings()
-    start = engine_starter(engine)
-    try:
-        with serving(create_app(start, settings=settings), timeout_s=STARTUP_TIMEOUT_S) as url:
-            yield url
-    except NotReady as e:
-        fail(str(e))
-
-
 def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | None, folder: Path) -> dict:
-    import openai
     from openai import AsyncOpenAI
 
     from gateway.compare.report import write_report
@@ -131,15 +104,10 @@ def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | 
                 await judge_client.close()
 
     try:
-        result = asyncio.run(main())
+        with api_errors(url):
+            result = asyncio.run(main())
     except CompareError as e:
         fail(str(e))
-    except openai.AuthenticationError:
-        fail(f"the gateway at {url} refused the API key: pass a valid one with --api-key")
-    except openai.APIConnectionError:
-        fail(f"cannot reach the gateway at {url}")
-    except openai.APIStatusError as e:
-        fail(f"the gateway at {url} answered {e.status_code}: {e.message}")
     return write_report(result, folder)
 
 

@@ -24,6 +24,7 @@ from gateway.cli.data import data_app
 from gateway.cli.engine_starter import engine_starter, prepare_or_fail
 from gateway.cli.export import export
 from gateway.cli.kb import kb_app
+from gateway.cli.pairs import pairs
 from gateway.settings import get_settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(kb_app, name="kb")
 app.add_typer(data_app, name="data")
 app.command()(compare)
+app.command()(pairs)
 app.command()(export)
 
 

@@ -5,7 +5,8 @@ instruction to reply with the single digit 1 (correct) or 0 (incorrect), and is 
 temperature 0. :func:`parse_verdict` reads the reply leniently but never guesses: a leading
 ``1``/``0`` (also ``**1**``, ``Verdict: 0``), or a leading correct/incorrect, yes/no, true/false;
 anything else is no verdict (None), recorded with the raw reply and left out of the judge's
-mean. This module knows nothing about arms, reports or the gateway.
+mean. :meth:`Judge.reply` is the one call to a judge model, which :mod:`gateway.compare.ranking`
+uses too. This module knows nothing about arms, reports or the gateway.
 """
 
 from __future__ import annotations
@@ -46,21 +47,27 @@ def parse_verdict(reply: str) -> float | None:
 
 
 class Judge:
-    """Asks ``model`` at ``client`` for verdicts."""
+    """Asks ``model`` at ``client`` for verdicts (and, through :class:`gateway.compare.ranking.Ranker`, rankings)."""
 
     def __init__(self, client: AsyncOpenAI, model: str):
         self.client, self.model = client, model
 
+    async def reply(self, prompt: str, max_tokens: int, response_format: dict | None = None) -> str:
+        """The judge's reply to ``prompt`` as one user turn, at temperature 0; a failed request raises."""
+        extra = {"response_format": response_format} if response_format else {}
+        response = await self.client.chat.completions.create(
+            model=self.model,
+            messages=[{"role": "user", "content": prompt}],
+            temperature=0,
+            max_tokens=max_tokens,
+            **extra,
+        )
+        return response.choices[0].message.content or ""
+
     async def verdict(self, question: str, reference: str, answer: str) -> Verdict:
         prompt = PROMPT.format(question=question, reference=reference, answer=answer.strip() or "(no answer)")
         try:
-            response = await self.client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": "user", "content": prompt}],
-                temperature=0,
-                max_tokens=JUDGE_MAX_TOKENS,
-            )
+            reply = await self.reply(prompt, JUDGE_MAX_TOKENS)
         except Exception as e:  # a failed judge call is no verdict for this answer, not a failed run
             return Verdict(None, f"error: {type(e).__name__}: {e}")
-        reply = response.choices[0].message.content or ""
         return Verdict(parse_verdict(reply), reply)

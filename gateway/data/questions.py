@@ -19,6 +19,9 @@ module knows nothing about models, HTTP or scoring.
 The one reader of these files in lorag: ``lorag compare``, ``lorag kb raft-data`` and ``lorag
 data build`` (:mod:`gateway.data.documents`) all read question sets here. :func:`read_rows`
 gives the JSON objects of a JSONL file or JSON list with their line numbers, for any data file.
+:func:`load_prompts` reads prompts without answers (``lorag pairs``): JSONL (or a JSON list) of
+``{"prompt"}`` or ``{"question"}`` objects (a ``.jsonl`` or ``.json`` file, or any but ``.txt`` that
+starts with ``{`` or ``[``), else plain text, one prompt a line.
 """
 
 from __future__ import annotations
@@ -56,6 +59,20 @@ def read_rows(path: str | Path) -> list[tuple[int, object]]:
     return _rows(_read_text(Path(path)), str(path))
 
 
+def load_prompts(path: str | Path) -> list[str]:
+    """The prompts of the file at ``path``: one a line (``.txt``), or JSON rows with ``prompt`` or ``question``."""
+    path = Path(path)
+    text = _read_text(path, "prompts file")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json") or suffix != ".txt" and text.lstrip().startswith(("{", "[")):
+        prompts = [_prompt_of(row, f"{path}:{line}") for line, row in _rows(text, str(path))]
+    else:
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise QuestionsError(f"{path}: no prompts")
+    return prompts
+
+
 def parse_questions(text: str, name: str) -> list[Question]:
     """The questions in ``text``, read from a file called ``name`` (used in error messages)."""
     rows = _rows(text, name)
@@ -86,11 +103,11 @@ def question_key(question: str) -> str:
     return " ".join(question.lower().split())
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, what: str = "questions file") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as e:
-        raise QuestionsError(f"cannot read questions file {path}: {e.strerror}") from None
+        raise QuestionsError(f"cannot read {what} {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise QuestionsError(f"{path}: not UTF-8 text") from None
 
@@ -161,6 +178,12 @@ def _qa_document(row: dict, where: str) -> list[Question]:
             raise QuestionsError(f"{at}: 'output' has no answer before its Ref line")
         questions.append(Question(f"{ident}-{index}", _text(pair, "text", at), answer, context))
     return questions
+
+
+def _prompt_of(row: object, where: str) -> str:
+    if not isinstance(row, dict):
+        raise QuestionsError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return _text(row, "prompt" if "prompt" in row or "question" not in row else "question", where)
 
 
 def _text(row: dict, key: str, where: str) -> str:

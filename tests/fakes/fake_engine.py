@@ -5,7 +5,8 @@ message if there is one (so a retrieval-augmented answer repeats its sources), s
 by word (whatever the temperature), cut at the first stop sequence (finish ``stop``) or after
 ``max_tokens`` words (finish ``length``). Token counts are word counts. Tests can make it fail
 (``fail``), hold every stream before its first word until ``gate`` is set, and see which streams
-were closed before they finished (``closed``).
+were closed before they finished (``closed``). A test may also give ``reply(messages, params, adapter)``,
+which then makes the text of every answer (e.g. a judge's JSON, or answers that differ by seed).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,15 @@ FAKE_SHA256 = "f" * 64
 
 
 class FakeEngine:
-    def __init__(self, base_model: str = "fake-base", word_delay_s: float = 0.0):
+    def __init__(
+        self,
+        base_model: str = "fake-base",
+        word_delay_s: float = 0.0,
+        reply: Callable[[list[Message], SamplingParams, str | None], str] | None = None,
+    ):
         self.info = EngineInfo(base_model, EngineLimits())
         self.word_delay_s = word_delay_s
+        self.reply = reply
         self.calls: list[tuple[list[Message], SamplingParams, str | None]] = []
         self.closed: list[str | None] = []  # adapter of every stream closed before it finished
         self.loaded: dict[str, AdapterSpec] = {}
@@ -55,7 +62,11 @@ class FakeEngine:
         try:
             while not self.gate.is_set():
                 await asyncio.sleep(0.01)
-            for count, word in enumerate(self.answer(messages, adapter, self.info.base_model).split(), start=1):
+            if self.reply is not None:
+                full = self.reply(messages, params, adapter)
+            else:
+                full = self.answer(messages, adapter, self.info.base_model)
+            for count, word in enumerate(full.split(), start=1):
                 piece = (" " if text else "") + word
                 cut = min((i for i in ((text + piece).find(s) for s in params.stop) if i >= 0), default=-1)
                 if cut >= 0:
