@@ -94,7 +94,7 @@ class ToolUse:
         if self.choice == "auto":
             return None
         if self.choice != "required":
-            return json.dumps(self._function(self.choice).parameters, sort_keys=True)
+            return json.dumps(self._function(self.choice).parameters)
         calls = [
             {
                 "type": "object",
@@ -104,7 +104,7 @@ class ToolUse:
             }
             for t in self.tools
         ]
-        return json.dumps(calls[0] if len(calls) == 1 else {"anyOf": calls}, sort_keys=True)
+        return json.dumps(calls[0] if len(calls) == 1 else {"anyOf": calls})
 
     def _function(self, name: str):
         return next(t.function for t in self.tools if t.function.name == name)

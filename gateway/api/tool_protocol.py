@@ -97,5 +97,5 @@ class ResponseFormat(BaseModel):
         if self.type == "json_object":
             return json.dumps({"type": "object"})
         if self.type == "json_schema":
-            return json.dumps(self.json_schema.schema_, sort_keys=True)
+            return json.dumps(self.json_schema.schema_)
         return None

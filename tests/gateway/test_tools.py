@@ -165,6 +165,7 @@ def test_response_format_json_schema_through_the_sdk_with_n_and_adapters(local, 
         )  # fmt: skip
         for choice in reply.choices:
             jsonschema.validate(json.loads(choice.message.content), schema)
+            assert choice.message.content.startswith('{"name": ')  # the schema's order, not alphabetical
             tokens = choice.logprobs.content
             if "\ufffd" not in choice.message.content + "".join(t.token for t in tokens):  # no split characters
                 assert "".join(t.token for t in tokens) == choice.message.content
