@@ -16,11 +16,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT
+from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT, FORMATS
 from tuner.preferences import PREFERENCE_FORMATS
 from tuner.trl_args import build_config, check_types, config_class, config_fields, trl_value
 
-PATH_FIELDS = ("dataset", "eval_dataset", "replay_prompts")
+PATH_FIELDS = ("dataset", "eval_dataset", "replay_prompts", "reward_model")
 
 
 class ConfigError(ValueError):
@@ -36,11 +36,12 @@ class Recipe(BaseModel):
 
     name: str
     """Adapter name: the folder under the adapters directory and the ``model`` clients ask for."""
-    method: Literal["sft", "dpo", "kto", "orpo", "reward"] = "sft"
+    method: Literal["sft", "dpo", "kto", "orpo", "reward", "grpo"] = "sft"
     """How it learns: ``sft`` (supervised, from chats), or from preferences: ``dpo`` (pairs, against a frozen
     reference copy of the model), ``kto`` (single answers labelled desirable or not), ``orpo`` (pairs, no
-    reference model) or ``reward`` (a reward model that scores answers, from pairs). Each is TRL's trainer of
-    that name; the recipe may set any field of its TRL config."""
+    reference model) or ``reward`` (a reward model that scores answers, from pairs); or ``grpo`` (online RL:
+    generate, score with rewards, update, from prompts). Each is TRL's trainer of that name; the recipe may set
+    any field of its TRL config."""
     model: str | None = None
     """Base model: an embedded model's name, a Hugging Face id or a local path (prepared by lorag); unset means
     lorag's base model (``LORAG_BASE_MODEL``, by default the embedded ``smollm2-135m-instruct``)."""
@@ -64,6 +65,12 @@ class Recipe(BaseModel):
     """System message added to every conversation that has none."""
     classification_prompt: str = DEFAULT_CLASSIFICATION_PROMPT
     """Prompt for (text, label) rows; ``{labels}`` and ``{text}`` are filled in."""
+
+    # Online RL (grpo)
+    reward_functions: list[Literal["brevity", "no_repetition"]] = []
+    """GRPO: lorag's reward functions to score sampled answers with (``tuner.rewards``)."""
+    reward_model: str | None = None
+    """GRPO: a reward model folder trained with ``method: reward`` on the same base model."""
 
     # Replay: keep what the base model could do
     replay_prompts: str | None = None
@@ -178,8 +185,10 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _fits_its_method(self):
-        preference = self.dataset_format in PREFERENCE_FORMATS
-        if self.dataset_format != "auto" and preference != (self.method != "sft"):
+        if self.method == "grpo" and not (self.reward_functions or self.reward_model):
+            raise ValueError("method grpo needs reward_functions or a reward_model to score answers with")
+        formats = {"sft": FORMATS, "grpo": ()}.get(self.method, PREFERENCE_FORMATS)
+        if self.dataset_format != "auto" and self.dataset_format not in formats:
             raise ValueError(f"dataset_format '{self.dataset_format}' is not data for method '{self.method}'")
         unknown = sorted(set(self.model_extra or {}) - config_fields(self.method))
         if unknown:

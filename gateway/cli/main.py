@@ -2,7 +2,7 @@
 
 Each subcommand is a thin shell over a package: ``model`` over ``serve.models``; ``finetune``
 resolves and prepares the base model, then runs the tuner as a subprocess
-(``python -m tuner sft``), since the gateway never imports training code; ``serve`` prepares the
+(``python -m tuner train``), since the gateway never imports training code; ``serve`` prepares the
 base model and runs the gateway app with uvicorn. Failures the user can fix print one line on
 stderr and exit non-zero.
 """
@@ -58,14 +58,24 @@ def finetune(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a recipe field: key=value (repeatable).")
     ] = None,
+    num_processes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Training processes, through accelerate launch (one per GPU); default: the recipe's."),
+    ] = None,
+    accelerate_config: Annotated[
+        Path | None, typer.Option(help="accelerate config, e.g. deploy/accelerate/fsdp.yaml (default: DDP).")
+    ] = None,
 ) -> None:
-    """Train a LoRA adapter from a dataset (SFT) into the adapters folder."""
+    """Train an adapter (or model) with the recipe's method into the adapters folder."""
     overrides = list(set_ or [])
-    model = _recipe_model(config, overrides)
+    if num_processes is not None:
+        overrides.append(f"num_processes={num_processes}")
+    model = _recipe_field(config, overrides, "model") or get_settings().base_model
+    processes = int(_recipe_field(config, overrides, "num_processes") or 1)
     settings = get_settings()
     model_dir = prepare_or_fail(model)
-    command = [
-        sys.executable, "-m", "tuner", "sft", str(config),
+    command = launcher(processes, accelerate_config) + [
+        "tuner", "train", str(config),
         "--adapters-dir", str(settings.adapters_dir),
         "--runs-dir", str(settings.runs_dir),
         "--model-dir", str(model_dir),
@@ -78,11 +88,20 @@ def finetune(
         raise typer.Exit(code)
 
 
-def _recipe_model(config: Path, overrides: list[str]) -> str:
-    """The base model a recipe names (``--set model=...`` wins), or the configured default."""
+def launcher(processes: int, accelerate_config: Path | None) -> list[str]:
+    """``python -m`` for one process; for several, ``accelerate launch`` (DDP unless a config says otherwise)."""
+    if processes == 1 and accelerate_config is None:
+        return [sys.executable, "-m"]
+    strategy = ["--config_file", str(accelerate_config)] if accelerate_config else ["--multi_gpu"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+            "--num_machines", "1", "--dynamo_backend", "no", *strategy, "-m"]  # fmt: skip
+
+
+def _recipe_field(config: Path, overrides: list[str], field: str):
+    """A field of the recipe (``--set field=...`` wins), or None."""
     for override in reversed(overrides):
         key, _, value = override.partition("=")
-        if key.strip() == "model":
+        if key.strip() == field:
             return value.strip()
     try:
         recipe = yaml.safe_load(config.read_text()) or {}
@@ -92,7 +111,7 @@ def _recipe_model(config: Path, overrides: list[str]) -> str:
         fail(f"{config} is not valid YAML: {str(e).splitlines()[0]}")
     if not isinstance(recipe, dict):
         fail(f"{config} must be a YAML mapping of recipe fields")
-    return recipe.get("model") or get_settings().base_model
+    return recipe.get(field)
 
 
 @app.command()

@@ -138,3 +138,27 @@ def test_a_reward_model_learns_to_rank_pairs_and_is_not_served_as_a_chat_adapter
     base = PreparedModel.read(tiny_model_dir)
     with pytest.raises(AdapterRefused, match="is a reward model, not a chat adapter"):
         AdapterRegistry(folder.parent, base.id, base.sha256, LIMITS).check(folder)
+
+
+def test_grpo_learns_from_a_reward_model_and_functions_and_reports_the_reward_before_and_after(
+    tiny_model_dir, data, tmp_path
+):
+    from tuner import grpo, reward
+
+    scorer = reward.run(
+        recipe("reward", data["pairs"], eval_dataset=None), tiny_model_dir, tmp_path / "a", tmp_path / "r"
+    )
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in QUESTIONS * 2))
+    fields = {"reward_model": str(scorer), "reward_functions": ["brevity"], "num_generations": 2,
+              "max_completion_length": 6, "eval_dataset": str(prompts)}  # fmt: skip
+    adapter = grpo.run(recipe("grpo", prompts, **fields), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    assert manifest["method"] == "grpo" and manifest["rewards"] == {"functions": ["brevity"], "model": str(scorer)}
+    assert isinstance(manifest["metrics"]["reward_before"], float) and "reward_after" in manifest["metrics"]
+    assert served_answer(tiny_model_dir, adapter) != served_answer(tiny_model_dir)
+
+
+def test_grpo_needs_something_to_score_with(tmp_path):
+    with pytest.raises(ValueError, match="needs reward_functions or a reward_model"):
+        Recipe(name="g", method="grpo", dataset="p.jsonl")
