@@ -54,6 +54,7 @@ test-fast: install
 
 bench: finetune
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/dpo_throughput.py
 	$(BIN)/python bench/serve_throughput.py
 	$(BIN)/python bench/rag_ingest.py
 

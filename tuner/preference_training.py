@@ -29,25 +29,13 @@ def run_preferences(
     cache_dir: Path | None = None,
 ) -> Path:  # fmt: skip
     """Train ``recipe`` with ``trainer_class`` (a TRL preference trainer) on pairs, or on labelled answers."""
-    from datasets import Dataset
-
-    data, evaluation = preference_datasets(recipe, paired)
-    run = start(recipe, model_dir, runs_dir)
+    trainer, run, data, evaluation = build_preference_trainer(recipe, trainer_class, paired, model_dir, runs_dir)
     held_out = []
     if recipe.replay_prompts:  # only measured: the adapter's drift from the base model on general prompts
         held_out = held_out_answers(
             run.model, run.tokenizer, run.base, recipe.replay_prompts, recipe.replay_held_out,
             recipe.replay_max_tokens, recipe.trl("seed"), Path(cache_dir or runs_dir) / "replay",
         )  # fmt: skip
-    trainer = trainer_class(
-        model=run.model,
-        args=trl_config(recipe, run, evaluation is not None),
-        train_dataset=Dataset.from_list(data.rows),
-        eval_dataset=Dataset.from_list(evaluation.rows) if evaluation else None,
-        processing_class=run.tokenizer,
-        peft_config=run.peft,
-        callbacks=callbacks(recipe),
-    )
     metrics = train(trainer, recipe, run)
     if evaluation:
         figures = trainer.evaluate()
@@ -66,6 +54,24 @@ def run_preferences(
             write_jsonl(answers, folder / BEHAVIOUR)
 
     return publish(trainer, run, adapters_dir, metrics, record, write)
+
+
+def build_preference_trainer(recipe: Recipe, trainer_class, paired: bool, model_dir: Path, runs_dir: Path):
+    """``(trainer, run start, training rows, held-out rows)``: the TRL trainer set up, nothing trained yet."""
+    from datasets import Dataset
+
+    data, evaluation = preference_datasets(recipe, paired)
+    run = start(recipe, model_dir, runs_dir)
+    trainer = trainer_class(
+        model=run.model,
+        args=trl_config(recipe, run, evaluation is not None),
+        train_dataset=Dataset.from_list(data.rows),
+        eval_dataset=Dataset.from_list(evaluation.rows) if evaluation else None,
+        processing_class=run.tokenizer,
+        peft_config=run.peft,
+        callbacks=callbacks(recipe),
+    )
+    return trainer, run, data, evaluation
 
 
 def preference_datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | None]:

@@ -6,6 +6,7 @@ import pytest
 
 from tuner.config import ConfigError, load_recipe
 from tuner.formats import load_conversations
+from tuner.preferences import load_preferences
 
 CONFIGS = sorted((Path(__file__).parents[2] / "tuner" / "configs").glob("*.yaml"))
 
@@ -17,9 +18,10 @@ def test_configs_are_shipped():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_parses_and_its_data_loads(path):
     recipe = load_recipe(path)
-    assert load_conversations(recipe.dataset).rows
+    load = load_conversations if recipe.method == "sft" else load_preferences
+    assert load(recipe.dataset).rows
     if recipe.eval_dataset:
-        assert load_conversations(recipe.eval_dataset).rows
+        assert load(recipe.eval_dataset).rows
 
 
 def test_set_overrides_parse_values_as_yaml_and_paths_from_the_working_directory(tmp_path):

@@ -1,0 +1,125 @@
+"""DPO throughput: lorag's `method: dpo` path against plain TRL DPOTrainer with its default settings, in one run.
+
+Same base model (lorag's base model, by default the embedded SmolLM2-135M-Instruct, unless
+--model-dir), same pairs (the brevity demo's), same LoRA (r=8, alpha=16, all linear layers), same
+batch size and step count. Each arm runs in its own process so its peak memory is its own.
+Throughput is preference pairs per second over the timed steps, after warm-up steps.
+
+Arms:
+  trl     DPOTrainer(DPOConfig()) with TRL's defaults (gradient checkpointing on), except bf16=False:
+          TRL's bf16 default refuses to start on a CPU without bf16 support
+  lorag   the recipe as `lorag finetune` runs it (tuner/configs/brevity-dpo.yaml's data, method dpo)
+
+    python bench/dpo_throughput.py [--steps 6] [--warmup 2] [--arms lorag,trl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tuner" / "data" / "brevity" / "pairs.jsonl"
+ARMS = ["trl", "lorag"]
+BATCH, RANK, ALPHA = 4, 8, 16
+
+
+def trl_trainer(model_dir: Path, steps: int, out: Path):
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=BATCH, logging_steps=1,
+                     save_strategy="no", report_to="none", bf16=False)  # fmt: skip
+    return DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=load_dataset("json", data_files=str(DATA), split="train"),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        peft_config=LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+
+
+def lorag_trainer(model_dir: Path, steps: int, out: Path):
+    from trl import DPOTrainer
+
+    from tuner.config import Recipe
+    from tuner.preference_training import build_preference_trainer
+
+    recipe = Recipe(name="bench", method="dpo", dataset=str(DATA), max_steps=steps, batch_size=BATCH, lora_r=RANK,
+                    lora_alpha=ALPHA, logging_steps=1, save_steps=10**9)  # fmt: skip
+    return build_preference_trainer(recipe, DPOTrainer, True, model_dir, out)[0]
+
+
+def measure(arm: str, model_dir: Path, steps: int, warmup: int) -> dict:
+    """Train one arm in this process; pairs/s over the steps after ``warmup``."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        times: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = (trl_trainer if arm == "trl" else lorag_trainer)(model_dir, warmup + steps, Path(out))
+        clock = StepClock()
+        trainer.add_callback(clock)
+        trainer.train()
+    seconds = clock.times[-1] - clock.times[warmup - 1]
+    return {
+        "arm": arm,
+        "pairs_per_s": steps * BATCH / seconds,
+        "s_per_step": seconds / steps,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per arm")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--model-dir", type=Path, help="prepared base model (default: prepare the embedded one)")
+    parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm, print JSON
+    args = parser.parse_args()
+    if args.model_dir is None:
+        from gateway.settings import get_settings
+        from serve.models import prepare
+
+        args.model_dir = prepare(get_settings().base_model, cache_dir=get_settings().cache_dir)
+    if args.arm:
+        print(json.dumps(measure(args.arm, args.model_dir, args.steps, args.warmup)))
+        return
+
+    results = []
+    for arm in args.arms.split(","):
+        command = [sys.executable, __file__, "--arm", arm, "--model-dir", str(args.model_dir)]
+        command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+        print(f"running {arm} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{arm} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    peer = next((r for r in results if r["arm"] == "trl"), results[0])
+    print(f"\nDPO throughput, {args.steps} timed steps, batch {BATCH}, LoRA r={RANK} all-linear, {args.model_dir.name}")
+    header = ("arm", "pairs/s", "s/step", "peak RSS GiB", "speed vs peer", "memory vs peer")
+    print("{:<8} {:>8} {:>7} {:>13} {:>14} {:>15}".format(*header))
+    for r in results:
+        print(
+            f"{r['arm']:<8} {r['pairs_per_s']:>8.2f} {r['s_per_step']:>7.2f} {r['peak_rss_gib']:>13.2f} "
+            f"{r['pairs_per_s'] / peer['pairs_per_s']:>13.2f}x {r['peak_rss_gib'] / peer['peak_rss_gib']:>14.2f}x"
+        )
+    print(f"(peer: {peer['arm']})")
+
+
+if __name__ == "__main__":
+    main()
