@@ -1,14 +1,14 @@
 """DPO throughput: lorag's `method: dpo` path against plain TRL DPOTrainer with its default settings, in one run.
 
 Same base model (lorag's base model, by default the embedded SmolLM2-135M-Instruct, unless
---model-dir), same pairs (the brevity demo's), same LoRA (r=8, alpha=16, all linear layers), same
+--model-dir), same pairs (tuner/data/brevity: a short answer preferred to the base model's own), same LoRA (r=8, alpha=16, all linear layers), same
 batch size and step count. Each arm runs in its own process so its peak memory is its own.
 Throughput is preference pairs per second over the timed steps, after warm-up steps.
 
 Arms:
   trl     DPOTrainer(DPOConfig()) with TRL's defaults (gradient checkpointing on), except bf16=False:
           TRL's bf16 default refuses to start on a CPU without bf16 support
-  lorag   the recipe as `lorag finetune` runs it (tuner/configs/brevity-dpo.yaml's data, method dpo)
+  lorag   `method: dpo` as `lorag finetune` runs it
 
     python bench/dpo_throughput.py [--steps 6] [--warmup 2] [--arms lorag,trl]
 """
