@@ -3,7 +3,8 @@
 Same base model (lorag's base model, by default the embedded SmolLM2-135M-Instruct, unless
 --model-dir), same pairs (tuner/data/brevity: a short answer preferred to the base model's own),
 same LoRA (r=8, alpha=16, all linear layers), same batch size and step count. Each arm runs in its
-own process so its peak memory is its own. Throughput is preference pairs per second over the timed steps, after warm-up steps.
+own process so its peak memory is its own. Throughput is preference pairs per second over the timed
+steps, after warm-up steps.
 
 Arms:
   trl     DPOTrainer(DPOConfig()) with TRL's defaults (gradient checkpointing on), except bf16=False:
