@@ -216,7 +216,8 @@ class VllmEngine:
         the old one is unloaded when its running requests have finished, so none is refused."""
         old = self._loaded.get(spec.name)
         key = spec.name if old is None else f"{spec.name}#{next(self._versions)}"
-        body = {"lora_name": key, "lora_path": str(Path(spec.path).resolve())}
+        # in place: a replica may still hold this name from an earlier gateway (a restart against running replicas)
+        body = {"lora_name": key, "lora_path": str(Path(spec.path).resolve()), "load_inplace": True}
         results = await asyncio.gather(
             *(self._post(url, "/v1/load_lora_adapter", body) for url in self.urls), return_exceptions=True
         )

@@ -52,6 +52,9 @@ class FakeVllm:
         async def load(body: dict):
             if self.refuse_loads:
                 return JSONResponse({"error": {"message": "Loading lora failed"}}, status_code=400)
+            if body["lora_name"] in self.adapters and not body.get("load_inplace"):
+                message = f"The lora adapter '{body['lora_name']}' has already been loaded."  # vLLM's words
+                return JSONResponse({"error": {"message": message}}, status_code=400)
             self.adapters[body["lora_name"]] = body["lora_path"]
             return PlainTextResponse(f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
 

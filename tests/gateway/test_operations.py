@@ -91,7 +91,7 @@ def test_the_openapi_schema_documents_every_route(gateway):
     )
     assert {"/healthz", "/metrics", "/v1/adapters/{name}"} <= set(schema["paths"])
     request = schema["components"]["schemas"]["ChatCompletionRequest"]["properties"]
-    assert list(request)[:3] == ["messages", "model", "frequency_penalty"]
+    assert list(request)[:4] == ["messages", "model", "audio", "frequency_penalty"]  # the reference's order
     assert "429" in schema["paths"]["/v1/chat/completions"]["post"]["responses"]
     assert {"405", "408", "413"} <= set(schema["paths"]["/v1/chat/completions"]["post"]["responses"])
     assert "409" in schema["paths"]["/v1/knowledge_bases"]["post"]["responses"]

@@ -191,3 +191,15 @@ def test_a_json_schema_and_logprobs_reach_vllm_and_the_tokens_come_back(replicas
     assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
     assert "".join(t.token for t in result.logprobs) == result.text
     assert result.logprobs[0].top == (("alt0", -1.0), ("alt1", -2.0))
+
+
+def test_a_restarted_gateway_loads_the_adapters_replicas_still_hold(replicas):
+    async def go():
+        for _ in range(2):  # the second engine is a gateway restarted against the same running replica
+            engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+            await engine.load_adapter(spec("a"))
+            answer = await engine.generate(ASK, PARAMS, "a")
+            await engine.close()
+        return answer
+
+    assert asyncio.run(go()).text.startswith("a answers")
