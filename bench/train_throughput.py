@@ -20,17 +20,15 @@ Arms:
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from training_arms import run_arms, timed_train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tuner" / "data" / "lorag-identity" / "train.jsonl"
+STEPS = 8
 ARMS = ["trl", "trl-no-gc", "lorag-full-vocab", "lorag"]
 BATCH, RANK, ALPHA = 4, 8, 16
 
@@ -80,23 +78,12 @@ def lorag_trainer(arm: str, model_dir: Path, steps: int, out: Path):
 
 def measure(arm: str, model_dir: Path, steps: int, warmup: int) -> dict:
     """Train one arm in this process; tokens/s over the steps after ``warmup``."""
-    from transformers import TrainerCallback
-
-    class StepClock(TrainerCallback):
-        times: list[float] = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.times.append(time.perf_counter())
-
     with tempfile.TemporaryDirectory() as out:
         build = trl_trainer if arm.startswith("trl") else lorag_trainer
         trainer = build(arm, model_dir, warmup + steps, Path(out))
-        clock = StepClock()
-        trainer.add_callback(clock)
-        trainer.train()
+        seconds = timed_train(trainer, warmup)
     tokens = [e["num_tokens"] for e in trainer.state.log_history if "num_tokens" in e]
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    seconds = clock.times[-1] - clock.times[warmup - 1]
     return {
         "arm": arm,
         "tokens_per_s": (tokens[-1] - tokens[warmup - 1]) / seconds,
@@ -106,33 +93,7 @@ def measure(arm: str, model_dir: Path, steps: int, warmup: int) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per arm")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--arms", default=",".join(ARMS))
-    parser.add_argument("--model-dir", type=Path, help="prepared base model (default: prepare the embedded one)")
-    parser.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm, print JSON
-    args = parser.parse_args()
-    if args.model_dir is None:
-        from gateway.settings import get_settings
-        from serve.models import prepare
-
-        args.model_dir = prepare(get_settings().base_model, cache_dir=get_settings().cache_dir)
-    if args.arm:
-        print(json.dumps(measure(args.arm, args.model_dir, args.steps, args.warmup)))
-        return
-
-    results = []
-    for arm in args.arms.split(","):
-        command = [sys.executable, __file__, "--arm", arm, "--model-dir", str(args.model_dir)]
-        command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
-        print(f"running {arm} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{arm} failed:\n{done.stderr[-3000:]}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-
+def report(results: list[dict], args) -> None:
     peer = next((r for r in results if r["arm"] == "trl"), results[0])
     print(f"\nSFT throughput, {args.steps} timed steps, batch {BATCH}, LoRA r={RANK} all-linear, {args.model_dir.name}")
     header = ("arm", "tokens/s", "s/step", "peak RSS GiB", "speed vs peer", "memory vs peer")
@@ -146,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_arms(__file__, __doc__, ARMS, measure, report, STEPS)

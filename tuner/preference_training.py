@@ -38,10 +38,7 @@ def run_preferences(
         )  # fmt: skip
     metrics = train(trainer, recipe, run)
     if evaluation:
-        figures = trainer.evaluate()
-        metrics |= {"eval_loss": figures["eval_loss"]} | {
-            name: figures[key] for key, name in REPORTED.items() if key in figures
-        }
+        metrics |= held_out_figures(trainer, REPORTED)
     record = {"dataset": dataset_record(recipe, data, evaluation)}
     answers = []
     if held_out:
@@ -56,12 +53,15 @@ def run_preferences(
     return publish(trainer, run, adapters_dir, metrics, record, write)
 
 
-def build_preference_trainer(recipe: Recipe, trainer_class, paired: bool, model_dir: Path, runs_dir: Path):
-    """``(trainer, run start, training rows, held-out rows)``: the TRL trainer set up, nothing trained yet."""
+def build_preference_trainer(
+    recipe: Recipe, trainer_class, paired: bool, model_dir: Path, runs_dir: Path, scorer: bool = False
+):
+    """``(trainer, run start, training rows, held-out rows)``: the TRL trainer set up, nothing trained yet;
+    ``scorer``: on the model with a score head (a reward model)."""
     from datasets import Dataset
 
     data, evaluation = preference_datasets(recipe, paired)
-    run = start(recipe, model_dir, runs_dir)
+    run = start(recipe, model_dir, runs_dir, scorer)
     trainer = trainer_class(
         model=run.model,
         args=trl_config(recipe, run, evaluation is not None),
@@ -72,6 +72,14 @@ def build_preference_trainer(recipe: Recipe, trainer_class, paired: bool, model_
         callbacks=callbacks(recipe),
     )
     return trainer, run, data, evaluation
+
+
+def held_out_figures(trainer, reported: dict[str, str]) -> dict:
+    """Eval loss and TRL's held-out figures, under lorag's names (``reported``: TRL's name -> lorag's)."""
+    figures = trainer.evaluate()
+    return {"eval_loss": figures["eval_loss"]} | {
+        name: figures[key] for key, name in reported.items() if key in figures
+    }
 
 
 def preference_datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | None]:

@@ -13,32 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuner.config import Recipe
-from tuner.preference_training import dataset_record, preference_datasets
-from tuner.training import TrainingError, callbacks, publish, start, train, trl_config
+from tuner.preference_training import build_preference_trainer, dataset_record, held_out_figures
+from tuner.training import TrainingError, publish, train
 
 LORA_KINDS = ("lora", "dora", "rslora", "freeze", "full")
 REPORTED = {"eval_accuracy": "pairwise_accuracy", "eval_margin": "reward_margin"}
 
 
 def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
-    from datasets import Dataset
     from trl import RewardTrainer
 
     if recipe.peft_method not in LORA_KINDS:
         raise TrainingError(f"a reward model trains with {', '.join(LORA_KINDS)}, not {recipe.peft_method}")
-    data, evaluation = preference_datasets(recipe, paired=True)
-    run = start(recipe, model_dir, runs_dir, scorer=True)
-    trainer = RewardTrainer(
-        model=run.model,
-        args=trl_config(recipe, run, evaluation is not None),
-        train_dataset=Dataset.from_list(data.rows),
-        eval_dataset=Dataset.from_list(evaluation.rows) if evaluation else None,
-        processing_class=run.tokenizer,
-        peft_config=run.peft,
-        callbacks=callbacks(recipe),
+    trainer, run, data, evaluation = build_preference_trainer(
+        recipe, RewardTrainer, True, model_dir, runs_dir, scorer=True
     )
     metrics = train(trainer, recipe, run)
     if evaluation:
-        figures = trainer.evaluate()
-        metrics |= {"eval_loss": figures["eval_loss"]} | {n: figures[k] for k, n in REPORTED.items() if k in figures}
+        metrics |= held_out_figures(trainer, REPORTED)
     return publish(trainer, run, adapters_dir, metrics, {"dataset": dataset_record(recipe, data, evaluation)})
