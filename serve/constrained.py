@@ -12,6 +12,7 @@ This module knows nothing about adapters, requests or HTTP.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -40,7 +41,8 @@ class Grammars:
         try:
             return self._compiler.compile_json_schema(schema, any_whitespace=False, strict_mode=True)
         except Exception as e:  # xgrammar raises RuntimeError or ValueError for schemas it cannot use
-            raise InvalidRequest(f"the JSON schema cannot be compiled: {str(e).splitlines()[0]}") from e
+            reason = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", str(e).splitlines()[0])  # xgrammar's time and C++ source
+            raise InvalidRequest(f"the JSON schema cannot be compiled: {reason}") from e
 
     def mask(self, grammars: Sequence[xgr.CompiledGrammar | None], finished: Callable[[int], bool]) -> GrammarMask:
         """The logits processor of a batch whose rows have these grammars (None: a free row)."""
