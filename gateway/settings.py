@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     adapters_dir: Path = Field(Path("adapters"), description="Folder of adapters: one sub-folder per adapter.")
     runs_dir: Path = Field(Path("runs"), description="Training checkpoints and logs, one sub-folder per run.")
     reports_dir: Path = Field(Path("reports"), description="Compare reports, one sub-folder per run.")
+    jobs_dir: Path = Field(
+        Path("jobs"), description="Fine-tuning files and jobs: jobs.sqlite, uploaded files, each job's work folder."
+    )
+    max_training_file_mb: float = Field(512.0, gt=0, description="Largest fine-tuning file upload, in MiB.")
+    max_training_jobs: int = Field(1, ge=1, description="Fine-tuning jobs that train at once; the rest queue.")
     kb_dir: Path = Field(Path("knowledge_bases"), description="Folder of knowledge bases: one sub-folder each.")
     embedder: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",

@@ -28,8 +28,9 @@ ROOMS = {
     "data": {"knowledge"},
     "compare": {"data"},
     "console": set(),
-    "api": {"knowledge", "compare", "console"},
-    "cli": {"api", "knowledge", "compare", "data"},
+    "jobs": set(),
+    "api": {"knowledge", "compare", "console", "jobs"},
+    "cli": {"api", "knowledge", "compare", "data", "jobs"},
 }
 """Gateway room -> the other rooms it may import; imports run one way."""
 MAX_LINES = 310  # "about 300"

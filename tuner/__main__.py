@@ -1,5 +1,9 @@
 """``python -m tuner train RECIPE.yaml [--set key=value ...]``: train with the recipe's method.
 
+``python -m tuner check FILE`` checks a data file (any format a method trains on) and
+``python -m tuner check --recipe RECIPE.yaml`` a recipe with its data, without loading a model; each prints
+what it found as one JSON line (``tuner.checks``).
+
 The recipe's ``method`` names the module that trains it (``tuner.sft``, ``tuner.dpo``, ...; each
 has a ``run``). Training data is built by ``lorag data build``, ``lorag kb raft-data`` and
 ``lorag pairs``, which read question sets, knowledge bases and models the tuner knows nothing about.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -32,7 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--adapters-dir", type=Path, default=Path("adapters"), help="where the adapter is written")
     train.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where checkpoints are written")
     train.add_argument("--cache-dir", type=Path, help="reusable work, e.g. replay answers (default: the runs dir)")
+    check = commands.add_parser("check", help="check a data file, or a recipe and its data, without a model")
+    check.add_argument("file", type=Path, nargs="?", help="a training data file")
+    check.add_argument("--recipe", type=Path, help="a recipe YAML: its fields, and its data read as its method does")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from tuner.training import TrainingError
@@ -49,6 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if adapter is not None:  # the other processes of a multi-process run write nothing
         print(adapter)
+    return 0
+
+
+def _check(args) -> int:
+    from tuner.checks import check_file, check_recipe
+
+    if (args.file is None) == (args.recipe is None):
+        print("error: check takes a data FILE or --recipe RECIPE.yaml", file=sys.stderr)
+        return 2
+    try:
+        found = check_file(args.file) if args.file else check_recipe(load_recipe(args.recipe, args.set))
+    except (ConfigError, DatasetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(found))
     return 0
 
 

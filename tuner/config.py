@@ -135,6 +135,9 @@ class Recipe(BaseModel):
     # Optimisation
     batch_size: int = 4
     """Examples per device per forward pass."""
+    learning_rate_multiplier: float = 1.0
+    """Scales the learning rate (the recipe's ``learning_rate``, else lorag's default for the method), as OpenAI's
+    fine-tuning hyperparameter of that name does."""
     bf16: bool | None = None
     """bfloat16 mixed precision; unset means on for CUDA GPUs that support it, off on CPU."""
     compact_lm_head: bool = True
@@ -150,13 +153,16 @@ class Recipe(BaseModel):
     """Resume: ``true`` for the run's latest checkpoint, or a checkpoint folder."""
     overwrite: bool = False
     """Replace an existing adapter of the same name instead of refusing."""
+    events_file: str | None = None
+    """A JSON-lines file that training appends its progress to (steps, losses, learning rate, checkpoints), for
+    a watcher in another process such as the gateway's fine-tuning jobs (``tuner.events``)."""
 
     @field_validator("name")
     @classmethod
     def _name_is_servable(cls, name: str) -> str:
-        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        if not name or not set(name) <= allowed or name[0] in ".-":
-            raise ValueError("use letters, digits, '.', '_' and '-' only ('@' is reserved for knowledge bases)")
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")
+        if not name or not set(name) <= allowed or name[0] in ".-:":
+            raise ValueError("use letters, digits, '.', '_', '-' and ':' only ('@' is reserved for knowledge bases)")
         return name
 
     @field_validator("replay_held_out")
@@ -174,6 +180,13 @@ class Recipe(BaseModel):
     def _positive(cls, value: int | None) -> int | None:
         if value is not None and value < 1:
             raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("learning_rate_multiplier")
+    @classmethod
+    def _above_zero(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be above 0")
         return value
 
     @field_validator("eval_fraction")

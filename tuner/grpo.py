@@ -26,8 +26,8 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    prompts = _prompts(Path(recipe.dataset))
-    held_out = _prompts(Path(recipe.eval_dataset)) if recipe.eval_dataset else []
+    prompts = read_prompts(Path(recipe.dataset))
+    held_out = read_prompts(Path(recipe.eval_dataset)) if recipe.eval_dataset else []
     if not held_out and recipe.eval_fraction:
         prompts, held_out = held_out_split(prompts, recipe.eval_fraction, recipe.trl("seed"))
     run = start(recipe, model_dir, runs_dir)
@@ -60,7 +60,7 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
     return publish(trainer, run, adapters_dir, metrics, record)
 
 
-def _prompts(path: Path) -> list[list[dict]]:
+def read_prompts(path: Path) -> list[list[dict]]:
     """The prompts of a JSONL (or .json, .csv, .parquet) of ``{"prompt": str | messages}``, as chat messages."""
     out = []
     for where, row in read_records(path):

@@ -39,7 +39,7 @@ def build_trainer(recipe: Recipe, model_dir: Path, runs_dir: Path, cache_dir: Pa
     from datasets import Dataset
     from trl import SFTTrainer
 
-    train_rows, evaluation = _datasets(recipe)
+    train_rows, evaluation = datasets(recipe)
     run = start(recipe, model_dir, runs_dir)
     replay = None
     if recipe.replay_prompts:
@@ -122,7 +122,8 @@ def _behaviour(recipe: Recipe, prepared: Prepared) -> tuple[dict, list[dict]]:
     return behaviour(model, tokenizer, taught, general, recipe.behaviour_marker, recipe.behaviour_max_tokens)
 
 
-def _datasets(recipe: Recipe) -> tuple[Conversations, Conversations | None]:
+def datasets(recipe: Recipe) -> tuple[Conversations, Conversations | None]:
+    """The training rows and held-out rows (``eval_dataset``, or ``eval_fraction`` of the training rows)."""
     options = {"format": recipe.dataset_format, "system_prompt": recipe.system_prompt}
     options["classification_prompt"] = recipe.classification_prompt
     train = load_conversations(recipe.dataset, **options)

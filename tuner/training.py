@@ -33,6 +33,10 @@ from tuner.trl_args import build_config
 log = logging.getLogger("tuner")
 
 
+NOT_HYPERPARAMETERS = {"name", "model", "dataset", "eval_dataset", "overwrite", "events_file"}
+"""Recipe fields the manifest records elsewhere, or not at all."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot start or finish; the message is one line for the user."""
 
@@ -87,6 +91,8 @@ def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
         raise TrainingError("early_stopping_patience needs eval data: set eval_dataset or eval_fraction")
     bf16 = recipe.bf16 if recipe.bf16 is not None else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     fields = lorag_fields | {"use_cpu": not torch.cuda.is_available()} | recipe.trl_fields  # gloo between CPUs
+    if recipe.learning_rate_multiplier != 1.0:
+        fields["learning_rate"] = recipe.trl("learning_rate") * recipe.learning_rate_multiplier
     if early_stopping and recipe.trl("eval_steps"):
         fields["save_steps"] = recipe.trl("eval_steps")  # the best checkpoint must be one that was evaluated
     return build_config(recipe.method, fields, run.run_dir, recipe.batch_size, has_eval, early_stopping, bf16)
@@ -95,7 +101,10 @@ def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
 def callbacks(recipe: Recipe) -> list:
     from transformers import EarlyStoppingCallback
 
-    return [EarlyStoppingCallback(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []
+    from tuner.events import EventsFile
+
+    found = [EarlyStoppingCallback(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []
+    return found + ([EventsFile(recipe.events_file)] if recipe.events_file else [])
 
 
 def train(trainer, recipe: Recipe, run: Start) -> dict:
@@ -171,5 +180,5 @@ def _manifest(trainer, run: Start) -> dict:
         "base_model": {k: run.base[k] for k in ("id", "sha256", "source")},
         "chat_template_sha256": hashlib.sha256(run.tokenizer.chat_template.encode()).hexdigest(),
         recipe.peft_method: method_settings(recipe, adapter_config),
-        "hyperparameters": recipe.model_dump(exclude={"name", "model", "dataset", "eval_dataset", "overwrite"}),
+        "hyperparameters": recipe.model_dump(exclude=NOT_HYPERPARAMETERS),
     }

@@ -25,17 +25,19 @@ import httpx
 from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
-from gateway.api import auth, compare_routes, error_handlers, knowledge_routes, routes
+from gateway.api import auth, compare_routes, error_handlers, jobs_routes, knowledge_routes, routes
 from gateway.api.admission import Admission
 from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
 from gateway.compare.service import CompareService
 from gateway.console import route as console
+from gateway.jobs.service import FineTuning
 from gateway.knowledge.service import Knowledge
 from gateway.settings import Settings
 from rag.store import KnowledgeBases
 from serve.adapters import AdapterRegistry
 from serve.engine import Engine
+from serve.models import prepare
 
 log = logging.getLogger(__name__)
 Starter = Callable[[], Awaitable[tuple[Engine, AdapterRegistry]]]
@@ -49,10 +51,13 @@ def create_app(
     registry: AdapterRegistry | None = None,
     settings: Settings | None = None,
     knowledge_bases: KnowledgeBases | None = None,
+    base_model_dir: Path | None = None,
 ) -> FastAPI:
     """The gateway over ``engine`` and ``registry``, or over what the async function ``engine`` starts.
 
     ``knowledge_bases``: default, the folder ``settings.kb_dir`` with ``settings.embedder``.
+    ``base_model_dir``: the prepared folder of the served base model, which fine-tuning jobs train;
+    default, ``settings.base_model`` prepared into ``settings.cache_dir`` when the first job trains.
     """
     settings = settings or Settings()
     gateway = Gateway(settings, Knowledge.from_settings(settings, knowledge_bases))
@@ -79,7 +84,9 @@ def create_app(
                 await gateway.catalog.poll(settings.adapter_refresh_s)
 
         task = asyncio.create_task(boot())
+        await gateway.fine_tuning.start()
         yield
+        await gateway.fine_tuning.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         for started in owned:
@@ -95,6 +102,12 @@ def create_app(
     gateway.compare = CompareService(
         Path(settings.reports_dir), partial(self_client, app), outbound=tuple(settings.outbound_urls)
     )
+    cache = settings.cache_dir.expanduser()
+    gateway.fine_tuning = FineTuning(
+        settings.jobs_dir, settings.adapters_dir, cache, gateway.base_model,
+        (lambda: base_model_dir) if base_model_dir else partial(prepare, settings.base_model, cache),
+        gateway.serve_trained, int(settings.max_training_file_mb * 2**20), settings.max_training_jobs,
+    )  # fmt: skip
     entries = auth.read_key_file(settings.keys_file) if settings.keys_file else []
     app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries)
     error_handlers.install(app)
@@ -115,6 +128,8 @@ def create_app(
     app.include_router(
         compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS | {409: ERRORS[400]}
     )
+    app.include_router(jobs_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(jobs_routes.writes, prefix="/v1", responses=admin_only | FILE_ERRORS)
     console.mount(app)
     return app
 

@@ -5,8 +5,9 @@ No keys configured: everything is open (a local server). Keys come from two plac
 - ``LORAG_API_KEYS`` / ``LORAG_ADMIN_KEYS``: keys that may use everything (admin keys may also
   administer adapters and knowledge-base writes), for the simple case;
 - ``LORAG_KEYS_FILE``: a YAML file of keys with scopes and limits (:class:`KeyEntry`): which
-  models (base model, adapters; shell-style patterns) and knowledge bases a key may use, and
-  its requests and tokens per minute.
+  models (base model, adapters; shell-style patterns) and knowledge bases a key may use, whether
+  it may train (upload training files, create fine-tuning jobs), and its requests and tokens per
+  minute.
 
 Every /v1 route needs ``Authorization: Bearer <key>`` once any key is configured. A missing or
 unknown key is 401 (``invalid_api_key``); a valid key without admin rights is 403
@@ -45,6 +46,7 @@ class KeyEntry(BaseModel):
     name: str = Field(min_length=1, description="Who holds it: shown in logs, owns its compare runs.")
     key: SecretStr = Field(min_length=8)
     admin: bool = False
+    train: bool = Field(False, description="May upload training files and create fine-tuning jobs (admins may too).")
     models: list[str] = Field(["*"], description="Base model and adapter names or patterns it may use.")
     knowledge_bases: list[str] = Field(["*"], description="Knowledge-base names or patterns it may use.")
     requests_per_minute: int | None = Field(None, ge=1)
@@ -63,6 +65,7 @@ class Principal:
 
     name: str
     admin: bool
+    train: bool = False
     models: tuple[str, ...] = ("*",)
     knowledge_bases: tuple[str, ...] = ("*",)
     requests_per_minute: int | None = None
@@ -109,7 +112,7 @@ class ApiKeys:
         ]
         for entry in entries:
             principal = Principal(
-                entry.name, entry.admin, tuple(entry.models), tuple(entry.knowledge_bases),
+                entry.name, entry.admin, entry.train, tuple(entry.models), tuple(entry.knowledge_bases),
                 entry.requests_per_minute, entry.tokens_per_minute,
             )  # fmt: skip
             self.keys.append((entry.key.get_secret_value().encode(), principal))
@@ -133,7 +136,15 @@ class ApiKeys:
         return ANONYMOUS
 
     def check_admin(self, principal: Principal, credentials: HTTPAuthorizationCredentials | None = None) -> None:
-        if principal.admin:
+        self._check(principal.admin, principal, credentials, "administer adapters or knowledge bases")
+
+    def check_trainer(self, principal: Principal, credentials: HTTPAuthorizationCredentials | None = None) -> None:
+        self._check(principal.admin or principal.train, principal, credentials, "upload training files or train")
+
+    def _check(
+        self, allowed: bool, principal: Principal, credentials: HTTPAuthorizationCredentials | None, action: str
+    ) -> None:
+        if allowed:
             return
         if principal is ANONYMOUS and self.admin_configured:
             message = "missing API key: send it as 'Authorization: Bearer <key>'" if credentials is None else (
@@ -142,13 +153,12 @@ class ApiKeys:
             raise LoragError(401, message, code="invalid_api_key")
         if not self.admin_configured:
             raise LoragError(
-                403, "administration (adapters, knowledge-base writes) is disabled: set LORAG_ADMIN_KEYS",
+                403, "administration (adapters, knowledge-base writes, training) is disabled: set LORAG_ADMIN_KEYS",
                 type="permission_error", code="insufficient_permissions",
             )  # fmt: skip
         raise LoragError(
-            403, "this API key may not administer adapters or knowledge bases", type="permission_error",
-            code="insufficient_permissions",
-        )  # fmt: skip
+            403, f"this API key may not {action}", type="permission_error", code="insufficient_permissions"
+        )
 
 
 def principal_of(request: Request) -> Principal:
@@ -166,3 +176,10 @@ def admin(request: Request, credentials: Credentials) -> None:
     keys: ApiKeys = request.app.state.keys
     request.state.principal = keys.identify(credentials)
     keys.check_admin(request.state.principal, credentials)
+
+
+def trainer(request: Request, credentials: Credentials) -> None:
+    """Dependency of the training routes: file uploads, fine-tuning jobs (admin keys, and keys with ``train``)."""
+    keys: ApiKeys = request.app.state.keys
+    request.state.principal = keys.identify(credentials)
+    keys.check_trainer(request.state.principal, credentials)

@@ -8,6 +8,7 @@ knows nothing about routes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from gateway.api.adapter_catalog import AdapterCatalog
@@ -17,6 +18,7 @@ from gateway.api.objects import now
 from gateway.api.rate_limits import RateLimits
 from gateway.compare.service import CompareService
 from gateway.errors import LoragError
+from gateway.jobs.service import FineTuning
 from gateway.knowledge.service import Knowledge
 from gateway.settings import Settings
 from serve.adapters import AdapterRegistry
@@ -37,6 +39,7 @@ class Gateway:
         self.completions: Completions | None = None
         self.catalog: AdapterCatalog | None = None
         self.compare: CompareService | None = None  # set once the app exists: it talks to the app
+        self.fine_tuning: FineTuning | None = None
         self.failure: str | None = None
 
     async def start(self, engine: Engine, registry: AdapterRegistry) -> None:
@@ -44,6 +47,19 @@ class Gateway:
         await catalog.refresh()
         self.completions, self.catalog = Completions(engine, self.metrics, self.knowledge, self.limits), catalog
         log.info("serving %s with %d adapters", engine.info.base_model, len(engine.adapters()))
+
+    def base_model(self) -> str:
+        """The served base model's name; 503 until the engine has started."""
+        return self.ready()[1].engine.info.base_model
+
+    async def serve_trained(self, name: str) -> str | None:
+        """Hot-load the adapter a job just wrote (waiting for the engine if it is still starting); why not, if not."""
+        while self.catalog is None:
+            if self.failure:
+                return f"the engine failed to start: {self.failure}"
+            await asyncio.sleep(1.0)
+        scan = await self.catalog.refresh()
+        return None if name in scan.adapters else scan.refused.get(name, "the engine did not load it")
 
     def ready(self) -> tuple[Completions, AdapterCatalog]:
         if self.completions is None or self.catalog is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from gateway.cli.engine_starter import engine_starter, prepare_or_fail
 from gateway.cli.export import export
 from gateway.cli.kb import kb_app
 from gateway.cli.pairs import pairs
+from gateway.jobs.tuner_process import train_command
 from gateway.settings import get_settings
 
 app = typer.Typer(
@@ -74,27 +74,13 @@ def finetune(
     processes = int(_recipe_field(config, overrides, "num_processes") or 1)
     settings = get_settings()
     model_dir = prepare_or_fail(model)
-    command = launcher(processes, accelerate_config) + [
-        "tuner", "train", str(config),
-        "--adapters-dir", str(settings.adapters_dir),
-        "--runs-dir", str(settings.runs_dir),
-        "--model-dir", str(model_dir),
-        "--cache-dir", str(settings.cache_dir.expanduser()),
-    ]  # fmt: skip
-    for override in overrides:
-        command += ["--set", override]
+    command = train_command(
+        config, model_dir, settings.adapters_dir, settings.runs_dir, settings.cache_dir.expanduser(), overrides,
+        processes, accelerate_config,
+    )  # fmt: skip
     code = subprocess.call(command)
     if code:
         raise typer.Exit(code)
-
-
-def launcher(processes: int, accelerate_config: Path | None) -> list[str]:
-    """``python -m`` for one process; for several, ``accelerate launch`` (DDP unless a config says otherwise)."""
-    if processes == 1 and accelerate_config is None:
-        return [sys.executable, "-m"]
-    strategy = ["--config_file", str(accelerate_config)] if accelerate_config else ["--multi_gpu"]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-            "--num_machines", "1", "--dynamo_backend", "no", *strategy, "-m"]  # fmt: skip
 
 
 def _recipe_field(config: Path, overrides: list[str], field: str):

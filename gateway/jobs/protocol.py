@@ -1,0 +1,166 @@
+"""OpenAI's files and fine-tuning wire models, as lorag takes and sends them; fields in the reference's order.
+
+Requests: :class:`JobCreate` with OpenAI's ``method`` (``supervised`` or ``dpo``, with their
+hyperparameters, ``"auto"`` allowed) and lorag's extension ``lorag`` (any recipe field: another
+method such as ``kto``, a tuning type, LoRA settings). Responses: :class:`FileObject`,
+:class:`Job`, :class:`JobEvent`, :class:`Checkpoint` and the paginated :class:`Page`. Lorag
+extensions are marked ``# extension``. This module knows nothing about storage or training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+Auto = Literal["auto"]
+JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    expires_at: int | None = None
+    filename: str
+    purpose: str
+    status: Literal["processed"] = "processed"
+    status_details: str | None = None
+    format: str | None = None  # extension: the data format lorag detected (openai, preference, ...)
+    rows: int | None = None  # extension: rows checked
+    methods: list[str] = []  # extension: the methods that train on this format
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: newest first (files: as ``order`` says), ``after`` the last id of the page before."""
+
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class Hyperparameters(BaseModel):
+    """OpenAI's hyperparameters; ``beta`` only for DPO. ``"auto"`` is resolved when the job is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: Auto | int = Field("auto", description="Examples per step; auto: 4.")
+    learning_rate_multiplier: Auto | float = Field(
+        "auto", description="Scales lorag's learning rate for the method (2e-4 for supervised LoRA, 5e-5 for DPO)."
+    )
+    n_epochs: Auto | int = Field("auto", description="Passes over the training file; auto: 3.")
+    beta: Auto | float | None = Field(None, description="DPO: how far the model may move from the base model.")
+
+
+class MethodSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: Hyperparameters = Hyperparameters()
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: MethodSettings | None = None
+    dpo: MethodSettings | None = None
+    reinforcement: dict | None = None
+
+
+class JobCreate(BaseModel):
+    """``POST /v1/fine_tuning/jobs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="The base model lorag serves: the adapter is trained on it and served with it.")
+    training_file: str
+    hyperparameters: Hyperparameters | None = Field(None, description="Deprecated by OpenAI: use method.")
+    suffix: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    validation_file: str | None = None
+    integrations: list[dict] | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    method: Method | None = None
+    metadata: dict[str, str] | None = Field(None, max_length=16)
+    lorag: dict[str, Any] | None = Field(
+        None,
+        description="Extension: recipe fields of lorag's tuner, e.g. {'method': 'kto', 'peft_method': 'dora', "
+        "'lora_r': 16}; see docs/training.md.",
+    )
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class ResolvedHyperparameters(BaseModel):
+    batch_size: int
+    learning_rate_multiplier: float
+    n_epochs: int
+    beta: float | None = Field(None, exclude_if=lambda v: v is None)
+
+
+class Job(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    created_at: int
+    error: JobError | None = None
+    fine_tuned_model: str | None = None
+    finished_at: int | None = None
+    hyperparameters: ResolvedHyperparameters
+    model: str
+    organization_id: str = "lorag"
+    result_files: list[str] = []
+    seed: int
+    status: JobStatus
+    trained_tokens: int | None = None
+    training_file: str
+    validation_file: str | None = None
+    estimated_finish: int | None = None
+    integrations: list[dict] | None = None
+    metadata: dict[str, str] | None = None
+    method: dict
+    user_provided_suffix: str | None = None
+    lorag: dict[str, Any] | None = None  # extension: the recipe fields the job was created with
+
+
+class JobEvent(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: int
+    level: Literal["info", "warn", "error"]
+    message: str
+    data: dict | None = None
+    type: Literal["message", "metrics"] = "message"
+
+
+class CheckpointMetrics(BaseModel):
+    step: int
+    train_loss: float | None = None
+    train_mean_token_accuracy: float | None = None
+    valid_loss: float | None = None
+    valid_mean_token_accuracy: float | None = None
+    full_valid_loss: float | None = None
+    full_valid_mean_token_accuracy: float | None = None
+
+
+class Checkpoint(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    metrics: CheckpointMetrics
+    step_number: int

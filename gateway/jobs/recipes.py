@@ -1,0 +1,83 @@
+"""A fine-tuning job request turned into a tuner recipe, and OpenAI's ``"auto"`` hyperparameters resolved.
+
+OpenAI's ``method.type`` picks the tuner's method (``supervised`` -> ``sft``, ``dpo`` -> ``dpo``);
+its hyperparameters become recipe fields (``n_epochs`` -> ``num_train_epochs``, ``batch_size``,
+``learning_rate_multiplier``, ``beta``). The ``lorag`` extension adds any other recipe field,
+``method`` included (``kto``, ``orpo``, ``reward``, ``grpo``), which the tuner validates when the
+job is checked. The fields a job sets itself (its name, data and progress file) cannot be given.
+This module knows nothing about storage, processes or HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gateway.errors import invalid
+from gateway.jobs.protocol import Hyperparameters, JobCreate, ResolvedHyperparameters
+
+AUTO = {"batch_size": 4, "learning_rate_multiplier": 1.0, "n_epochs": 3, "beta": 0.1}
+"""What ``"auto"`` (or nothing) means for each hyperparameter."""
+METHODS = {"supervised": "sft", "dpo": "dpo"}
+SET_BY_JOBS = {"name", "model", "dataset", "eval_dataset", "events_file", "overwrite", "resume_from_checkpoint"}
+"""Recipe fields a job sets itself: the ``lorag`` extension may not."""
+JOB_DEFAULTS = {"logging_steps": 1, "save_total_limit": 3}
+"""A job logs every step (the live loss curve) and keeps its last three checkpoints, as OpenAI does."""
+
+
+def job_method(request: JobCreate) -> tuple[str, Hyperparameters]:
+    """OpenAI's method type and its hyperparameters (the deprecated top-level ones for a request without method)."""
+    if request.method is None:
+        return "supervised", request.hyperparameters or Hyperparameters()
+    kind = request.method.type
+    if kind == "reinforcement":
+        raise invalid(
+            "method.type",
+            "reinforcement fine-tuning with OpenAI's graders is not supported: train online RL with "
+            "lorag={'method': 'grpo', 'reward_functions': [...]}, or use 'supervised' or 'dpo'",
+        )
+    settings = getattr(request.method, kind)
+    return kind, settings.hyperparameters if settings else Hyperparameters()
+
+
+def resolve(kind: str, given: Hyperparameters) -> ResolvedHyperparameters:
+    """Every ``"auto"`` replaced with lorag's value; ``beta`` only for DPO."""
+    values = {k: AUTO[k] if v == "auto" else v for k, v in given.model_dump().items()}
+    if kind == "dpo":
+        values["beta"] = AUTO["beta"] if values["beta"] is None else values["beta"]
+    elif values["beta"] is not None:
+        raise invalid("method.supervised.hyperparameters.beta", "beta is a DPO hyperparameter")
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise invalid(f"method.{kind}.hyperparameters.{name}", f"{name} must be above 0, not {value}")
+    return ResolvedHyperparameters(**values)
+
+
+def fine_tuned_name(base: str, suffix: str | None, job_id: str) -> str:
+    """``ft:<base>:lorag:<suffix>:<id>``, OpenAI's shape; characters a model name cannot hold become ``-``."""
+    return f"ft:{re.sub(r'[^A-Za-z0-9._-]', '-', base)}:lorag:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
+
+
+def recipe_for(
+    request: JobCreate, kind: str, hyperparameters: ResolvedHyperparameters, name: str, training: Path,
+    validation: Path | None,
+) -> dict:  # fmt: skip
+    """The recipe fields of the job: its data, OpenAI's hyperparameters, then the ``lorag`` extension."""
+    extension = dict(request.lorag or {})
+    if taken := sorted(SET_BY_JOBS & set(extension)):
+        raise invalid(f"lorag.{taken[0]}", f"lorag.{taken[0]} is set by the job itself")
+    recipe = {
+        "name": name,
+        "method": METHODS[kind],
+        "dataset": str(training),
+        "num_train_epochs": hyperparameters.n_epochs,
+        "batch_size": hyperparameters.batch_size,
+        "learning_rate_multiplier": hyperparameters.learning_rate_multiplier,
+    } | JOB_DEFAULTS  # fmt: skip
+    if validation is not None:
+        recipe["eval_dataset"] = str(validation)
+    if hyperparameters.beta is not None:
+        recipe["beta"] = hyperparameters.beta
+    if request.seed is not None:
+        recipe["seed"] = request.seed
+    return recipe | extension

@@ -1,0 +1,161 @@
+"""OpenAI's files and fine-tuning jobs as a service: what the routes of ``/v1/files`` and ``/v1/fine_tuning`` call.
+
+Files are stored under ``<jobs folder>/files`` once ``python -m tuner check`` has read every row
+(a bad row is a 400 naming its line; nothing partial is kept). A job is accepted after its
+request is checked here (the model is the served base model, the files exist) and is then
+driven by :class:`~gateway.jobs.runner.Runner`; its state is in ``<jobs folder>/jobs.sqlite``.
+The database is opened on first use, so an app that never trains writes nothing. This module
+knows nothing about HTTP beyond raising :class:`~gateway.errors.LoragError`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+from gateway.errors import LoragError, invalid, too_large
+from gateway.jobs.ids import new_id
+from gateway.jobs.protocol import FINISHED, Checkpoint, FileDeleted, FileObject, Job, JobCreate, JobEvent, Page
+from gateway.jobs.recipes import fine_tuned_name, job_method, recipe_for, resolve
+from gateway.jobs.runner import Runner, Serve
+from gateway.jobs.store import JobStore
+from gateway.jobs.tuner_process import CheckFailed, check
+
+PURPOSE = "fine-tune"
+
+
+class FineTuning:
+    def __init__(
+        self, folder: Path, adapters_dir: Path, cache_dir: Path, base_model: Callable[[], str],
+        base_model_dir: Callable[[], Path], serve: Serve, max_file_bytes: int, max_jobs: int = 1,
+    ):  # fmt: skip
+        self.folder, self.files_dir = Path(folder), Path(folder) / "files"
+        self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
+        self.base_model, self.base_model_dir, self.serve = base_model, base_model_dir, serve
+        self.max_file_bytes, self.max_jobs = max_file_bytes, max_jobs
+
+    @cached_property
+    def store(self) -> JobStore:
+        return JobStore(self.folder / "jobs.sqlite")
+
+    @cached_property
+    def runner(self) -> Runner:
+        return Runner(self.store, self.folder, self.adapters_dir, self.cache_dir, self.base_model_dir, self.serve,
+                      self.max_jobs)  # fmt: skip
+
+    async def start(self) -> None:
+        """Resume the jobs a stopped gateway left unfinished (nothing to do where no job was ever created)."""
+        if (self.folder / "jobs.sqlite").exists():
+            await self.runner.recover()
+
+    async def close(self) -> None:
+        if "runner" in self.__dict__:
+            await self.runner.close()
+
+    # files
+
+    async def upload(self, filename: str, data: bytes, purpose: str) -> FileObject:
+        if purpose != PURPOSE:
+            raise invalid("purpose", f"lorag stores files for fine-tuning only: purpose must be '{PURPOSE}'")
+        name = Path(filename or "").name
+        if not name.endswith(".jsonl"):
+            raise invalid("file", f"'{name or 'the upload'}' is not a .jsonl file: fine-tuning files are JSON lines")
+        if len(data) > self.max_file_bytes:
+            raise too_large(name, self.max_file_bytes)
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.files_dir, prefix=".upload-") as tmp:
+            staged = Path(tmp) / name
+            staged.write_bytes(data)
+            try:
+                found = await check(str(staged))
+            except CheckFailed as e:
+                raise invalid("file", str(e).replace(f"{tmp}/", "")) from None
+            file = FileObject(id=new_id("file"), bytes=len(data), created_at=int(time.time()), filename=name,
+                              purpose=purpose, **found)  # fmt: skip
+            stored = self.files_dir / f"{file.id}.jsonl"
+            with staged.open("rb") as source:
+                os.fsync(source.fileno())
+            staged.rename(stored)
+        self.store.add_file(file, stored)
+        return file
+
+    def files(self, purpose: str | None, after: str | None, limit: int, order: str) -> Page[FileObject]:
+        return self.store.files(purpose, after, limit, newest_first=order == "desc")
+
+    def file(self, file_id: str) -> tuple[FileObject, Path]:
+        found = self.store.file(file_id)
+        if found is None:
+            raise LoragError(404, f"No such File object: {file_id}", param="id", code="file_not_found")
+        return found
+
+    def delete_file(self, file_id: str) -> FileDeleted:
+        _, path = self.file(file_id)
+        if users := self.store.jobs_using(file_id):
+            raise LoragError(409, f"file {file_id} is used by the unfinished job {users[0]}", code="file_in_use")
+        self.store.delete_file(file_id)
+        path.unlink(missing_ok=True)
+        return FileDeleted(id=file_id)
+
+    # jobs
+
+    async def create(self, request: JobCreate) -> Job:
+        base = self.base_model()
+        if request.model != base:
+            raise invalid("model", f"lorag fine-tunes the base model it serves, '{base}', not '{request.model}'")
+        if request.integrations:
+            raise invalid("integrations", "integrations (Weights & Biases) are not supported")
+        training = self._training_file(request.training_file, "training_file")
+        validation = request.validation_file and self._training_file(request.validation_file, "validation_file")
+        kind, given = job_method(request)
+        hyperparameters = resolve(kind, given)
+        job_id = new_id("ftjob")
+        name = fine_tuned_name(base, request.suffix, job_id)
+        recipe = recipe_for(request, kind, hyperparameters, name, training, validation)
+        job = Job(
+            id=job_id, created_at=int(time.time()), hyperparameters=hyperparameters, model=base,
+            seed=request.seed if request.seed is not None else 42, status="validating_files",
+            training_file=request.training_file, validation_file=request.validation_file,
+            integrations=request.integrations, metadata=request.metadata, user_provided_suffix=request.suffix,
+            method={"type": kind, kind: {"hyperparameters": hyperparameters.model_dump(exclude_none=True)}},
+            lorag=request.lorag,
+        )  # fmt: skip
+        self.store.add_job(job, recipe)
+        self.runner.event(job_id, f"Validating training file: {request.training_file}")
+        self.runner.start(job)
+        return job
+
+    def _training_file(self, file_id: str, param: str) -> Path:
+        found = self.store.file(file_id)
+        if found is None:
+            raise invalid(param, f"invalid {param}: no file '{file_id}' (upload it with purpose 'fine-tune')")
+        return found[1]
+
+    def jobs(self, after: str | None, limit: int) -> Page[Job]:
+        return self.store.jobs(after, limit)
+
+    def job(self, job_id: str) -> Job:
+        job = self.store.job(job_id)
+        if job is None:
+            raise LoragError(404, f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id",
+                             code="fine_tuning_job_not_found")  # fmt: skip
+        return job
+
+    async def cancel(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        if job.status in FINISHED:
+            raise LoragError(400, f"job {job_id} has already {job.status}: only an unfinished job can be cancelled",
+                             code="job_finished")  # fmt: skip
+        await self.runner.cancel(job_id)
+        return self.job(job_id)
+
+    def events(self, job_id: str, after: str | None, limit: int) -> Page[JobEvent]:
+        self.job(job_id)
+        return self.store.events(job_id, after, limit)
+
+    def checkpoints(self, job_id: str, after: str | None, limit: int) -> Page[Checkpoint]:
+        self.job(job_id)
+        return self.store.checkpoints(job_id, after, limit)

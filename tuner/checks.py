@@ -1,0 +1,58 @@
+"""Checking training data and recipes without loading a model: what ``python -m tuner check`` runs.
+
+The gateway's fine-tuning jobs check an uploaded file before they store it (:func:`check_file`:
+any format a method trains on), and a job's recipe with its data before they queue it
+(:func:`check_recipe`: the data read exactly as the recipe's method reads it). Both raise the
+errors training would raise, :class:`~tuner.formats.DatasetError` naming the file and line, so a
+user learns of a bad row in seconds rather than after the base model has loaded. This module
+knows nothing about models or trainers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuner.config import Recipe
+from tuner.formats import DatasetError, load_conversations, read_records
+from tuner.preferences import detect_preference_format, load_preferences
+
+PAIRED = {"dpo": True, "orpo": True, "reward": True, "kto": False}
+"""Preference methods -> whether they train on pairs (else on labelled single answers)."""
+
+
+def check_file(path: Path) -> dict:
+    """The file's format and row count, every row checked; chats for SFT or preferences for the others."""
+    path = Path(path)
+    first = next(iter(read_records(path)), None)
+    if first is None:
+        raise DatasetError(f"{path}: no rows")
+    try:
+        detect_preference_format(path, *first)
+    except DatasetError:
+        data = load_conversations(path)
+        return {"format": data.format, "rows": len(data.rows), "methods": ["sft"]}
+    data = load_preferences(path)
+    methods = [method for method, paired in PAIRED.items() if paired == data.paired]
+    return {"format": data.format, "rows": len(data.rows), "methods": methods}
+
+
+def check_recipe(recipe: Recipe) -> dict:
+    """Rows for training and evaluation, read as ``recipe``'s method reads them."""
+    if recipe.method == "sft":
+        from tuner.sft import datasets
+
+        train, evaluation = datasets(recipe)
+        return {"format": train.format, "rows": {"train": len(train.rows), "eval": _count(evaluation)}}
+    if recipe.method == "grpo":
+        from tuner.grpo import read_prompts
+
+        held_out = read_prompts(Path(recipe.eval_dataset)) if recipe.eval_dataset else []
+        return {"format": "prompts", "rows": {"train": len(read_prompts(Path(recipe.dataset))), "eval": len(held_out)}}
+    from tuner.preference_training import preference_datasets
+
+    train, evaluation = preference_datasets(recipe, PAIRED[recipe.method])
+    return {"format": train.format, "rows": {"train": len(train.rows), "eval": _count(evaluation)}}
+
+
+def _count(data) -> int:
+    return len(data.rows) if data is not None else 0
