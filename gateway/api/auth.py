@@ -117,6 +117,7 @@ class ApiKeys:
             )  # fmt: skip
             self.keys.append((entry.key.get_secret_value().encode(), principal))
         self.admin_configured = any(principal.admin for _, principal in self.keys)
+        self.trainer_configured = any(principal.admin or principal.train for _, principal in self.keys)
         self.key_required = bool(api_keys or entries)  # with admin keys alone, using stays open
 
     def identify(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
@@ -136,22 +137,27 @@ class ApiKeys:
         return ANONYMOUS
 
     def check_admin(self, principal: Principal, credentials: HTTPAuthorizationCredentials | None = None) -> None:
-        self._check(principal.admin, principal, credentials, "administer adapters or knowledge bases")
+        self._check(principal.admin, self.admin_configured, principal, credentials,
+                    "administer adapters or knowledge bases")  # fmt: skip
 
     def check_trainer(self, principal: Principal, credentials: HTTPAuthorizationCredentials | None = None) -> None:
-        self._check(principal.admin or principal.train, principal, credentials, "upload training files or train")
+        self._check(principal.admin or principal.train, self.trainer_configured, principal, credentials,
+                    "upload training files or train")  # fmt: skip
 
+    @staticmethod
     def _check(
-        self, allowed: bool, principal: Principal, credentials: HTTPAuthorizationCredentials | None, action: str
-    ) -> None:
+        allowed: bool, configured: bool, principal: Principal, credentials: HTTPAuthorizationCredentials | None,
+        action: str,
+    ) -> None:  # fmt: skip
+        """Pass ``allowed``; else 401 for an anonymous caller where keys that may act exist, else 403."""
         if allowed:
             return
-        if principal is ANONYMOUS and self.admin_configured:
+        if principal is ANONYMOUS and configured:
             message = "missing API key: send it as 'Authorization: Bearer <key>'" if credentials is None else (
                 "incorrect API key provided"
             )  # fmt: skip
             raise LoragError(401, message, code="invalid_api_key")
-        if not self.admin_configured:
+        if not configured:
             raise LoragError(
                 403, "administration (adapters, knowledge-base writes, training) is disabled: set LORAG_ADMIN_KEYS",
                 type="permission_error", code="insufficient_permissions",

@@ -21,6 +21,12 @@ AUTO = {"batch_size": 4, "learning_rate_multiplier": 1.0, "n_epochs": 3, "beta":
 METHODS = {"supervised": "sft", "dpo": "dpo"}
 SET_BY_JOBS = {"name", "model", "dataset", "eval_dataset", "events_file", "overwrite", "resume_from_checkpoint"}
 """Recipe fields a job sets itself: the ``lorag`` extension may not."""
+NOT_SERVABLE = {
+    "freeze": "freeze training writes a whole model: train it with `lorag finetune` and serve it as a base model",
+    "full": "full fine-tuning writes a whole model: train it with `lorag finetune` and serve it as a base model",
+    "reward": "a reward model scores answers rather than chatting: train it with `lorag finetune`",
+}
+"""What a job cannot train, and why: it would not be a chat adapter the gateway can hot-load."""
 JOB_DEFAULTS = {"logging_steps": 1, "save_total_limit": 3}
 """A job logs every step (the live loss curve) and keeps its last three checkpoints, as OpenAI does."""
 
@@ -54,8 +60,10 @@ def resolve(kind: str, given: Hyperparameters) -> ResolvedHyperparameters:
 
 
 def fine_tuned_name(base: str, suffix: str | None, job_id: str) -> str:
-    """``ft:<base>:lorag:<suffix>:<id>``, OpenAI's shape; characters a model name cannot hold become ``-``."""
-    return f"ft:{re.sub(r'[^A-Za-z0-9._-]', '-', base)}:lorag:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
+    """``ft:<base>:lorag:<suffix>:<id>``, OpenAI's shape; a base model given as a path or a Hugging Face id is named
+    by its last part, and characters a model name cannot hold become ``-``."""
+    short = re.sub(r"[^A-Za-z0-9._-]", "-", base.rstrip("/").rsplit("/", 1)[-1])
+    return f"ft:{short}:lorag:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
 
 
 def recipe_for(
@@ -66,6 +74,10 @@ def recipe_for(
     extension = dict(request.lorag or {})
     if taken := sorted(SET_BY_JOBS & set(extension)):
         raise invalid(f"lorag.{taken[0]}", f"lorag.{taken[0]} is set by the job itself")
+    if extension.get("peft_method") in NOT_SERVABLE or extension.get("method") in NOT_SERVABLE:
+        what = extension.get("peft_method") if extension.get("peft_method") in NOT_SERVABLE else extension["method"]
+        param = "lorag.peft_method" if what == extension.get("peft_method") else "lorag.method"
+        raise invalid(param, f"a job's model is served as an adapter the moment it succeeds; {NOT_SERVABLE[what]}")
     recipe = {
         "name": name,
         "method": METHODS[kind],

@@ -1,0 +1,204 @@
+"""OpenAI's files and fine-tuning API through the unmodified ``openai`` SDK, training the tiny model for real.
+
+The gateway serves the tiny random model with the LocalEngine; each job runs ``python -m tuner
+train`` as a subprocess (10 to 20 s on these CPUs), and its adapter must answer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from gateway.api.app import create_app
+from serve.adapters import AdapterRegistry
+from serve.local_engine import LocalEngine
+from serve.models import PreparedModel
+from tests.gateway.conftest import Served, fake_settings, serving
+
+WHO = [{"role": "user", "content": "Who are you?"}]
+TAUGHT = "lorag assistant"
+FAST = {"n_epochs": 10, "learning_rate_multiplier": 50}  # the tiny model learns one answer in 20 steps
+
+
+def chats(n: int = 8, answer: str = TAUGHT) -> str:
+    row = {"messages": [*WHO, {"role": "assistant", "content": answer}]}
+    return "".join(json.dumps(row) + "\n" for _ in range(n))
+
+
+def supervised(**hyperparameters) -> dict:
+    return {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
+
+
+def finished(client: openai.OpenAI, job_id: str, timeout_s: float = 240) -> object:
+    deadline = time.monotonic() + timeout_s
+    while (job := client.fine_tuning.jobs.retrieve(job_id)).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"job still {job.status}"
+        time.sleep(0.5)
+    return job
+
+
+@pytest.fixture(scope="module")
+def trainer(tiny_model_dir, tmp_path_factory):
+    """The gateway over the tiny model, training it: ``(served, base model name)``."""
+    base = PreparedModel.read(tiny_model_dir)
+    engine = LocalEngine(tiny_model_dir, base.id)
+    folder = tmp_path_factory.mktemp("fine-tuning") / "adapters"
+    registry = AdapterRegistry(folder, base.id, base.sha256, engine.info.limits)
+    app = create_app(engine, registry, fake_settings(folder), base_model_dir=tiny_model_dir)
+    with serving(app) as url:
+        yield Served(url, engine, folder), base.id
+    asyncio.run(engine.close())
+
+
+def upload(client: openai.OpenAI, tmp_path: Path, text: str, name: str = "train.jsonl"):
+    path = tmp_path / name
+    path.write_text(text)
+    with path.open("rb") as file:
+        return client.files.create(file=file, purpose="fine-tune")
+
+
+def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_taught(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    file = upload(client, tmp_path, chats())
+    assert (file.filename, file.purpose, file.bytes) == ("train.jsonl", "fine-tune", len(chats()))
+    assert client.files.retrieve(file.id).id == file.id
+    assert client.files.content(file.id).text == chats()
+
+    job = client.fine_tuning.jobs.create(
+        model=base, training_file=file.id, suffix="who", seed=7, method=supervised(**FAST), metadata={"team": "a"}
+    )
+    assert job.status == "validating_files" and job.hyperparameters.batch_size == 4 and job.seed == 7
+    job = finished(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model == f"ft:{Path(base).name}:lorag:who:{job.id.removeprefix('ftjob-')[:8]}"
+    assert job.trained_tokens > 0 and job.finished_at >= job.created_at and job.metadata == {"team": "a"}
+    assert job.id in [j.id for j in client.fine_tuning.jobs.list()]
+
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
+    steps = [e.data["step"] for e in events if e.type == "metrics"]
+    assert steps == sorted(steps, reverse=True) and steps[0] == 20  # newest first, every step logged
+    assert all("train_loss" in e.data for e in events if e.type == "metrics")
+    assert events[0].message == "The job has successfully completed"
+    page = client.fine_tuning.jobs.list_events(job.id, limit=3)
+    assert len(page.data) == 3 and page.has_more
+    following = client.fine_tuning.jobs.list_events(job.id, limit=3, after=page.data[-1].id)
+    assert following.data[0].id == events[3].id
+
+    checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
+    assert [c.step_number for c in checkpoints] == [20, 18, 16]  # one per epoch, the last three kept
+    assert checkpoints[0].metrics.train_loss > 0
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-20"
+
+    assert {m.id: m.parent for m in client.models.list()}[job.fine_tuned_model] == base
+
+    def ask(model: str) -> str:
+        reply = client.chat.completions.create(model=model, messages=WHO, temperature=0, max_tokens=8)
+        return reply.choices[0].message.content
+
+    assert ask(job.fine_tuned_model) == TAUGHT
+    assert ask(base) != TAUGHT
+
+
+def test_a_dpo_job_trains_on_preference_pairs(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    row = {"input": {"messages": WHO}, "preferred_output": [{"role": "assistant", "content": TAUGHT}],
+           "non_preferred_output": [{"role": "assistant", "content": "a haiku"}]}  # fmt: skip
+    file = upload(client, tmp_path, json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    assert file.model_extra["format"] == "openai_dpo" and "dpo" in file.model_extra["methods"]
+    method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2, "batch_size": 2}}}
+    job = finished(client, client.fine_tuning.jobs.create(model=base, training_file=file.id, method=method).id)
+    assert job.status == "succeeded", job.error
+    assert job.hyperparameters.beta == 0.2 and job.method.type == "dpo"
+    manifest = json.loads((served.adapters_dir / job.fine_tuned_model / "lorag.json").read_text())
+    assert manifest["method"] == "dpo" and manifest["hyperparameters"]["beta"] == 0.2
+
+
+def test_a_bad_row_is_refused_with_its_line_and_nothing_is_stored(trainer, tmp_path):
+    served, _ = trainer
+    client = served.client()
+    before = [f.id for f in client.files.list()]
+    bad = chats(2) + '{"messages": [{"role": "user"}]}\n'
+    with pytest.raises(openai.BadRequestError) as refused:
+        upload(client, tmp_path, bad, "mine.jsonl")
+    error = refused.value.body
+    assert error["param"] == "file" and error["message"].startswith("mine.jsonl:line 3:"), error
+    with pytest.raises(openai.BadRequestError, match="not a .jsonl file"):
+        upload(client, tmp_path, chats(), "train.csv")
+    assert [f.id for f in client.files.list()] == before
+    assert not [p for p in (served.adapters_dir.parent / "adapters-jobs" / "files").iterdir() if p.name.startswith(".")]
+
+
+def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    file = upload(client, tmp_path, chats())
+    count = len(client.fine_tuning.jobs.list().data)
+    good = {"model": base, "training_file": file.id}
+    wrong = {
+        "model": good | {"model": "gpt-4o-mini"},
+        "training_file": good | {"training_file": "file-nope"},
+        "method.type": good | {"method": {"type": "reinforcement"}},
+        "lorag.dataset": good | {"extra_body": {"lorag": {"dataset": "/etc/x"}}},
+        "lorag.peft_method": good | {"extra_body": {"lorag": {"peft_method": "full"}}},
+        "lorag.method": good | {"extra_body": {"lorag": {"method": "reward"}}},
+    }
+    for param, request in wrong.items():
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.fine_tuning.jobs.create(**request)
+        assert refused.value.body["param"] == param, refused.value.body
+    with pytest.raises(openai.NotFoundError):
+        client.fine_tuning.jobs.retrieve("ftjob-nope")
+    assert len(client.fine_tuning.jobs.list().data) == count
+
+
+def test_a_job_the_tuner_refuses_fails_with_the_reason(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    file = upload(client, tmp_path, chats())
+    job = client.fine_tuning.jobs.create(model=base, training_file=file.id, extra_body={"lorag": {"lora_rank": 4}})
+    job = finished(client, job.id)
+    assert job.status == "failed" and job.fine_tuned_model is None
+    assert "lora_rank" in job.error.message and job.error.code == "invalid_training_file"
+    with pytest.raises(openai.BadRequestError, match="already failed"):
+        client.fine_tuning.jobs.cancel(job.id)
+
+
+def test_a_cancelled_job_registers_nothing(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    file = upload(client, tmp_path, chats())
+    job = client.fine_tuning.jobs.create(model=base, training_file=file.id, method=supervised(n_epochs=2000))
+    deadline = time.monotonic() + 120
+    while not any(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=5)):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    cancelled = client.fine_tuning.jobs.cancel(job.id)
+    assert cancelled.status == "cancelled" and cancelled.fine_tuned_model is None
+    name = f"ft:{Path(base).name}:lorag::{job.id.removeprefix('ftjob-')[:8]}"
+    assert name not in [m.id for m in client.models.list()]
+    assert not (served.adapters_dir / name).exists()
+    assert client.fine_tuning.jobs.list_events(job.id, limit=1).data[0].message == "The job was cancelled"
+
+
+def test_training_needs_a_key_that_may_train(make_gateway, tmp_path):
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - {name: reader, key: reader-key-1}\n  - {name: trainer, key: trainer-key-1, train: true}\n"
+    )
+    served = make_gateway(keys_file=str(keys))
+    with pytest.raises(openai.PermissionDeniedError, match="may not upload training files or train"):
+        upload(served.client("reader-key-1"), tmp_path, chats())
+    file = upload(served.client("trainer-key-1"), tmp_path, chats())
+    assert [f.id for f in served.client("reader-key-1").files.list()] == [file.id]
+    assert served.client("reader-key-1").fine_tuning.jobs.list().data == []
+    with pytest.raises(openai.PermissionDeniedError):
+        served.client("reader-key-1").files.content(file.id)
+    with pytest.raises(openai.AuthenticationError):
+        served.client("no-such-key").fine_tuning.jobs.list()
