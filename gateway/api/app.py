@@ -100,7 +100,11 @@ def create_app(
     )
     app.state.gateway = gateway
     gateway.compare = CompareService(
-        Path(settings.reports_dir), partial(self_client, app), outbound=tuple(settings.outbound_urls)
+        Path(settings.reports_dir),
+        partial(self_client, app),
+        outbound=tuple(settings.outbound_urls),
+        adapters_dir=settings.adapters_dir,
+        cache_dir=settings.cache_dir,
     )
     cache = settings.cache_dir.expanduser()
     gateway.fine_tuning = FineTuning(

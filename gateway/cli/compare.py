@@ -36,6 +36,10 @@ def compare(
         str | None, typer.Option(help="OpenAI-compatible API of the judge; default: the gateway being compared.")
     ] = None,
     judge_api_key: Annotated[str | None, typer.Option(help="API key for --judge-base-url.")] = None,
+    reward_model: Annotated[
+        str | None,
+        typer.Option(help="A reward model (method: reward) in the adapters folder, or its path: scores every answer."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Report folder; default: <reports_dir>/<YYYYmmdd-HHMMSS> (--rescore: its folder)."),
@@ -60,6 +64,7 @@ def compare(
 ) -> None:
     """Compare arms (base model, adapters, retrieval) on the same questions; write a scored report."""
     from gateway.compare.report import default_folder
+    from gateway.compare.rewarding import reward_model_folder
     from gateway.compare.runner import CompareConfig, CompareError, parse_arms
     from gateway.data.questions import QuestionsError, load_questions, sample
 
@@ -75,8 +80,10 @@ def compare(
         asked = sample(load_questions(questions), limit, seed)
         config = CompareConfig(
             arms=parse_arms(arms), max_tokens=max_tokens, temperature=temperature, concurrency=concurrency,
-            system=system, judge_model=judge, judge_base_url=judge_base_url, seed=seed,
+            system=system, judge_model=judge, judge_base_url=judge_base_url, seed=seed, reward_model=reward_model,
         )  # fmt: skip
+        if reward_model:
+            reward_model_folder(reward_model, get_settings().adapters_dir)
     except (QuestionsError, CompareError) as e:
         fail(str(e))
     folder = out or default_folder(get_settings().reports_dir)
@@ -89,6 +96,7 @@ def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | 
     from openai import AsyncOpenAI
 
     from gateway.compare.report import write_report
+    from gateway.compare.rewarding import add_rewards, reward_model_folder
     from gateway.compare.runner import CompareError, run_compare
 
     async def main():
@@ -97,7 +105,12 @@ def _run(url: str, api_key: str | None, questions, config, judge_api_key: str | 
         if config.judge_base_url:
             judge_client = AsyncOpenAI(base_url=config.judge_base_url, api_key=judge_api_key or "none", max_retries=2)
         try:
-            return await run_compare(client, questions, config, judge_client=judge_client, bar=True)
+            result = await run_compare(client, questions, config, judge_client=judge_client, bar=True)
+            if config.reward_model:
+                settings = get_settings()
+                folder = reward_model_folder(config.reward_model, settings.adapters_dir)
+                await add_rewards(result, folder, settings.cache_dir.expanduser())
+            return result
         finally:
             await client.close()
             if judge_client is not None:

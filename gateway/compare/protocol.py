@@ -32,6 +32,9 @@ class CompareRequest(BaseModel):
     questions: list[dict[str, Any]] | None = Field(None, description="[{question, answer, id?, context?}]")
     questions_file: QuestionsFile | None = None
     judge: JudgeSpec | None = None
+    reward_model: str | None = Field(
+        None, description="A reward model (method: reward) in the adapters folder, by name: scores every answer."
+    )
     max_tokens: int = Field(64, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0, le=2)
     concurrency: int = Field(4, ge=1, le=64)

@@ -64,6 +64,7 @@ class CompareConfig:
     system: str | None = None  # a system prompt before every question
     judge_model: str | None = None  # a model name at the judge's endpoint; None: no judge
     judge_base_url: str | None = None  # None: the same API as the arms
+    reward_model: str | None = None  # a reward model (method: reward) that scores every answer; None: none
     seed: int = 0  # for the sample of questions and the statistics
 
     def __post_init__(self):
@@ -89,7 +90,7 @@ class Answer:
     citations: list[dict] | None = None  # the response's `citations` extension field, as sent
     sources: list[str] | None = None  # @kb arms: the text of the chunks a search for the question returns
     sources_error: str | None = None  # @kb arms: why that search failed (then source_recall is None: unknown)
-    scores: dict[str, float | None] = field(default_factory=dict)  # exact_match, f1, rouge_l[, source_recall, judge]
+    scores: dict[str, float | None] = field(default_factory=dict)  # f1, rouge_l, ... judge, reward
     judge_raw: str | None = None  # the judge's reply, as it came
     error: str | None = None  # why the chat request failed (then there are no scores)
 
@@ -295,6 +296,7 @@ def rescore(result: CompareResult) -> CompareResult:
             scores = scores_of(answer, questions[answer.question_id])
             if result.config.judge_model is not None and answer.judge_raw is not None:
                 scores["judge"] = parse_verdict(answer.judge_raw)
+            scores |= {k: answer.scores[k] for k in ("reward",) if k in answer.scores}  # a model's score, kept
             answer = replace(answer, scores=scores)
         answers.append(answer)
     return replace(result, answers=answers)

@@ -30,6 +30,7 @@ from openai import AsyncOpenAI
 
 from gateway.compare.protocol import CompareRequest, CompareRun, JudgeSpec, Progress
 from gateway.compare.report import write_report
+from gateway.compare.rewarding import add_rewards, reward_model_folder
 from gateway.compare.runner import CompareConfig, CompareError, run_compare, validate_arms, validate_judge
 from gateway.data.questions import Question, QuestionsError, parse_questions, sample
 from gateway.errors import LoragError, invalid
@@ -50,8 +51,12 @@ Connect = Callable[[str | None], AsyncOpenAI]  # the caller's API key -> a clien
 class CompareService:
     """The runs of one gateway: in memory, and on disk under ``folder``."""
 
-    def __init__(self, folder: Path, connect: Connect, max_running: int = MAX_RUNNING, outbound: tuple[str, ...] = ()):
+    def __init__(
+        self, folder: Path, connect: Connect, max_running: int = MAX_RUNNING, outbound: tuple[str, ...] = (),
+        adapters_dir: Path = Path("adapters"), cache_dir: Path = Path("~/.cache/lorag"),
+    ):  # fmt: skip
         self.folder, self.connect, self.max_running = Path(folder), connect, max_running
+        self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir).expanduser()  # reward models
         self.outbound = outbound  # URL prefixes a judge endpoint may have; none: only this gateway
         self.runs: dict[str, CompareRun] = {}
         self.tasks: dict[str, asyncio.Task] = {}  # the runs going now, by id
@@ -81,6 +86,14 @@ class CompareService:
     ) -> CompareRun:
         """Check the request and start the run; 400 naming the field at fault, 429 when enough runs are going."""
         questions, config = _parse(body)
+        reward = None
+        if body.reward_model:
+            if "/" in body.reward_model:
+                raise invalid("reward_model", "name a reward model in the adapters folder, not a path")
+            try:
+                reward = reward_model_folder(body.reward_model, self.adapters_dir)
+            except CompareError as e:
+                raise invalid("reward_model", str(e)) from None
         if body.judge and body.judge.base_url and not allowed_url(body.judge.base_url, self.outbound):
             raise invalid(
                 "judge.base_url",
@@ -105,7 +118,7 @@ class CompareService:
             progress=Progress(done=0, total=len(questions) * len(config.arms)), report=links, owner=owner,
         )  # fmt: skip
         self._save(run)
-        task = asyncio.create_task(self._execute(run_id, client, questions, config, judge_client))
+        task = asyncio.create_task(self._execute(run_id, client, questions, config, judge_client, reward))
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
         return run
@@ -136,13 +149,15 @@ class CompareService:
         (self.folder / run.id).mkdir(parents=True, exist_ok=True)
         (self.folder / run.id / "run.json").write_text(run.model_dump_json(indent=1))
 
-    async def _execute(self, run_id: str, client, questions, config, judge_client) -> None:
+    async def _execute(self, run_id: str, client, questions, config, judge_client, reward: Path | None) -> None:
         def progress(done: int, total: int) -> None:
             self.runs[run_id] = self.runs[run_id].model_copy(update={"progress": Progress(done=done, total=total)})
 
         update: dict[str, Any] = {"status": "failed", "error": "the run stopped"}
         try:
             result = await run_compare(client, questions, config, judge_client=judge_client, progress=progress)
+            if reward is not None:
+                await add_rewards(result, reward, self.cache_dir)
             report = await asyncio.to_thread(write_report, result, self.folder / run_id)
             update = {"status": "completed", "summary": report["summary"]}
         except asyncio.CancelledError:  # cancel(): its requests are cancelled with it
@@ -171,7 +186,7 @@ def _parse(body: CompareRequest) -> tuple[list[Question], CompareConfig]:
         config = CompareConfig(
             arms=body.arms, max_tokens=body.max_tokens, temperature=body.temperature, concurrency=body.concurrency,
             system=body.system, judge_model=body.judge and body.judge.model,
-            judge_base_url=body.judge and body.judge.base_url, seed=body.seed,
+            judge_base_url=body.judge and body.judge.base_url, seed=body.seed, reward_model=body.reward_model,
         )  # fmt: skip
     except QuestionsError as e:
         raise invalid("questions_file" if body.questions_file else "questions", str(e)) from None

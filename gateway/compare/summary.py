@@ -19,12 +19,13 @@ from gateway.compare.runner import CompareResult
 from gateway.compare.scoring import METRICS
 from gateway.compare.stats import mean_ci, paired_test
 
-OPTIONAL_METRICS = ("judge", "source_recall")
+OPTIONAL_METRICS = ("judge", "reward", "source_recall")
 LABELS = {
     "exact_match": "exact match",
     "f1": "token F1",
     "rouge_l": "ROUGE-L",
     "judge": "judge",
+    "reward": "reward model",
     "source_recall": "answer in sources",
 }
 
@@ -47,6 +48,8 @@ def scores_by_arm(result: CompareResult) -> dict[str, dict[str, np.ndarray]]:
 def _has(result: CompareResult, arm: str, metric: str) -> bool:
     if metric == "judge":
         return result.config.judge_model is not None
+    if metric == "reward":
+        return result.config.reward_model is not None
     return any(answer.arm == arm and "source_recall" in answer.scores for answer in result.answers)
 
 
