@@ -3,9 +3,12 @@
 Drives the Debian chromium (headless, through Playwright) the way a user would: creates the
 knowledge base ``handbook`` from the project's docs by uploading them, searches it, chats with
 ``<base>@handbook``, sends one prompt to the base model and the first adapter side by side, opens
-the adapters, and runs a comparison on the identity questions of the demo adapter. Then the
-same chat on a phone-sized screen. Desktop pages are 1366 x 768 (the Playground 1366 x 1080, so
-that its answer, sources and statistics fit the conversation box); the phone is 390 x 844.
+the adapters, runs a comparison on the identity questions of the demo adapter, and last (so that
+its adapter is in no other picture) trains the base model on the demo's identity data for two
+epochs on the Train page. Then the same chat on a phone-sized screen. ``--only train`` shoots
+the Train page alone and leaves the other pictures as they are. Desktop pages are 1366 x 768
+(the Playground 1366 x 1080, so that its answer, sources and statistics fit the conversation
+box); the phone is 390 x 844.
 
 Without ``--url`` it serves the test demo (fake engine, hashing embedder) in process; with
 ``--url`` it works on a running gateway, e.g. ``LORAG_ENGINE=local lorag serve`` with the
@@ -30,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 KB = "handbook"
 DOCS = ["api.md", "serving.md", "rag.md", "training.md"]
 QUESTIONS = REPO / "tuner" / "data" / "lorag-identity" / "eval.jsonl"
+TRAINING = REPO / "tuner" / "data" / "lorag-identity" / "train.jsonl"
 CHAT = "How do I require an API key for the gateway?"
 SIDE = "Who are you?"
 WAIT_MS = 300_000  # a real model on a small CPU takes its time
@@ -107,6 +111,26 @@ def desktop(context, url: str, out: Path, arms: list[str], work: Path) -> None:
     page.frame_locator("iframe.report").locator("table").first.wait_for()
     page.locator("iframe.report").scroll_into_view_if_needed()  # Chromium paints no off-screen sandboxed frame
     shoot(page, out, "compare")
+    train(page, out)
+
+
+def train(page, out: Path) -> None:
+    """Upload the identity training data, train on it for two epochs and shoot the job once it has ended."""
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#tr-file").set_input_files(TRAINING)
+    page.locator("#tr-upload", has_text=re.compile(r"^train\.jsonl: \d+ rows")).wait_for()
+    page.locator("#tr-epochs").fill("2")
+    page.locator("#tr-suffix").fill("identity")
+    page.get_by_role("button", name="Start job").click()
+    page.locator("#tr-state", has_text=re.compile("^(succeeded|failed|cancelled)$")).wait_for()
+    shoot(page, out, "train")
+
+
+def train_alone(context, url: str, out: Path) -> None:
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(url)
+    train(page, out)
 
 
 def phone(context, url: str, out: Path, base: str) -> None:
@@ -127,6 +151,7 @@ def main() -> None:
     parser.add_argument("--url", help="a running gateway (default: serve the test demo in process)")
     parser.add_argument("--key", help="an admin API key for --url, if it needs one")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "console")
+    parser.add_argument("--only", choices=["train"], help="shoot this page alone (it trains an adapter)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -140,14 +165,17 @@ def main() -> None:
             url = stack.enter_context(demo_gateway(work / "demo", word_delay_s=0.02)).url
         arms = models(url, args.key)
         browser = launch(playwright)
-        for viewport, shots in ((DESKTOP, desktop), (PHONE, phone)):
+        pages = ((DESKTOP, train_alone),) if args.only == "train" else ((DESKTOP, desktop), (PHONE, phone))
+        for viewport, shots in pages:
             context = browser.new_context(viewport=viewport, device_scale_factor=1)
             if args.key:
                 context.add_init_script(f"sessionStorage.setItem('lorag.apiKey', {json.dumps(args.key)})")
             if shots is desktop:
                 desktop(context, url, args.out, arms, work)
-            else:
+            elif shots is phone:
                 phone(context, url, args.out, arms[0])
+            else:
+                shots(context, url, args.out)
             context.close()
         browser.close()
 

@@ -2,7 +2,9 @@
 // forward work; arrow keys move between them; they wrap onto two rows on a phone, so each is in
 // view), the API key field, and the server's health line.
 // Each page module exports init(), run once, and show(), run whenever its tab opens (and again
-// when the key changes).
+// when the key changes); pages that read /v1/models read it in show(), so they list a model that
+// a page added (a fine-tuning job's) when next opened. Such a page fires "lorag:models" on
+// window, and the health line counts the adapters again.
 
 import { getKey, setKey } from "./api.js";
 import * as adapters from "./adapters.js";
@@ -10,9 +12,10 @@ import * as compare from "./compare.js";
 import * as kb from "./knowledge.js";
 import * as playground from "./playground.js";
 import * as side from "./side.js";
+import * as train from "./train.js";
 import { $, notify } from "./ui.js";
 
-const pages = { playground, side, kb, adapters, compare };
+const pages = { playground, side, kb, train, adapters, compare };
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 let current = null;
 
@@ -92,5 +95,6 @@ for (const tab of tabs) {
 initKey();
 for (const page of Object.values(pages)) page.init();
 window.addEventListener("popstate", () => open(location.hash.slice(1)));
+window.addEventListener("lorag:models", health);
 open(location.hash.slice(1));
 health();
