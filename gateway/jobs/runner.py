@@ -31,6 +31,8 @@ from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check, last_error, train_command
 
 log = logging.getLogger(__name__)
+MAX_CHECKPOINTS = 10
+"""Checkpoints a job saves at most: one per epoch, or one every few epochs for a long job."""
 Serve = Callable[[str], Awaitable[str | None]]
 """Hot-load the adapter of this name; None when it is served, else why it was refused."""
 
@@ -106,8 +108,9 @@ class Runner:
             param = "training_file" if recipe["dataset"] in str(e) else None
             self.finish(job_id, "failed", JobError(code="invalid_training_file", message=str(e), param=param))
             return False
-        steps = max(1, -(-rows["train"] // int(recipe.get("batch_size", 4))))
-        recipe.setdefault("save_steps", steps)  # a checkpoint at the end of every epoch, as OpenAI makes them
+        epoch = max(1, -(-rows["train"] // int(recipe.get("batch_size", 4))))
+        epochs = -(-float(recipe.get("num_train_epochs", 1)) // MAX_CHECKPOINTS)
+        recipe.setdefault("save_steps", int(epoch * epochs))  # at the end of an epoch, as OpenAI saves; ten at most
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
         self.update(job_id, status="queued")
         self.event(job_id, f"Files validated: {rows['train']} training rows, {rows['eval']} validation rows")

@@ -2,8 +2,9 @@
 
 The gateway never imports training code; ``lorag finetune`` and the fine-tuning jobs both start
 ``python -m tuner train`` with :func:`train_command` (through ``accelerate launch`` for several
-processes), and check data and recipes with :func:`check`, which runs in a second or two
-because no model is loaded. This module knows nothing about jobs or HTTP.
+processes), and check data and recipes with :func:`check`, which loads no model: a data file is
+read in about a second, a recipe in several (TRL's config classes are imported to check its
+fields). This module knows nothing about jobs or HTTP.
 """
 
 from __future__ import annotations

@@ -70,9 +70,11 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     assert client.files.retrieve(file.id).id == file.id
     assert client.files.content(file.id).text == chats()
 
+    held_out = upload(client, tmp_path, chats(2), "held-out.jsonl")
     job = client.fine_tuning.jobs.create(
-        model=base, training_file=file.id, suffix="who", seed=7, method=supervised(**FAST), metadata={"team": "a"}
-    )
+        model=base, training_file=file.id, validation_file=held_out.id, suffix="who", seed=7,
+        method=supervised(**FAST), metadata={"team": "a"},
+    )  # fmt: skip
     assert job.status == "validating_files" and job.hyperparameters.batch_size == 4 and job.seed == 7
     job = finished(client, job.id)
     assert job.status == "succeeded", job.error
@@ -83,7 +85,8 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     steps = [e.data["step"] for e in events if e.type == "metrics"]
     assert steps == sorted(steps, reverse=True) and steps[0] == 20  # newest first, every step logged
-    assert all("train_loss" in e.data for e in events if e.type == "metrics")
+    assert all("train_loss" in e.data or "valid_loss" in e.data for e in events if e.type == "metrics")
+    assert len([e for e in events if "valid_loss" in (e.data or {})]) >= 10  # an evaluation per epoch
     assert events[0].message == "The job has successfully completed"
     page = client.fine_tuning.jobs.list_events(job.id, limit=3)
     assert len(page.data) == 3 and page.has_more
@@ -92,7 +95,7 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
 
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
     assert [c.step_number for c in checkpoints] == [20, 18, 16]  # one per epoch, the last three kept
-    assert checkpoints[0].metrics.train_loss > 0
+    assert checkpoints[0].metrics.train_loss > 0 and checkpoints[0].metrics.valid_loss > 0
     assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-20"
 
     assert {m.id: m.parent for m in client.models.list()}[job.fine_tuned_model] == base
