@@ -209,7 +209,8 @@ class Recipe(BaseModel):
                 f"unknown field '{unknown[0]}': neither a lorag recipe field nor a field of TRL's "
                 f"{config_class(self.method).__name__}"
             )
-        check_types(self.method, self.model_extra or {})
+        if self.__pydantic_extra__:
+            self.__pydantic_extra__.update(check_types(self.method, self.__pydantic_extra__))
         return self
 
     def trl(self, name: str):

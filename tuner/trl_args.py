@@ -62,8 +62,9 @@ def config_fields(method: str) -> set[str]:
     return {f.name for f in dataclasses.fields(config_class(method)) if f.init} - SET_BY_LORAG
 
 
-def check_types(method: str, fields: dict) -> None:
-    """ValueError naming the first of ``fields`` whose value does not fit the type TRL declares for it.
+def check_types(method: str, fields: dict) -> dict:
+    """``fields`` as TRL's declared types read them (YAML's string "3e-4" becomes the float 3e-4); ValueError
+    naming the first field whose value does not fit its type.
 
     TRL's configs are plain dataclasses, which take any value; their annotations are what TRL means.
     """
@@ -74,10 +75,11 @@ def check_types(method: str, fields: dict) -> None:
         **{k: (hints[k], ...) for k in fields},
     )
     try:
-        model(**fields)
+        checked = model(**fields)
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         raise ValueError(f"{first['loc'][0]}: {first['msg']}") from None
+    return {k: getattr(checked, k) for k in fields}
 
 
 def trl_value(method: str, fields: dict, name: str):

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tuner.checks import check_recipe
 from tuner.config import ConfigError, load_recipe
-from tuner.formats import load_conversations
-from tuner.preferences import load_preferences
 
 CONFIGS = sorted((Path(__file__).parents[2] / "tuner" / "configs").glob("*.yaml"))
 
@@ -18,10 +17,8 @@ def test_configs_are_shipped():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_parses_and_its_data_loads(path):
     recipe = load_recipe(path)
-    load = load_conversations if recipe.method == "sft" else load_preferences
-    assert load(recipe.dataset).rows
-    if recipe.eval_dataset:
-        assert load(recipe.eval_dataset).rows
+    rows = check_recipe(recipe)["rows"]  # read as its method reads it
+    assert rows["train"] > 0 and (rows["eval"] > 0 or not recipe.eval_dataset)
 
 
 def test_set_overrides_parse_values_as_yaml_and_paths_from_the_working_directory(tmp_path):
@@ -70,3 +67,10 @@ def test_trl_fields_ride_along_and_are_validated_by_trl(tmp_path):
     assert (recipe.trl("beta"), recipe.trl("learning_rate"), recipe.trl("max_length")) == (0.25, 5e-5, 1024)
     with pytest.raises(ConfigError, match="beta: Input should be a valid number"):
         load_recipe(path, ["beta=strong"])
+
+
+def test_a_trl_field_given_as_text_takes_trls_type(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: a\ndataset: d.jsonl\n")
+    recipe = load_recipe(path, ["learning_rate=3e-4"])  # YAML 1.1 reads 3e-4 as a string
+    assert recipe.trl("learning_rate") == 3e-4 and isinstance(recipe.trl_fields["learning_rate"], float)
