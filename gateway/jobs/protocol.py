@@ -9,7 +9,7 @@ extensions are marked ``# extension``. This module knows nothing about storage o
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,12 +55,12 @@ class Hyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: Auto | int = Field("auto", description="Examples per step; auto: 4.")
-    learning_rate_multiplier: Auto | float = Field(
+    batch_size: Annotated[int, Field(ge=1, le=1024)] | Auto = Field("auto", description="Examples per step; auto: 4.")
+    learning_rate_multiplier: Annotated[float, Field(gt=0, le=1000)] | Auto = Field(
         "auto", description="Scales lorag's learning rate for the method (2e-4 for supervised LoRA, 5e-5 for DPO)."
     )
-    n_epochs: Auto | int = Field("auto", description="Passes over the training file; auto: 3.")
-    beta: Auto | float | None = Field(None, description="DPO: how far the model may move from the base model.")
+    n_epochs: Annotated[int, Field(ge=1, le=10000)] | Auto = Field("auto", description="Passes over the file; auto: 3.")
+    beta: Annotated[float, Field(gt=0, le=100)] | Auto | None = Field(None, description="DPO: distance from the base.")
 
 
 class MethodSettings(BaseModel):

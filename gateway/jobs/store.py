@@ -104,8 +104,8 @@ class JobStore:
 
     def jobs_using(self, file_id: str) -> list[str]:
         rows = self._rows("SELECT id, body FROM jobs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')")
-        return [job_id for job_id, body in rows if file_id in (json.loads(body)["training_file"],
-                                                                 json.loads(body).get("validation_file"))]  # fmt: skip
+        jobs = [Job.model_validate_json(body) for _, body in rows]
+        return [job.id for job in jobs if file_id in (job.training_file, job.validation_file)]
 
     # events and checkpoints
 

@@ -156,6 +156,8 @@ def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, t
         with pytest.raises(openai.BadRequestError) as refused:
             client.fine_tuning.jobs.create(**request)
         assert refused.value.body["param"] == param, refused.value.body
+    with pytest.raises(openai.BadRequestError, match="less than or equal to 10000"):
+        client.fine_tuning.jobs.create(**good, method=supervised(n_epochs=10**12))
     with pytest.raises(openai.NotFoundError):
         client.fine_tuning.jobs.retrieve("ftjob-nope")
     assert len(client.fine_tuning.jobs.list().data) == count
