@@ -33,6 +33,11 @@ def pairs(
     seed: Annotated[int, typer.Option(help="Seed of the sampling and of the order the judge sees.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Prompts in the works at once.")] = 4,
     judge_model: Annotated[str | None, typer.Option(help="Model that ranks the answers; default: --model.")] = None,
+    prefer: Annotated[
+        str | None,
+        typer.Option(help='What makes an answer the best; the judge reads "the best (PREFER)". '
+                     'Default: "the most helpful, correct and honest".'),  # fmt: skip
+    ] = None,
     judge_base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API of the judge; default: the one sampled from.")
     ] = None,
@@ -53,15 +58,17 @@ def pairs(
     try:
         asked = load_prompts(prompts)
         config = PairsConfig(model, samples, temperature, max_tokens, seed, concurrency)
+        if prefer is not None and not prefer.strip():
+            raise ValueError("--prefer must say what makes an answer the best")
     except ValueError as e:  # QuestionsError too
         fail(str(e))
     with gateway_at(base_url, api_key, engine) as (url, key):
-        rows, report = _run(url, key, asked, config, judge_model or model, judge_base_url, judge_api_key)
+        rows, report = _run(url, key, asked, config, judge_model or model, prefer, judge_base_url, judge_api_key)
     write_jsonl(rows, out)
     typer.echo(f"wrote {report.pairs} pairs to {out}: {report.summary()}")
 
 
-def _run(url: str, key: str | None, prompts: list[str], config, judge_model: str, judge_url: str | None, judge_key):
+def _run(url: str, key: str | None, prompts: list[str], config, judge_model: str, prefer: str | None, judge_url, judge_key):
     import openai
     from openai import AsyncOpenAI
 
@@ -81,7 +88,7 @@ def _run(url: str, key: str | None, prompts: list[str], config, judge_model: str
             except openai.NotFoundError:
                 fail(f"unknown model '{config.model}' at {url}: GET {url}/v1/models lists the models it serves")
             await validate_judge(judge_client, judge_model, judge_url or url)
-            ranker = Ranker(Judge(judge_client, judge_model))
+            ranker = Ranker(Judge(judge_client, judge_model), prefer=prefer)
             return await build_pairs(client, prompts, config, ranker, judge_model, bar=True)
         finally:
             await client.close()

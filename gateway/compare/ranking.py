@@ -25,8 +25,9 @@ from gateway.data.pairs import Ranking
 
 RANK_MAX_TOKENS = 256
 REASON_MAX_CHARS = 300  # a small judge left free fills max_tokens with its reason, and the JSON is cut off
-PROMPT = """You are comparing {count} answers to the same prompt. Decide which answer is the best (the most \
-helpful, correct and honest) and which is the worst.
+PREFER = "the most helpful, correct and honest"  # what "best" means unless the user says otherwise (--prefer)
+PROMPT = """You are comparing {count} answers to the same prompt. Decide which answer is the best ({prefer}) \
+and which is the worst.
 
 Prompt:
 {prompt}
@@ -41,9 +42,9 @@ _WORDS = {key: re.compile(rf"\b{key}\b[^0-9\n]{{0,24}}?(\d+)", re.IGNORECASE) fo
 _REASON = re.compile(r"\breason\b\W*(.+)", re.IGNORECASE)
 
 
-def ranking_prompt(prompt: str, answers: list[str]) -> str:
+def ranking_prompt(prompt: str, answers: list[str], prefer: str = PREFER) -> str:
     numbered = "\n\n".join(f"Answer {number}:\n{answer}" for number, answer in enumerate(answers, start=1))
-    return PROMPT.format(count=len(answers), prompt=prompt, answers=numbered)
+    return PROMPT.format(count=len(answers), prompt=prompt, answers=numbered, prefer=prefer)
 
 
 def ranking_format(count: int) -> dict:
@@ -77,13 +78,16 @@ def parse_ranking(reply: str, count: int) -> Ranking:
 
 
 class Ranker:
-    """Ranks answers with ``judge``: a :data:`gateway.data.pairs.Rank`; ``structured=False`` asks in text only."""
+    """Ranks answers with ``judge``: a :data:`gateway.data.pairs.Rank`; ``structured=False`` asks in text only.
 
-    def __init__(self, judge: Judge, structured: bool = True):
-        self.judge, self.structured = judge, structured
+    ``prefer`` says what makes an answer the best, in words the prompt reads after "the best" (e.g. "the
+    shortest answer that is still correct"): the principle an AI-feedback judge applies."""
+
+    def __init__(self, judge: Judge, structured: bool = True, prefer: str | None = None):
+        self.judge, self.structured, self.prefer = judge, structured, " ".join((prefer or PREFER).split())
 
     async def __call__(self, prompt: str, answers: list[str]) -> Ranking:
-        text, response_format = ranking_prompt(prompt, answers), None
+        text, response_format = ranking_prompt(prompt, answers, self.prefer), None
         if self.structured:
             response_format = ranking_format(len(answers))
         try:

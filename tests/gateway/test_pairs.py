@@ -95,6 +95,8 @@ def test_the_judge_defaults_to_the_sampled_model_at_the_same_endpoint(make_gatew
     assert row["judge"] == "alpha" and row["samples"] == 4
     assert row["chosen"] == "answer 3 to Say hello." and row["rejected"] == "answer 0 to Say hello."
     assert {adapter for _, _, adapter in served.engine.calls} == {"alpha"}
+    (judged,) = [messages[-1].content for messages, params, _ in served.engine.calls if params.json_schema]
+    assert "Decide which answer is the best (the most helpful, correct and honest) and which is the worst." in judged
 
 
 @pytest.mark.parametrize(
@@ -121,6 +123,7 @@ def test_a_bad_prompts_file_is_one_line_naming_the_row(gateway, tmp_path, name, 
         (["--model", "nope"], "unknown model 'nope' at http://127.0.0.1:"),
         (["--model", "alpha", "--judge-model", "gpt-5"], "unknown judge model 'gpt-5' at http://127.0.0.1:"),
         (["--model", "alpha", "-k", "1"], "a pair needs at least 2 samples per prompt"),
+        (["--model", "alpha", "--prefer", "  "], "--prefer must say what makes an answer the best"),
     ],
 )
 def test_unknown_models_and_bad_options_fail_before_any_sample(gateway, tmp_path, extra, message):
@@ -184,6 +187,24 @@ def test_a_judge_without_json_schema_outputs_is_asked_in_text():
     asyncio.run(ranker("Q2?", ["good", "bad"]))
     assert ["response_format" in call for call in completions.calls] == [True, False, False]
     assert "Answer 1:\ngood\n\nAnswer 2:\nbad" in completions.calls[0]["messages"][0]["content"]
+
+
+def test_prefer_tells_the_judge_what_makes_an_answer_the_best(make_gateway, tmp_path):
+    def shortest_when_asked(messages, params, adapter):
+        prompt = next(m.content for m in messages if m.role == "user")
+        if not params.json_schema:
+            return "Hi." if params.seed % 2 else f"Hello there, answer {params.seed}, how nice to meet you."
+        if "the best (the shortest answer that is still correct)" not in prompt:
+            return "no ranking without the principle"
+        lengths = {int(n): len(a) for n, a in re.findall(r"Answer (\d+):\n(.*)", prompt)}
+        return json.dumps({"best": min(lengths, key=lengths.get), "worst": max(lengths, key=lengths.get), "reason": "short"})
+
+    served, out = make_gateway(FakeEngine(reply=shortest_when_asked)), tmp_path / "pairs.jsonl"
+    result = run(str(write_prompts(tmp_path, ["Say hello."])), "--out", str(out), "--model", "alpha", "-k", "2",
+                 "--base-url", served.url, "--prefer", "the shortest  answer that is still correct")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["chosen"] == "Hi." and row["rejected"].startswith("Hello there")
 
 
 def test_failed_requests_are_counted_and_concurrency_is_bounded():
