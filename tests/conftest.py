@@ -75,7 +75,7 @@ def tiny_model_dir(tiny_raw_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
-    """The embedded Gemma 3 270M, prepared into the user's lorag cache (about 70 s the first time)."""
+    """The embedded default model (SmolLM2-135M-Instruct), prepared into the user's lorag cache (once)."""
     from gateway.settings import get_settings
     from serve.models import prepare
 

@@ -35,8 +35,10 @@ def pairs(
     judge_model: Annotated[str | None, typer.Option(help="Model that ranks the answers; default: --model.")] = None,
     prefer: Annotated[
         str | None,
-        typer.Option(help='What makes an answer the best; the judge reads "the best (PREFER)". '
-                     'Default: "the most helpful, correct and honest".'),  # fmt: skip
+        typer.Option(
+            help='What makes an answer the best; the judge reads "the best (PREFER)". '
+            'Default: "the most helpful, correct and honest".'
+        ),
     ] = None,
     judge_base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API of the judge; default: the one sampled from.")
@@ -68,7 +70,9 @@ def pairs(
     typer.echo(f"wrote {report.pairs} pairs to {out}: {report.summary()}")
 
 
-def _run(url: str, key: str | None, prompts: list[str], config, judge_model: str, prefer: str | None, judge_url, judge_key):
+def _run(
+    url: str, key: str | None, prompts: list[str], config, judge_model: str, prefer: str | None, judge_url, judge_key
+):
     import openai
     from openai import AsyncOpenAI
 

@@ -2,8 +2,8 @@
 
 The ``reader_adapter`` was trained on RAFT chats about invented people (tests/reader.py); here
 other invented people, never seen in training, are uploaded to a new knowledge base over HTTP,
-and every question about them goes to ``reader@people`` on the gateway (LocalEngine, embedded
-Gemma 3 270M). The adapter must answer with the fact and cite its source by number, and the
+and every question about them goes to ``reader@people`` on the gateway (LocalEngine, the embedded
+default model). The adapter must answer with the fact and cite its source by number, and the
 response's ``citations`` must name the document the fact came from. Once that document is
 deleted, it is no longer among the sources. (Whether the answer then changes is not asserted:
 with ten cities and eight colours, a distractor person often shares the value.)

@@ -1,4 +1,4 @@
-"""`lorag compare` in process on the embedded Gemma 3 270M: the base model against the identity adapter.
+"""`lorag compare` in process on the embedded default model: the base model against the identity adapter.
 
 The command starts the gateway itself (in-process engine), asks held-out identity questions of
 both arms, and writes the report; the adapter, trained to say who it is, must score higher.

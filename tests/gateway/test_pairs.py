@@ -197,7 +197,8 @@ def test_prefer_tells_the_judge_what_makes_an_answer_the_best(make_gateway, tmp_
         if "the best (the shortest answer that is still correct)" not in prompt:
             return "no ranking without the principle"
         lengths = {int(n): len(a) for n, a in re.findall(r"Answer (\d+):\n(.*)", prompt)}
-        return json.dumps({"best": min(lengths, key=lengths.get), "worst": max(lengths, key=lengths.get), "reason": "short"})
+        shortest, longest = min(lengths, key=lengths.get), max(lengths, key=lengths.get)
+        return json.dumps({"best": shortest, "worst": longest, "reason": "short"})
 
     served, out = make_gateway(FakeEngine(reply=shortest_when_asked)), tmp_path / "pairs.jsonl"
     result = run(str(write_prompts(tmp_path, ["Say hello."])), "--out", str(out), "--model", "alpha", "-k", "2",
