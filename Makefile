@@ -65,7 +65,7 @@ lint: install
 # Knowledge injection demo (docs/compare.md): KB `bio` of the Wiki-Newpages bio test documents; adapters
 # bio-sft (continued pretraining on those documents + train-split QA chats) and bio-raft (RAFT chats from
 # a KB of the train documents); then every arm on a sample of the test questions. Sizes fit 2 CPU cores
-# (20 to 30 minutes); *_STEPS=-1 trains for DEMO_EPOCHS / one epoch instead, for a GPU.
+# (about 50 minutes, half of it RAFT); *_STEPS=-1 trains for DEMO_EPOCHS / one epoch instead, for a GPU.
 QA_DIR ?= ../shared/data/qa/wiki-newpages-2023-10-bio
 QA_TRAIN := $(QA_DIR)/1138_num_qa_6136bio_pit_train.json
 QA_TEST := $(QA_DIR)/127_num_qa_663bio_pit_test.json
@@ -73,8 +73,8 @@ DEMO_WORK ?= runs/compare-demo
 DEMO_QA ?= 100
 DEMO_EPOCHS ?= 2
 DEMO_SFT_STEPS ?= 30
-DEMO_RAFT ?= 80
-DEMO_RAFT_STEPS ?= 10
+DEMO_RAFT ?= 240
+DEMO_RAFT_STEPS ?= 60
 DEMO_LIMIT ?= 40
 DEMO_MAX_TOKENS ?= 32
 DEMO_BASE ?= smollm2-135m-instruct
