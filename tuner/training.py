@@ -110,10 +110,23 @@ def callbacks(recipe: Recipe) -> list:
 def train(trainer, recipe: Recipe, run: Start) -> dict:
     """Train (resuming when the recipe says so); the training metrics for the manifest."""
     resume = recipe.resume_from_checkpoint or None
-    if resume is True and not list(run.run_dir.glob("checkpoint-*")):
-        raise TrainingError(f"nothing to resume: no checkpoint in {run.run_dir}")
+    if resume is True:
+        resume = str(last_complete_checkpoint(run.run_dir))
     result = trainer.train(resume_from_checkpoint=resume)
     return {"train_loss": result.training_loss, "train_runtime_s": result.metrics.get("train_runtime")}
+
+
+def last_complete_checkpoint(run_dir: Path) -> Path:
+    """The latest checkpoint that was saved in full; later ones, cut off by a killed process, are removed.
+
+    Transformers writes ``trainer_state.json`` last, so a checkpoint without it is incomplete."""
+    steps = {int(path.name[11:]): path for path in run_dir.glob("checkpoint-*") if path.name[11:].isdigit()}
+    for _, checkpoint in sorted(steps.items(), reverse=True):
+        if (checkpoint / "trainer_state.json").is_file():
+            return checkpoint
+        if is_main_process():
+            shutil.rmtree(checkpoint)
+    raise TrainingError(f"nothing to resume: no complete checkpoint in {run_dir}")
 
 
 def held_out_split(rows: list, fraction: float, seed: int) -> tuple[list, list]:

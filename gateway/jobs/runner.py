@@ -126,7 +126,7 @@ class Runner:
         model_dir = await asyncio.to_thread(self.base_model_dir)
         runs, events = work / "runs", work / "events.jsonl"
         overrides = [f"events_file={events}"]
-        if resume and list((runs / name).glob("checkpoint-*")):
+        if resume and list((runs / name).glob("checkpoint-*/trainer_state.json")):  # a checkpoint saved in full
             overrides.append("resume_from_checkpoint=true")
         command = train_command(work / "recipe.yaml", model_dir, self.adapters_dir, runs, self.cache_dir, overrides,
                                 int(recipe.get("num_processes", 1)))  # fmt: skip

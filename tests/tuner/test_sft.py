@@ -111,6 +111,27 @@ def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, dataset, tmp_
         run(recipe(dataset, name="fresh", resume_from_checkpoint=True), tiny_model_dir, adapters, runs)
 
 
+def test_resume_skips_a_checkpoint_cut_off_by_a_killed_process(tiny_model_dir, dataset, tmp_path):
+    adapters, runs = tmp_path / "a", tmp_path / "r"
+    run(recipe(dataset, max_steps=2, save_steps=2), tiny_model_dir, adapters, runs)
+    cut_off = runs / "tiny" / "checkpoint-3"  # killed while saving: the weights, no trainer state
+    cut_off.mkdir()
+    (cut_off / "adapter_config.json").write_text("{}")
+    resumed = run(
+        recipe(dataset, max_steps=4, save_steps=2, resume_from_checkpoint=True, overwrite=True),
+        tiny_model_dir,
+        adapters,
+        runs,
+    )
+    steps = [e["step"] for e in json.loads((resumed / "lorag.json").read_text())["history"]["train"]]
+    assert steps == [1, 2, 3, 4]  # steps 1 and 2 from the first run, 3 and 4 after checkpoint-2
+    assert not cut_off.exists()
+    (runs / "tiny" / "checkpoint-4" / "trainer_state.json").unlink()
+    (runs / "tiny" / "checkpoint-2" / "trainer_state.json").unlink()
+    with pytest.raises(TrainingError, match="no complete checkpoint"):
+        run(recipe(dataset, max_steps=4, resume_from_checkpoint=True, overwrite=True), tiny_model_dir, adapters, runs)
+
+
 def test_classification_eval_reports_accuracy_precision_recall_f1(tiny_model_dir, tmp_path):
     path = tmp_path / "sentiment.csv"
     path.write_text("text,label\ngreat film,positive\ndull plot,negative\nloved it,positive\nboring,negative\n")
