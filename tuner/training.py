@@ -117,16 +117,23 @@ def train(trainer, recipe: Recipe, run: Start) -> dict:
 
 
 def last_complete_checkpoint(run_dir: Path) -> Path:
-    """The latest checkpoint that was saved in full; later ones, cut off by a killed process, are removed.
-
-    Transformers writes ``trainer_state.json`` last, so a checkpoint without it is incomplete."""
+    """The latest checkpoint that was saved in full; later ones, cut off by a killed process, are removed."""
     steps = {int(path.name[11:]): path for path in run_dir.glob("checkpoint-*") if path.name[11:].isdigit()}
     for _, checkpoint in sorted(steps.items(), reverse=True):
-        if (checkpoint / "trainer_state.json").is_file():
+        if _saved_in_full(checkpoint):
             return checkpoint
         if is_main_process():
             shutil.rmtree(checkpoint)
     raise TrainingError(f"nothing to resume: no complete checkpoint in {run_dir}")
+
+
+def _saved_in_full(checkpoint: Path) -> bool:
+    """Transformers writes ``trainer_state.json`` last: a checkpoint without it, whole, is incomplete."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def held_out_split(rows: list, fraction: float, seed: int) -> tuple[list, list]:
