@@ -4,7 +4,7 @@ Both families learn the same preference from the shipped brevity recipes: short,
 ``lorag finetune tuner/configs/brevity-dpo.yaml`` learns it from pairs; ``brevity-reward.yaml``
 learns a reward model from pairs and ``brevity-grpo.yaml`` samples answers, scores them with it
 and updates the policy. A user sees the change on 8 questions no step trained on: the greedy
-answers get shorter, and after DPO they stay right. About ten minutes on two CPU cores.
+answers get shorter, and they stay right. About ten minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def right(answers: list[str]) -> int:
     return sum(expected in answer.lower() for answer, (_, expected) in zip(answers, HELD_OUT, strict=True))
 
 
+def summary(before: list[str], after: list[str]) -> str:
+    return (f"held-out answers: {mean_words(before):.1f} words, {right(before)}/8 right before; "
+            f"{mean_words(after):.1f} words, {right(after)}/8 right after")  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def base_answers(embedded_model_dir) -> list[str]:
     return held_out_answers(embedded_model_dir, None)
@@ -77,13 +82,14 @@ def test_dpo_makes_held_out_answers_shorter_and_they_stay_right(embedded_model_d
     assert metrics["preference_accuracy"] >= 0.75 and metrics["reward_margin"] > 0
 
     answers = held_out_answers(embedded_model_dir, adapter)
-    print(f"held-out answers: {mean_words(base_answers):.1f} words, {right(base_answers)}/8 right before; "
-          f"{mean_words(answers):.1f} words, {right(answers)}/8 right after; {metrics}")  # fmt: skip
+    print(summary(base_answers, answers), metrics)
     assert mean_words(answers) < 0.6 * mean_words(base_answers)
     assert right(answers) >= right(base_answers) - 1
 
 
-def test_a_reward_model_then_grpo_make_held_out_answers_shorter(embedded_model_dir, base_answers, tmp_path):
+def test_a_reward_model_then_grpo_make_held_out_answers_shorter_and_they_stay_right(
+    embedded_model_dir, base_answers, tmp_path
+):
     scorer = finetune("brevity-reward.yaml", tmp_path)
     reward = json.loads((scorer / "lorag.json").read_text())
     assert reward["kind"] == "reward_model" and reward["metrics"]["pairwise_accuracy"] >= 0.75
@@ -92,6 +98,7 @@ def test_a_reward_model_then_grpo_make_held_out_answers_shorter(embedded_model_d
     metrics = json.loads((policy / "lorag.json").read_text())["metrics"]
     assert metrics["reward_after"] > metrics["reward_before"]
 
-    before, after = mean_words(base_answers), mean_words(held_out_answers(embedded_model_dir, policy))
-    print(f"held-out answers: {before:.1f} words before, {after:.1f} after; reward {metrics}")
-    assert after < before
+    answers = held_out_answers(embedded_model_dir, policy)
+    print(summary(base_answers, answers), reward["metrics"], metrics)
+    assert mean_words(answers) < mean_words(base_answers)
+    assert right(answers) >= right(base_answers) - 1
