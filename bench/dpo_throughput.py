@@ -1,7 +1,7 @@
 """DPO throughput: lorag's `method: dpo` path against plain TRL DPOTrainer with its default settings, in one run.
 
 Same base model (lorag's base model, by default the embedded SmolLM2-135M-Instruct, unless
---model-dir), same pairs (tuner/data/brevity: a short answer preferred to the base model's own),
+--model-dir), same pairs (tuner/data/brevity/trimmed-pairs.jsonl, the DPO demo's),
 same LoRA (r=8, alpha=16, all linear layers), same batch size and step count. Each arm runs in its
 own process so its peak memory is its own. Throughput is preference pairs per second over the timed
 steps, after warm-up steps.
@@ -23,7 +23,7 @@ from pathlib import Path
 from training_arms import run_arms, timed_train
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tuner" / "data" / "brevity" / "pairs.jsonl"
+DATA = ROOT / "tuner" / "data" / "brevity" / "trimmed-pairs.jsonl"
 STEPS = 6
 ARMS = ["trl", "lorag"]
 BATCH, RANK, ALPHA = 4, 8, 16
