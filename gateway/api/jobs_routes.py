@@ -1,7 +1,7 @@
 """Routes of OpenAI's files and fine-tuning API: ``/v1/files`` and ``/v1/fine_tuning/jobs``.
 
 Reading jobs, events, checkpoints and file descriptions needs a key as every ``/v1`` route does;
-uploading, deleting and downloading files and creating and cancelling jobs are training
+uploading, deleting and downloading files and creating, cancelling, pausing and resuming jobs are training
 actions, for admin keys and keys whose entry says ``train: true`` (``reads`` and ``writes``;
 the app factory attaches the checks). Routes are thin: the work is in
 :class:`gateway.jobs.service.FineTuning`. This module knows nothing about training.
@@ -91,6 +91,18 @@ async def retrieve_job(job_id: str, service: Service) -> Job:
 async def cancel_job(job_id: str, service: Service) -> Job:
     """Stop the job wherever it is; a cancelled job registers no model."""
     return await service.cancel(job_id)
+
+
+@writes.post("/fine_tuning/jobs/{job_id}/pause")
+async def pause_job(job_id: str, service: Service) -> Job:
+    """Stop a running job's training; its checkpoints are kept, and ``/resume`` trains on from the last one."""
+    return await service.pause(job_id)
+
+
+@writes.post("/fine_tuning/jobs/{job_id}/resume")
+async def resume_job(job_id: str, service: Service) -> Job:
+    """Train a paused job again, from its last checkpoint (from the start if it had none)."""
+    return service.resume(job_id)
 
 
 @reads.get("/fine_tuning/jobs/{job_id}/events")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 Auto = Literal["auto"]
-JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal["validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
 
 

@@ -6,7 +6,8 @@ come, first served); ``running`` is ``python -m tuner train`` in a process group
 whose progress file is read into events and checkpoints every ``poll_s``; on success the
 adapter, written into the adapters folder, is handed to ``serve`` (the catalog refresh that
 hot-loads it) before the job says ``succeeded``. Cancelling kills the process group and removes
-anything it wrote to the adapters folder, so a cancelled job registers nothing. After a restart
+anything it wrote to the adapters folder, so a cancelled job registers nothing. Pausing kills it
+too but keeps its checkpoints; resuming trains on from the last one saved in full. After a restart
 (:meth:`Runner.recover`), a job that was running has its orphaned process killed and resumes
 from its last checkpoint (or from the start when it had none). This module knows nothing about HTTP.
 """
@@ -48,6 +49,7 @@ class Runner:
         self.tasks: dict[str, asyncio.Task] = {}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.cancelling: set[str] = set()
+        self.pausing: set[str] = set()
         self.closing = False
 
     def work_dir(self, job_id: str) -> Path:
@@ -97,6 +99,7 @@ class Runner:
             self.finish(job_id, "failed", JobError(code="internal_error", message=f"{type(e).__name__}: {e}"))
         finally:
             self.cancelling.discard(job_id)
+            self.pausing.discard(job_id)
 
     async def _validate(self, job_id: str, recipe: dict, work: Path) -> bool:
         work.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,7 @@ class Runner:
         model_dir = await asyncio.to_thread(self.base_model_dir)
         runs, events = work / "runs", work / "events.jsonl"
         overrides = [f"events_file={events}"]
-        if resume and list((runs / name).glob("checkpoint-*/trainer_state.json")):  # a checkpoint saved in full
+        if resume and self._resume_step(runs / name):
             overrides.append("resume_from_checkpoint=true")
         command = train_command(work / "recipe.yaml", model_dir, self.adapters_dir, runs, self.cache_dir, overrides,
                                 int(recipe.get("num_processes", 1)))  # fmt: skip
@@ -145,6 +148,11 @@ class Runner:
         if job_id in self.cancelling:
             self._discard(job_id, name)
             self.finish(job_id, "cancelled")
+        elif job_id in self.pausing:
+            step = self._resume_step(runs / name)
+            self.update(job_id, status="paused", estimated_finish=None)
+            self.event(job_id, f"The job was paused: resuming continues from step {step}" if step else
+                               "The job was paused before its first checkpoint: resuming starts it again")  # fmt: skip
         elif code == 0 and (self.adapters_dir / name).exists():
             await self._serve(job_id, name)
         else:
@@ -183,7 +191,8 @@ class Runner:
     async def cancel(self, job_id: str, wait_s: float = 30.0) -> None:
         """Stop the job wherever it is; it ends ``cancelled`` with nothing registered."""
         process, task = self.processes.get(job_id), self.tasks.get(job_id)
-        if task is None:
+        if task is None:  # paused, or not started yet
+            self._discard(job_id, self.store.recipe(job_id)[0]["name"])
             self.finish(job_id, "cancelled")
             return
         self.cancelling.add(job_id)
@@ -193,6 +202,24 @@ class Runner:
             task.cancel()
         await asyncio.wait([task], timeout=wait_s)
 
+    async def pause(self, job_id: str, wait_s: float = 30.0) -> None:
+        """Stop a running job's training process; its checkpoints stay for :meth:`resume`."""
+        process, task = self.processes.get(job_id), self.tasks.get(job_id)
+        self.pausing.add(job_id)
+        await stop_group(process.pid, process.wait)
+        await asyncio.wait([task], timeout=wait_s)
+
+    def resume(self, job_id: str) -> None:
+        """Train a paused job again, from its last checkpoint saved in full."""
+        self.event(job_id, "The job was resumed")
+        self.start(self.update(job_id, status="queued"), resume=True)
+
+    @staticmethod
+    def _resume_step(run: Path) -> int | None:
+        """The step of the last checkpoint saved in full (``trainer_state.json`` is written last)."""
+        steps = [int(p.parent.name.rpartition("-")[2]) for p in run.glob("checkpoint-*/trainer_state.json")]
+        return max(steps, default=None)
+
     def _discard(self, job_id: str, name: str) -> None:
         """Remove what a cancelled job wrote: an adapter published in the last moment, and its checkpoints."""
         shutil.rmtree(self.adapters_dir / name, ignore_errors=True)
@@ -201,6 +228,8 @@ class Runner:
     async def recover(self) -> None:
         """Start every unfinished job again after a restart; a running one resumes from its last checkpoint."""
         for job in self.store.unfinished():
+            if job.status == "paused":
+                continue  # until someone resumes it
             resume = job.status == "running"
             if resume:
                 _, pid = self.store.recipe(job.id)

@@ -152,6 +152,22 @@ class FineTuning:
         await self.runner.cancel(job_id)
         return self.job(job_id)
 
+    async def pause(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        if job.status != "running" or job_id not in self.runner.processes:
+            raise LoragError(400, f"job {job_id} is {job.status}: only a running job can be paused",
+                             code="job_not_running")  # fmt: skip
+        await self.runner.pause(job_id)
+        return self.job(job_id)
+
+    def resume(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        if job.status != "paused":
+            raise LoragError(400, f"job {job_id} is {job.status}: only a paused job can be resumed",
+                             code="job_not_paused")  # fmt: skip
+        self.runner.resume(job_id)
+        return self.job(job_id)
+
     def events(self, job_id: str, after: str | None, limit: int) -> Page[JobEvent]:
         self.job(job_id)
         return self.store.events(job_id, after, limit)

@@ -115,7 +115,7 @@ def test_an_uploaded_file_trains_a_model_whose_loss_curve_is_drawn_and_which_the
     expect(page.locator("#sb-arms").get_by_label(name, exact=True)).to_be_attached()
 
 
-def test_a_long_jobs_curve_grows_while_it_runs_and_it_can_be_cancelled_on_a_phone(trainer, open_console):
+def test_a_long_jobs_curve_grows_while_it_runs_it_pauses_resumes_and_is_cancelled_on_a_phone(trainer, open_console):
     url, base = trainer
     upload = {"file": ("long.jsonl", chats().encode())}
     file = httpx.post(f"{url}/v1/files", files=upload, data={"purpose": "fine-tune"}, timeout=60).json()
@@ -133,6 +133,14 @@ def test_a_long_jobs_curve_grows_while_it_runs_and_it_can_be_cancelled_on_a_phon
         "n => document.querySelector('#tr-curve path.train').getAttribute('d').split(' ').length > n", arg=drawn
     )
     expect(page.locator("#tr-state")).to_have_text("running")
+    job.get_by_role("button", name="Pause").click()
+    expect(page.locator("#tr-state")).to_have_text("paused", timeout=60_000)
+    expect(job.locator("#tr-events li").first).to_contain_text("The job was paused")
+    expect(job.get_by_role("button", name="Pause")).to_have_count(0)
+    job.get_by_role("button", name="Resume").click()
+    expect(page.locator("#tr-state")).to_have_text(re.compile("^(queued|running)$"))
+    expect(job.get_by_role("button", name="Resume")).to_have_count(0)
+    expect(job.get_by_role("button", name="Pause")).to_be_visible(timeout=JOB_S * 1000)  # running again
     cancel.click()
 
     expect(page.locator("#tr-state")).to_have_text("cancelled", timeout=60_000)

@@ -205,5 +205,11 @@ def test_training_needs_a_key_that_may_train(make_gateway, tmp_path):
     assert served.client("reader-key-1").fine_tuning.jobs.list().data == []
     with pytest.raises(openai.PermissionDeniedError):
         served.client("reader-key-1").files.content(file.id)
+    for action in (
+        served.client("reader-key-1").fine_tuning.jobs.pause,
+        served.client("reader-key-1").fine_tuning.jobs.resume,
+    ):
+        with pytest.raises(openai.PermissionDeniedError):
+            action("ftjob-any")
     with pytest.raises(openai.AuthenticationError):
         served.client("no-such-key").fine_tuning.jobs.list()

@@ -1,17 +1,20 @@
 // Train: upload a training file (POST /v1/files checks every row; a bad one is refused with its
 // line), start a fine-tuning job on the served base model (OpenAI's `supervised` or `dpo`; lorag's
 // ORPO and KTO through the `lorag` extension), and follow a job: status, error, a live loss curve
-// (inline SVG from the `metrics` events, read once a second while the job is unfinished and the page
-// open) and Cancel. A job that succeeds is served at once as its `fine_tuned_model`, which the
+// (inline SVG from the `metrics` events, read once a second while the job is validating, queued or
+// running and the page open), Pause and Resume (a paused job trains on from its last checkpoint)
+// and Cancel. A job that succeeds is served at once as its `fine_tuned_model`, which the
 // Playground and Side by side list when their tab next opens (they read /v1/models on every show).
-// Uploads and starting or cancelling jobs need an admin key or one that may train; reading, a key.
+// Uploads and starting, pausing, resuming or cancelling jobs need an admin key or one that may
+// train; reading, a key.
 
 import { api, upload } from "./api.js";
 import { $, attempt, date, el, fmt, notify, status } from "./ui.js";
 
 const JOBS = "/v1/fine_tuning/jobs";
 const POLL_MS = 1000;
-const UNFINISHED = ["validating_files", "queued", "running"];
+const ACTIVE = ["validating_files", "queued", "running"]; // followed once a second
+const UNFINISHED = [...ACTIVE, "paused"];
 const PREFERENCE = { dpo: null, orpo: "orpo", kto: "kto" }; // console method -> lorag.method (dpo: OpenAI's own)
 const NAMES = { sft: "supervised", dpo: "DPO", orpo: "ORPO", kto: "KTO" };
 const [H, LEFT, RIGHT, TOP, BOTTOM] = [240, 56, 16, 12, 30]; // the chart's height and margins, in pixels
@@ -145,7 +148,7 @@ async function tick(w, known = null) {
   w.status = job.status;
   if (changed) attempt(listJobs);
   if (changed && job.status === "succeeded") window.dispatchEvent(new Event("lorag:models")); // a model more
-  if (UNFINISHED.includes(job.status) && !$("#train").hidden) w.timer = setTimeout(() => tick(w), POLL_MS);
+  if (ACTIVE.includes(job.status) && !$("#train").hidden) w.timer = setTimeout(() => tick(w), POLL_MS);
 }
 
 // The events not read yet, newest first in pages, down to the first one already seen.
@@ -197,10 +200,9 @@ function render(job, w) {
   const failure = job.error && el("p", { class: "status error", role: "alert", text: `Failed: ${job.error.message}` });
   $("#tr-error").replaceChildren(...(failure ? [failure] : []));
   const actions = $("#tr-actions");
-  if (!UNFINISHED.includes(job.status)) actions.replaceChildren();
-  else if (!actions.children.length) {
-    const onclick = (event) => cancel(job.id, event.target);
-    actions.append(el("button", { type: "button", class: "danger", text: "Cancel job", onclick }));
+  if (actions.dataset.status !== job.status) {
+    actions.dataset.status = job.status;
+    actions.replaceChildren(...jobActions(job));
   }
   $("#tr-facts").replaceChildren(...facts(job).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   const figure = $("#tr-curve");
@@ -224,10 +226,23 @@ function facts(job) {
   return rows;
 }
 
-async function cancel(id, button) {
+// Pause a running job, resume a paused one (POST /pause, /resume), cancel any unfinished one.
+function jobActions(job) {
+  if (!UNFINISHED.includes(job.status)) return [];
+  const button = (tail, text, busy, className) => {
+    const onclick = (event) => act(job.id, tail, busy, event.target);
+    return el("button", { type: "button", class: className, text, onclick });
+  };
+  const buttons = [];
+  if (job.status === "running") buttons.push(button("/pause", "Pause", "Pausing…", ""));
+  if (job.status === "paused") buttons.push(button("/resume", "Resume", "Resuming…", "primary"));
+  return [...buttons, button("/cancel", "Cancel job", "Cancelling…", "danger")];
+}
+
+async function act(id, tail, busy, button) {
   button.disabled = true;
-  button.textContent = "Cancelling…";
-  const job = await attempt(() => api(jobPath(id, "/cancel"), { method: "POST" }));
+  button.textContent = busy;
+  const job = await attempt(() => api(jobPath(id, tail), { method: "POST" }));
   if (watching?.id === id) watch(id, job ?? null);
 }
 
