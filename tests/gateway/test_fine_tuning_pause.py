@@ -18,6 +18,21 @@ from tests.gateway.test_fine_tuning_restart import _trainer_pid, alive
 from tests.gateway.test_serve_command import start_serve
 
 
+def start_job(client: OpenAI, model: str, folder, **hyperparameters):
+    """A long supervised job on ``chats()``: 60 epochs, a checkpoint every 6."""
+    (folder / "train.jsonl").write_text(chats())
+    file = client.files.create(file=(folder / "train.jsonl").open("rb"), purpose="fine-tune")
+    method = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 60, **hyperparameters}}}
+    return client.fine_tuning.jobs.create(model=model, training_file=file.id, method=method)
+
+
+def wait_for_a_checkpoint(client: OpenAI, job_id: str) -> None:
+    deadline = time.monotonic() + 120
+    while not client.fine_tuning.jobs.checkpoints.list(job_id).data:
+        assert time.monotonic() < deadline, client.fine_tuning.jobs.retrieve(job_id)
+        time.sleep(0.2)
+
+
 def wait_for(client: OpenAI, job_id: str, statuses: tuple[str, ...], timeout_s: float = 240):
     deadline = time.monotonic() + timeout_s
     while (job := client.fine_tuning.jobs.retrieve(job_id)).status not in statuses:
@@ -31,17 +46,10 @@ def test_a_paused_job_keeps_its_checkpoints_and_resumes_from_the_last_one(tiny_r
     server, port = start_serve(tiny_raw_dir, tiny_model_dir, **folders)
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=60)
     try:
-        (tmp_path / "train.jsonl").write_text(chats())
-        file = client.files.create(file=(tmp_path / "train.jsonl").open("rb"), purpose="fine-tune")
-        hyperparameters = {"n_epochs": 60, "learning_rate_multiplier": 50}
-        method = {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}
-        job = client.fine_tuning.jobs.create(model=str(tiny_raw_dir), training_file=file.id, method=method)
+        job = start_job(client, str(tiny_raw_dir), tmp_path, learning_rate_multiplier=50)
         with pytest.raises(openai.BadRequestError, match="only a paused job can be resumed"):
             client.fine_tuning.jobs.resume(job.id)
-        deadline = time.monotonic() + 120
-        while not client.fine_tuning.jobs.checkpoints.list(job.id).data:
-            assert time.monotonic() < deadline, client.fine_tuning.jobs.retrieve(job.id)
-            time.sleep(0.2)
+        wait_for_a_checkpoint(client, job.id)
         trainer = _trainer_pid(tmp_path, job.id)
 
         assert client.fine_tuning.jobs.pause(job.id).status == "paused"
@@ -77,14 +85,8 @@ def test_cancelling_a_paused_job_removes_its_checkpoints(tiny_raw_dir, tiny_mode
     server, port = start_serve(tiny_raw_dir, tiny_model_dir, **folders)
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=60)
     try:
-        (tmp_path / "train.jsonl").write_text(chats())
-        file = client.files.create(file=(tmp_path / "train.jsonl").open("rb"), purpose="fine-tune")
-        method = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 60}}}
-        job = client.fine_tuning.jobs.create(model=str(tiny_raw_dir), training_file=file.id, method=method)
-        deadline = time.monotonic() + 120
-        while not client.fine_tuning.jobs.checkpoints.list(job.id).data:
-            assert time.monotonic() < deadline, client.fine_tuning.jobs.retrieve(job.id)
-            time.sleep(0.2)
+        job = start_job(client, str(tiny_raw_dir), tmp_path)
+        wait_for_a_checkpoint(client, job.id)
         client.fine_tuning.jobs.pause(job.id)
         runs = tmp_path / "jobs" / job.id / "runs"
         assert list(runs.glob("*/checkpoint-*"))
