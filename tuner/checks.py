@@ -41,16 +41,16 @@ def check_recipe(recipe: Recipe) -> dict:
     if recipe.method == "sft":
         from tuner.sft import datasets
 
-        train, evaluation = datasets(recipe)
+        train, evaluation, _ = datasets(recipe)
         return {"format": train.format, "rows": {"train": len(train.rows), "eval": _count(evaluation)}}
     if recipe.method == "grpo":
-        from tuner.grpo import read_prompts
+        from tuner.grpo import datasets
 
-        held_out = read_prompts(Path(recipe.eval_dataset)) if recipe.eval_dataset else []
-        return {"format": "prompts", "rows": {"train": len(read_prompts(Path(recipe.dataset))), "eval": len(held_out)}}
+        prompts, held_out, _ = datasets(recipe)
+        return {"format": "prompts", "rows": {"train": len(prompts), "eval": len(held_out)}}
     from tuner.preference_training import preference_datasets
 
-    train, evaluation = preference_datasets(recipe, PAIRED[recipe.method])
+    train, evaluation, _ = preference_datasets(recipe, PAIRED[recipe.method])
     return {"format": train.format, "rows": {"train": len(train.rows), "eval": _count(evaluation)}}
 
 

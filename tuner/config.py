@@ -4,7 +4,9 @@ A recipe names its ``method`` (sft, dpo, kto, orpo, reward, grpo). Its fields ar
 declared and documented here (data, replay, tuning type, PEFT settings), plus any field of the
 method's TRL config class, which TRL validates (:mod:`tuner.trl_args`). Relative dataset paths in
 a YAML file are read from the YAML file's folder; those given with ``--set`` from the working
-directory. Unknown fields and wrong types are refused with a one-line message. This module knows
+directory. Unknown fields and wrong types are refused with a one-line message. What a recipe leaves
+unset (or sets to ``auto``) among the settings of :data:`tuner.auto.AUTO_FIELDS` is chosen by the
+``auto`` policy when the data and the model are known (:mod:`tuner.auto`). This module knows
 nothing about models or trainers.
 """
 
@@ -16,6 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from tuner.auto import AUTO, AUTO_FIELDS
 from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT, FORMATS
 from tuner.preferences import PREFERENCE_FORMATS
 from tuner.trl_args import build_config, check_types, config_class, config_fields, trl_value
@@ -60,7 +63,8 @@ class Recipe(BaseModel):
     eval_dataset: str | None = None
     """Held-out data in the same format; if unset, ``eval_fraction`` of the training rows."""
     eval_fraction: float = 0.0
-    """Share of the training rows held out for evaluation when no ``eval_dataset`` is given."""
+    """Share of the training rows held out for evaluation when no ``eval_dataset`` is given (whole prompts at a
+    time); unset: ``auto`` holds out a tenth (none below 5 rows). ``0`` holds out nothing."""
     system_prompt: str | None = None
     """System message added to every conversation that has none."""
     classification_prompt: str = DEFAULT_CLASSIFICATION_PROMPT
@@ -74,12 +78,14 @@ class Recipe(BaseModel):
 
     # Replay: keep what the base model could do
     replay_prompts: str | None = None
-    """General prompts answered by the base model itself (greedy, at training time) and mixed into the training
-    rows, so the adapter learns what it is taught and keeps its other answers: ``builtin`` (lorag's 80 everyday
-    prompts) or a JSONL of ``{"prompt": ...}``. Unset: no replay."""
+    """General prompts answered by the base model itself (greedy, at training time): the held-out ones measure the
+    adapter's drift from the base model (``behaviour.kept``), and SFT mixes the others into its training rows so
+    that the adapter learns what it is taught and keeps its other answers. ``builtin`` (lorag's 80 everyday
+    prompts) or a JSONL of ``{"prompt": ...}``; unset: ``auto`` takes ``builtin``; ``null``: none."""
     replay_rows: int | None = None
-    """Replay rows trained on; unset means one for every prompt that is not held out. More than there are prompts
-    repeats them, which weighs keeping the base model's answers more against what the data teaches."""
+    """SFT: replay rows trained on; ``0`` only measures drift. ``auto`` (unset) chooses (:mod:`tuner.auto`); more
+    than there are prompts repeats them, which weighs keeping the base model's answers more against what the data
+    teaches."""
     replay_held_out: int = 12
     """Replay prompts never trained on: after training, the adapter's answers to them are compared with the base
     model's (``behaviour.kept`` in lorag.json)."""
@@ -108,9 +114,9 @@ class Recipe(BaseModel):
 
     # LoRA
     lora_r: int = 8
-    """LoRA rank."""
+    """LoRA rank; unset: ``auto`` chooses by the data's tokens."""
     lora_alpha: int = 16
-    """LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA)."""
+    """LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) with rsLoRA); unset: ``auto``, twice the rank."""
     lora_dropout: float = 0.05
     """Dropout on the LoRA input."""
     target_modules: str | list[str] = "all-linear"
@@ -157,6 +163,14 @@ class Recipe(BaseModel):
     """A JSON-lines file that training appends its progress to (steps, losses, learning rate, checkpoints), for
     a watcher in another process such as the gateway's fine-tuning jobs (``tuner.events``)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_is_unset(cls, data):
+        """``auto`` for a setting the policy chooses means the same as leaving it out."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (k in AUTO_FIELDS and v == AUTO)}
+        return data
+
     @field_validator("name")
     @classmethod
     def _name_is_servable(cls, name: str) -> str:
@@ -165,15 +179,15 @@ class Recipe(BaseModel):
             raise ValueError("use letters, digits, '.', '_', '-' and ':' only ('@' is reserved for knowledge bases)")
         return name
 
-    @field_validator("replay_held_out")
+    @field_validator("replay_held_out", "replay_rows")
     @classmethod
-    def _not_negative(cls, value: int) -> int:
-        if value < 0:
+    def _not_negative(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
             raise ValueError("must be 0 or more")
         return value
 
     @field_validator(
-        "num_virtual_tokens", "replay_rows", "replay_max_tokens", "behaviour_max_tokens", "freeze_trainable_layers",
+        "num_virtual_tokens", "replay_max_tokens", "behaviour_max_tokens", "freeze_trainable_layers",
         "encoder_hidden_size", "batch_size", "num_processes",
     )  # fmt: skip
     @classmethod

@@ -1,4 +1,4 @@
-"""Metrics after training: perplexity, classification scores, and an overfitting check.
+"""Metrics after training: perplexity, classification scores, and the overfitting and underfitting checks.
 
 Classification rows are scored by ranking: the model's log-likelihood of each label (and the
 end of turn after it) given the prompt; the most likely label is the prediction. This module
@@ -93,3 +93,38 @@ def overfitting_warning(train: list[dict], evals: list[dict]) -> str | None:
             "early_stopping_patience, more data or a lower learning rate"
         )
     return None
+
+
+LEARNED_F1 = 0.1
+"""Held-out answers must come this much closer to the references (token F1) than the base model's to count as
+learned, unless more of them show the taught behaviour."""
+RANKED = 0.6
+"""Held-out pairs a preference adapter or reward model must rank right to count as learned."""
+LOSS_FELL = 0.9
+"""The last logged training loss must be below this share of the first."""
+
+
+def underfitting_warning(train: list[dict], findings: dict, recipe) -> str | None:
+    """A line naming what to change when the run learned nothing measurable, else None.
+
+    ``findings``: ``{"metrics", "behaviour"?}`` as ``lorag.json`` records them; ``recipe``: as the run trained."""
+    metrics, taught = findings.get("metrics", {}), findings.get("behaviour", {}).get("taught", {})
+    reason = None
+    if "base_f1" in taught and taught["rate"] <= taught["base_rate"] and taught["f1"] < taught["base_f1"] + LEARNED_F1:
+        reason = (f"on {taught['prompts']} held-out prompts the answers are no closer to the references than the base "
+                  f"model's (token F1 {taught['f1']:.2f} against {taught['base_f1']:.2f})")  # fmt: skip
+    for name in ("preference_accuracy", "pairwise_accuracy"):
+        if reason is None and metrics.get(name) is not None and metrics[name] <= RANKED:
+            reason = f"only {metrics[name]:.0%} of the held-out pairs are ranked right"
+    before, after = metrics.get("reward_before"), metrics.get("reward_after")
+    if reason is None and before is not None and after is not None and after <= before:
+        reason = f"the held-out reward did not rise ({before:.3f} -> {after:.3f})"
+    if reason is None and len(train) >= 2 and train[-1]["loss"] > train[0]["loss"] * LOSS_FELL:
+        reason = f"the training loss barely fell ({train[0]['loss']:.3f} -> {train[-1]['loss']:.3f})"
+    if reason is None:
+        return None
+    learning_rate = recipe.trl("learning_rate") * recipe.learning_rate_multiplier
+    return (
+        f"possible underfitting: {reason}; raise num_train_epochs (now {recipe.trl('num_train_epochs'):g}) or "
+        f"learning_rate (now {learning_rate:.2g}), or add rows that show what to learn"
+    )

@@ -9,6 +9,10 @@ the recipe's ``events_file`` and flushes it, so a reader following the file sees
 - ``{"type": "checkpoint", "step", "path", "metrics"}`` for every checkpoint saved, with the latest train and
   eval figures at that step.
 
+The run itself adds, with :func:`append_event`, ``{"type": "settings", "hyperparameters", "auto"}`` before training
+(the values it trains with, and what the ``auto`` policy chose and why) and ``{"type": "report", "metrics",
+"behaviour"?, "warnings"}`` once the adapter is written (what it learned).
+
 Only the main process writes. This module knows nothing about methods or the gateway.
 """
 
@@ -27,11 +31,8 @@ class EventsFile(TrainerCallback):
         self.latest: dict[str, float] = {}  # the latest value of every figure logged, for checkpoints
 
     def _write(self, state, event: dict) -> None:
-        if not state.is_world_process_zero:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(event) + "\n")
+        if state.is_world_process_zero:
+            append_event(self.path, event)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._write(state, {"type": "start", "max_steps": state.max_steps, "epochs": args.num_train_epochs})
@@ -51,3 +52,11 @@ class EventsFile(TrainerCallback):
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def append_event(path: str | Path, event: dict) -> None:
+    """One line outside the trainer's callbacks: the settings a run chose, and its report after training."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(event) + "\n")

@@ -19,18 +19,16 @@ from tuner.formats import DatasetError, openai_messages, read_records
 from tuner.generation import greedy_answers
 from tuner.manifest import file_sha256
 from tuner.rewards import REWARD_FUNCTIONS, load_reward_model, model_reward
-from tuner.training import TrainingError, callbacks, held_out_split, publish, start, train, trl_config
+from tuner.training import TrainingError, callbacks, publish, split_held_out, start, train, trl_config
 
 
 def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    prompts = read_prompts(Path(recipe.dataset))
-    held_out = read_prompts(Path(recipe.eval_dataset)) if recipe.eval_dataset else []
-    if not held_out and recipe.eval_fraction:
-        prompts, held_out = held_out_split(prompts, recipe.eval_fraction, recipe.trl("seed"))
-    run = start(recipe, model_dir, runs_dir)
+    prompts, held_out, chosen = datasets(recipe)
+    run = start(recipe, model_dir, runs_dir, [" ".join(m["content"] for m in p) for p in prompts], chosen)
+    recipe = run.recipe
     rewards = [REWARD_FUNCTIONS[name] for name in recipe.reward_functions]
     if recipe.reward_model:
         try:
@@ -42,13 +40,13 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
     trainer = GRPOTrainer(
         model=run.model,
         reward_funcs=rewards,
-        args=trl_config(recipe, run, False),
+        args=trl_config(run, False),
         train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
         processing_class=run.tokenizer,
         peft_config=run.peft,
         callbacks=callbacks(recipe),
     )
-    metrics = train(trainer, recipe, run)
+    metrics = train(trainer, run)
     if held_out:
         metrics |= {"reward_before": before, "reward_after": _mean_reward(trainer.model, run.tokenizer, held_out,
                                                                          rewards, recipe)}  # fmt: skip
@@ -58,6 +56,15 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
         "rewards": {"functions": recipe.reward_functions, "model": recipe.reward_model},
     }  # fmt: skip
     return publish(trainer, run, adapters_dir, metrics, record)
+
+
+def datasets(recipe) -> tuple[list[list[dict]], list[list[dict]], dict]:
+    """The training prompts, the held-out ones (``eval_dataset``, or a share: ``eval_fraction`` or ``auto``'s) and
+    what ``auto`` chose in splitting them."""
+    prompts = read_prompts(Path(recipe.dataset))
+    if recipe.eval_dataset:
+        return prompts, read_prompts(Path(recipe.eval_dataset)), {}
+    return split_held_out(recipe, prompts, repr)
 
 
 def read_prompts(path: Path) -> list[list[dict]]:

@@ -6,8 +6,8 @@ them. The prompts are split, with the recipe's seed, into the rows trained on an
 on which :mod:`tuner.behaviour` later measures how far the adapter drifted from the base model.
 
 Answers are generated with the prepared base model at training time, so they always match the
-model being tuned, and cached under the runs folder by (base weights, chat template, prompts,
-settings). Answers that ran out of tokens are dropped: training on them would teach the adapter
+model being tuned, and cached by (base weights, chat template, token limit): one file of every
+prompt answered so far. lorag ships that file for the embedded model and its built-in prompts. Answers that ran out of tokens are dropped: training on them would teach the adapter
 to stop mid-sentence. This module knows nothing of trainers or adapters.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from tuner.formats import DatasetError, read_records
 from tuner.generation import greedy_answers
 
 BUILTIN = Path(__file__).parent / "data" / "replay" / "prompts.jsonl"
+SHIPPED = BUILTIN.parent / "answers"
+"""The embedded model's answers to the built-in prompts, as it gives them, so a first run need not generate them:
+one file per (base weights, chat template, token limit), named by their hash, as in the cache."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +55,22 @@ def read_prompts(source: str) -> tuple[Path, list[str]]:
 
 def build_replay(
     model, tokenizer, base: dict, source: str, rows: int | None, held_out: int, max_tokens: int, seed: int,
-    cache_dir: Path,
+    cache_dir: Path, asked: set[str] = frozenset(),
 ) -> Replay:  # fmt: skip
-    """Answer the prompts of ``source`` with the base ``model`` (cached) and split them into train and held-out."""
+    """Answer the prompts of ``source`` with the base ``model`` (cached) and split them into train and held-out;
+    ``rows=0``: only the held-out ones, to measure drift. Prompts in ``asked`` (the data's own questions, compared
+    case-blind) are not trained on: the data says how to answer those."""
+    if rows == 0:
+        held = held_out_answers(model, tokenizer, base, source, held_out, max_tokens, seed, cache_dir)
+        return Replay([], held, {"prompts": str(read_prompts(source)[0]), "rows": 0, "held_out": len(held)})
     path, prompts = read_prompts(source)
     random.Random(seed).shuffle(prompts)
     if held_out >= len(prompts):
         raise DatasetError(f"{path}: {len(prompts)} prompts leave none to train on after holding out {held_out}")
     answers = _answers(model, tokenizer, base, prompts, max_tokens, cache_dir)
     held = [{"prompt": p, "base_answer": answers[p]["text"]} for p in prompts[:held_out]]
-    usable = [p for p in prompts[held_out:] if answers[p]["finished"]]
+    asked = {question.strip().lower() for question in asked}
+    usable = [p for p in prompts[held_out:] if answers[p]["finished"] and p.lower() not in asked]
     if not usable:
         raise DatasetError(f"{path}: no base answer finished within {max_tokens} tokens; raise replay_max_tokens")
     chosen = [usable[i % len(usable)] for i in range(rows)] if rows is not None else usable
@@ -73,7 +83,8 @@ def build_replay(
         "prompts_sha256": _sha256(prompts),
         "rows": len(train),
         "distinct": len(set(chosen)),
-        "unfinished_dropped": len(prompts) - held_out - len(usable),
+        "unfinished_dropped": sum(not answers[p]["finished"] for p in prompts[held_out:]),
+        "asked_by_data_dropped": sum(p.lower() in asked for p in prompts[held_out:]),
         "held_out": held_out,
         "max_tokens": max_tokens,
         "sha256": _sha256(train),
@@ -93,19 +104,26 @@ def held_out_answers(
 
 
 def _answers(model, tokenizer, base: dict, prompts: list[str], max_tokens: int, cache_dir: Path) -> dict[str, dict]:
-    key = _sha256([base["sha256"], base.get("chat_template_sha256"), sorted(prompts), max_tokens])
-    cache = Path(cache_dir) / f"{key[:32]}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    generated = greedy_answers(
-        model, tokenizer, [[{"role": "user", "content": p}] for p in prompts], max_tokens, desc="replay: base answers"
-    )
-    answers = {p: {"text": a.text, "finished": a.finished} for p, a in zip(prompts, generated, strict=True)}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_suffix(".tmp")
-    temporary.write_text(json.dumps(answers, indent=1))
-    temporary.replace(cache)
-    return answers
+    """The base model's answer to each prompt: from the cache of every answer it gave before with these settings
+    (lorag ships the embedded model's, :data:`SHIPPED`), the rest generated and added to it."""
+    key = _sha256([base["sha256"], base.get("chat_template_sha256"), max_tokens])[:32]
+    cache = Path(cache_dir) / f"{key}.json"
+    known = {}
+    for path in (SHIPPED / f"{key}.json", cache):
+        if path.is_file():
+            known |= json.loads(path.read_text())
+    missing = [p for p in dict.fromkeys(prompts) if p not in known]
+    if missing:
+        generated = greedy_answers(
+            model, tokenizer, [[{"role": "user", "content": p}] for p in missing], max_tokens,
+            desc="replay: base answers",
+        )  # fmt: skip
+        known |= {p: {"text": a.text, "finished": a.finished} for p, a in zip(missing, generated, strict=True)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(known, indent=1, ensure_ascii=False))
+        temporary.replace(cache)
+    return {p: known[p] for p in prompts}
 
 
 def _sha256(value) -> str:

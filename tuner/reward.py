@@ -28,7 +28,7 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
     trainer, run, data, evaluation = build_preference_trainer(
         recipe, RewardTrainer, True, model_dir, runs_dir, scorer=True
     )
-    metrics = train(trainer, recipe, run)
+    metrics = train(trainer, run)
     if evaluation:
         metrics |= held_out_figures(trainer, REPORTED)
-    return publish(trainer, run, adapters_dir, metrics, {"dataset": dataset_record(recipe, data, evaluation)})
+    return publish(trainer, run, adapters_dir, metrics, {"dataset": dataset_record(run.recipe, data, evaluation)})

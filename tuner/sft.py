@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.behaviour import behaviour
+import json
+
+from tuner.behaviour import CHAT_FORMATS, before_training, behaviour
 from tuner.config import Recipe
 from tuner.evaluation import classification_scores, perplexity, predict_labels
 from tuner.formats import Conversations, load_conversations, write_jsonl
 from tuner.manifest import BEHAVIOUR, REPLAY, file_sha256
 from tuner.replay import Replay, build_replay
-from tuner.training import Start, callbacks, held_out_split, publish, start, train, trl_config
+from tuner.training import Start, callbacks, publish, split_held_out, start, train, trl_config
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Prepared:
     train: Conversations
     evaluation: Conversations | None
     replay: Replay | None
+    base_answers: list[str]  # the base model's greedy answers to the held-out chats, before training
 
 
 def build_trainer(recipe: Recipe, model_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Prepared:
@@ -39,19 +42,21 @@ def build_trainer(recipe: Recipe, model_dir: Path, runs_dir: Path, cache_dir: Pa
     from datasets import Dataset
     from trl import SFTTrainer
 
-    train_rows, evaluation = datasets(recipe)
-    run = start(recipe, model_dir, runs_dir)
+    train_rows, evaluation, chosen = datasets(recipe)
+    texts = [r.get("text") or " ".join(str(m["content"]) for m in r["messages"]) for r in train_rows.rows]
+    run = start(recipe, model_dir, runs_dir, texts, chosen, chats=train_rows.format in CHAT_FORMATS)
+    recipe = run.recipe
     replay = None
     if recipe.replay_prompts:
         replay = build_replay(
             run.model, run.tokenizer, run.base, recipe.replay_prompts, recipe.replay_rows, recipe.replay_held_out,
             recipe.replay_max_tokens, recipe.trl("seed"), Path(cache_dir or runs_dir) / "replay",
+            {m["content"] for r in train_rows.rows for m in r.get("messages", []) if m["role"] == "user"},
         )  # fmt: skip
         train_rows = Conversations(train_rows.rows + replay.rows, train_rows.format, train_rows.labels)
+    base_answers = before_training(run.model, run.tokenizer, _taught(evaluation), recipe.behaviour_max_tokens)
     text = train_rows.format == "text"
-    args = trl_config(
-        recipe, run, evaluation is not None, assistant_only_loss=recipe.trl("assistant_only_loss") and not text
-    )
+    args = trl_config(run, evaluation is not None, assistant_only_loss=recipe.trl("assistant_only_loss") and not text)
     trainer = SFTTrainer(
         model=run.model,
         args=args,
@@ -61,7 +66,7 @@ def build_trainer(recipe: Recipe, model_dir: Path, runs_dir: Path, cache_dir: Pa
         peft_config=run.peft,
         callbacks=callbacks(recipe),
     )
-    return Prepared(trainer, run, train_rows, evaluation, replay)
+    return Prepared(trainer, run, train_rows, evaluation, replay, base_answers)
 
 
 def _examples(data: Conversations, tokenizer) -> list[dict]:
@@ -83,7 +88,8 @@ def _examples(data: Conversations, tokenizer) -> list[dict]:
 def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
     """Train ``recipe`` on the prepared base model in ``model_dir``; return the adapter (or model) folder."""
     prepared = build_trainer(recipe, model_dir, runs_dir, cache_dir)
-    metrics = train(prepared.trainer, recipe, prepared.run) | _evaluate(prepared)
+    recipe = prepared.run.recipe
+    metrics = train(prepared.trainer, prepared.run) | _evaluate(prepared)
     figures, answers = _behaviour(recipe, prepared)
 
     def write(folder: Path) -> None:
@@ -113,26 +119,40 @@ def _evaluate(prepared: Prepared) -> dict:
 
 def _behaviour(recipe: Recipe, prepared: Prepared) -> tuple[dict, list[dict]]:
     """Taught and kept figures (``tuner.behaviour``) on the held-out chats and held-out replay prompts."""
-    chats = prepared.evaluation is not None and prepared.evaluation.format in ("openai", "sharegpt", "alpaca")
-    taught = [r for r in prepared.evaluation.rows if r["messages"][-1]["role"] == "assistant"] if chats else []
+    taught = _taught(prepared.evaluation)
     general = prepared.replay.held_out if prepared.replay else []
     if not taught and not general:
         return {}, []
     model, tokenizer = prepared.trainer.model, prepared.run.tokenizer
-    return behaviour(model, tokenizer, taught, general, recipe.behaviour_marker, recipe.behaviour_max_tokens)
+    return behaviour(
+        model, tokenizer, taught, general, recipe.behaviour_marker, recipe.behaviour_max_tokens, prepared.base_answers
+    )
 
 
-def datasets(recipe: Recipe) -> tuple[Conversations, Conversations | None]:
-    """The training rows and held-out rows (``eval_dataset``, or ``eval_fraction`` of the training rows)."""
+def _taught(evaluation: Conversations | None) -> list[dict]:
+    """The held-out chats whose last message is an answer to reproduce: what the behaviour figures ask."""
+    if evaluation is None or evaluation.format not in CHAT_FORMATS:
+        return []
+    return [r for r in evaluation.rows if r["messages"][-1]["role"] == "assistant"]
+
+
+def datasets(recipe: Recipe) -> tuple[Conversations, Conversations | None, dict]:
+    """The training rows, the held-out rows (``eval_dataset``, or a share of the training rows: whole prompts,
+    ``eval_fraction`` or ``auto``'s) and what ``auto`` chose in splitting them."""
     options = {"format": recipe.dataset_format, "system_prompt": recipe.system_prompt}
     options["classification_prompt"] = recipe.classification_prompt
     train = load_conversations(recipe.dataset, **options)
     if recipe.eval_dataset:
-        return train, load_conversations(recipe.eval_dataset, labels=train.labels or None, **options)
-    if recipe.eval_fraction == 0:
-        return train, None
-    kept, held = held_out_split(train.rows, recipe.eval_fraction, recipe.trl("seed"))
-    return Conversations(kept, train.format, train.labels), Conversations(held, train.format, train.labels)
+        return train, load_conversations(recipe.eval_dataset, labels=train.labels or None, **options), {}
+    kept, held, chosen = split_held_out(recipe, train.rows, _prompt)
+    if not held:
+        return train, None, chosen
+    return Conversations(kept, train.format, train.labels), Conversations(held, train.format, train.labels), chosen
+
+
+def _prompt(row: dict) -> str:
+    """What a row asks: every message before its answer (a text row: the text itself)."""
+    return json.dumps(row["messages"][:-1]) if "messages" in row else row.get("text", "")
 
 
 def _dataset_record(

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import torch
 
+from tuner import auto
 from tuner.config import Recipe
 from tuner.distributed import distributed_record, is_main_process
-from tuner.evaluation import overfitting_warning
+from tuner.evaluation import overfitting_warning, underfitting_warning
+from tuner.events import append_event
 from tuner.lm_head import enable_compact_lm_head
 from tuner.manifest import LOSS_CURVE, check_free, plot_loss_curve, read_base_model
 from tuner.manifest import publish as publish_folder
@@ -34,6 +36,8 @@ log = logging.getLogger("tuner")
 
 
 NOT_HYPERPARAMETERS = {"name", "model", "dataset", "eval_dataset", "overwrite", "events_file"}
+SAMPLED_ROWS = 20_000
+"""The rows tokenized to size the data for the ``auto`` policy; a larger set is measured on a sample."""
 """Recipe fields the manifest records elsewhere, or not at all."""
 
 
@@ -43,7 +47,8 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class Start:
-    """The model a run starts from, its tokenizer and base model, and where its checkpoints go."""
+    """The model a run starts from, its tokenizer and base model, where its checkpoints go, and the recipe as it
+    runs: every field ``auto`` chose filled in (``auto`` says which, and by what rule)."""
 
     recipe: Recipe
     model_dir: Path
@@ -52,12 +57,19 @@ class Start:
     model: object  # the base model; with freeze, only its last layers still require grad
     peft: object | None  # PEFT's config for the trainer; None for freeze and full
     run_dir: Path
+    auto: dict[str, auto.Choice]
 
 
-def start(recipe: Recipe, model_dir: Path, runs_dir: Path, scorer: bool = False) -> Start:
-    """Load the prepared base model for ``recipe``'s tuning type and clear an earlier run of the same name.
+def start(
+    recipe: Recipe, model_dir: Path, runs_dir: Path, texts: list[str], chosen: dict[str, auto.Choice],
+    scorer: bool = False, chats: bool = True,
+) -> Start:  # fmt: skip
+    """Load the prepared base model, settle what the recipe leaves to ``auto``, and clear an earlier run of the same
+    name.
 
-    ``scorer``: the model with a one-output score head instead of its vocabulary (a reward model)."""
+    ``texts``: the training rows as text, which the policy sizes; ``chosen``: what the policy already chose while
+    the data was read (the held-out share). ``scorer``: the model with a one-output score head instead of its
+    vocabulary (a reward model); ``chats``: whether the rows are conversations to answer."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     base = read_base_model(model_dir)
@@ -65,6 +77,10 @@ def start(recipe: Recipe, model_dir: Path, runs_dir: Path, scorer: bool = False)
     if not recipe.resume_from_checkpoint and run_dir.exists() and is_main_process():
         shutil.rmtree(run_dir)  # checkpoints of an earlier run under this name
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    chosen = chosen | auto.choose(recipe, data_size(texts, tokenizer, chats), model_size(model_dir))
+    recipe = auto.apply(recipe, chosen)
+    for field, choice in chosen.items():
+        log.info("auto: %s = %s (%s)", field, choice.value, choice.rule)
     if scorer:
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=torch.float32, num_labels=1, pad_token_id=tokenizer.pad_token_id
@@ -81,11 +97,27 @@ def start(recipe: Recipe, model_dir: Path, runs_dir: Path, scorer: bool = False)
     peft = peft_config(recipe, model_dir)
     if scorer and peft is not None:
         peft.task_type = "SEQ_CLS"  # PEFT then trains the new score head in full beside the adapter
-    return Start(recipe, Path(model_dir), base, tokenizer, model, peft, run_dir)
+    return Start(recipe, Path(model_dir), base, tokenizer, model, peft, run_dir, chosen)
 
 
-def trl_config(recipe: Recipe, run: Start, has_eval: bool, **lorag_fields):
-    """TRL's config of the recipe's method; ``lorag_fields`` are values lorag derives from its own fields."""
+def data_size(texts: list[str], tokenizer, chats: bool = True) -> auto.DataSize:
+    """Rows, tokens and the longest row of the training data (a larger set measured on a sample)."""
+    sample = texts if len(texts) <= SAMPLED_ROWS else random.Random(0).sample(texts, SAMPLED_ROWS)
+    lengths = [len(ids) for ids in tokenizer(sample, add_special_tokens=False)["input_ids"]] if sample else [0]
+    tokens = round(sum(lengths) * len(texts) / max(len(sample), 1))
+    return auto.DataSize(len(texts), tokens, max(lengths), chats)
+
+
+def model_size(model_dir: Path) -> auto.ModelSize:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir).get_text_config()
+    return auto.ModelSize(config.hidden_size, getattr(config, "max_position_embeddings", None) or 2048)
+
+
+def trl_config(run: Start, has_eval: bool, **lorag_fields):
+    """TRL's config of the run's method; ``lorag_fields`` are values lorag derives from its own fields."""
+    recipe = run.recipe
     early_stopping = recipe.early_stopping_patience is not None
     if early_stopping and not has_eval:
         raise TrainingError("early_stopping_patience needs eval data: set eval_dataset or eval_fraction")
@@ -107,11 +139,19 @@ def callbacks(recipe: Recipe) -> list:
     return found + ([EventsFile(recipe.events_file)] if recipe.events_file else [])
 
 
-def train(trainer, recipe: Recipe, run: Start) -> dict:
+def train(trainer, run: Start) -> dict:
     """Train (resuming when the recipe says so); the training metrics for the manifest."""
+    recipe = run.recipe
     resume = recipe.resume_from_checkpoint or None
     if resume is True:
         resume = str(last_complete_checkpoint(run.run_dir))
+    if recipe.events_file:
+        settings = {"learning_rate": trainer.args.learning_rate, "num_train_epochs": trainer.args.num_train_epochs,
+                    "batch_size": recipe.batch_size, "learning_rate_multiplier": recipe.learning_rate_multiplier}
+        if hasattr(trainer.args, "beta"):
+            settings["beta"] = trainer.args.beta
+        append_event(recipe.events_file, {"type": "settings", "hyperparameters": settings,
+                                          "auto": {k: c.record() for k, c in run.auto.items()}})  # fmt: skip
     result = trainer.train(resume_from_checkpoint=resume)
     return {"train_loss": result.training_loss, "train_runtime_s": result.metrics.get("train_runtime")}
 
@@ -136,14 +176,34 @@ def _saved_in_full(checkpoint: Path) -> bool:
     return True
 
 
-def held_out_split(rows: list, fraction: float, seed: int) -> tuple[list, list]:
-    """``(train, held out)``: ``fraction`` of ``rows``, at least one, held out at random with ``seed``."""
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    held_out = max(1, round(len(rows) * fraction))
-    if held_out >= len(rows):
+def split_held_out(recipe: Recipe, rows: list, key: Callable[[object], str]) -> tuple[list, list, dict]:
+    """``(train, held out, auto's choice)`` of a file with no eval data: ``eval_fraction`` of the rows, or the share
+    the ``auto`` policy holds out when the recipe sets none."""
+    choice = auto.held_out_share(recipe, len(rows))
+    fraction = choice.value if choice else recipe.eval_fraction
+    chosen = {"eval_fraction": choice} if choice else {}
+    if not fraction:
+        return list(rows), [], chosen
+    return *held_out_split(rows, fraction, recipe.trl("seed"), key), chosen
+
+
+def held_out_split(rows: list, fraction: float, seed: int, key: Callable[[object], str] = repr) -> tuple[list, list]:
+    """``(train, held out)``: ``fraction`` of ``rows``, at least one, held out at random with ``seed``.
+
+    Rows with the same ``key`` (say, the same prompt) go to one side together, so a held-out question is one
+    training never saw; with a single key, rows are split one by one."""
+    groups: dict[str, list] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    units = list(groups.values()) if len(groups) > 1 else [[row] for row in rows]
+    random.Random(seed).shuffle(units)
+    wanted = max(1, round(len(rows) * fraction))
+    held: list = []
+    while units and len(held) < wanted:
+        held += units.pop(0)
+    if not units:
         raise TrainingError(f"eval_fraction {fraction} leaves no training rows")
-    return rows[held_out:], rows[:held_out]
+    return [row for unit in units for row in unit], held
 
 
 def history(log_history: list[dict]) -> dict[str, list[dict]]:
@@ -167,7 +227,9 @@ def publish(
     if not trainer.is_world_process_zero():
         return None
     curves = history(trainer.state.log_history)
-    warnings = [w for w in [overfitting_warning(curves["train"], curves["eval"])] if w]
+    findings = {"metrics": metrics} | {k: v for k, v in record.items() if k == "behaviour"}
+    warnings = [w for w in [overfitting_warning(curves["train"], curves["eval"]),
+                            underfitting_warning(curves["train"], findings, recipe)] if w]  # fmt: skip
     for warning in warnings:
         log.warning(warning)
 
@@ -182,6 +244,8 @@ def publish(
     manifest["distributed"] = distributed_record(trainer)
     publish_folder(target, write_folder, manifest, recipe.overwrite)
     shutil.rmtree(saved)
+    if recipe.events_file:
+        append_event(recipe.events_file, {"type": "report", **findings, "warnings": warnings})
     log.info("%s written to %s: %s", manifest["kind"], target, json.dumps(metrics))
     return target
 
@@ -201,4 +265,5 @@ def _manifest(trainer, run: Start) -> dict:
         "chat_template_sha256": hashlib.sha256(run.tokenizer.chat_template.encode()).hexdigest(),
         recipe.peft_method: method_settings(recipe, adapter_config),
         "hyperparameters": recipe.model_dump(exclude=NOT_HYPERPARAMETERS),
+        "auto": {field: choice.record() for field, choice in run.auto.items()},
     }

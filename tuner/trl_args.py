@@ -4,7 +4,8 @@ A recipe's fields are lorag's own (data, replay, the tuning type, PEFT settings)
 of its method's TRL config class (``SFTConfig``, ``DPOConfig``, ``KTOConfig``, ``ORPOConfig``,
 ``RewardConfig``, ``GRPOConfig``), which TRL itself validates: lorag declares none of them again.
 :data:`LORAG_DEFAULTS` are the few values lorag starts from where TRL's defaults suit a LoRA on
-a small model less well. This module knows nothing about data or models.
+a small model less well; the learning rate and the epochs are the ``auto`` policy's
+(:mod:`tuner.auto`), which sees the data and the model. This module knows nothing about data or models.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ METHODS = tuple(CONFIGS)
 
 # lorag's starting values (a recipe overrides any of them); TRL's own defaults apply to the rest.
 LORAG_DEFAULTS = {
-    "learning_rate": 2e-4,  # TRL's 1e-6 to 2e-5 are for full fine-tuning; a LoRA needs more
     "lr_scheduler_type": "cosine",
-    "num_train_epochs": 1.0,
     "gradient_checkpointing": False,  # TRL turns it on: a third slower, and small models do not need it
     "max_length": 1024,
     "logging_steps": 10,
@@ -41,11 +40,11 @@ LORAG_DEFAULTS = {
 }
 METHOD_DEFAULTS = {
     "sft": {"assistant_only_loss": True},
-    "dpo": {"learning_rate": 5e-5, "beta": 0.1},
-    "kto": {"learning_rate": 5e-5, "beta": 0.1},
-    "orpo": {"learning_rate": 5e-5},
-    "reward": {"learning_rate": 1e-4},
-    "grpo": {"learning_rate": 1e-5, "num_generations": 4, "max_completion_length": 64},
+    "dpo": {"beta": 0.1},
+    "kto": {"beta": 0.1},
+    "orpo": {},
+    "reward": {},
+    "grpo": {"num_generations": 4, "max_completion_length": 64},
 }
 SET_BY_LORAG = {"output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "data_seed",
                 "eval_strategy", "save_strategy", "load_best_model_at_end", "metric_for_best_model", "bf16",

@@ -3,8 +3,11 @@
 The tuner appends JSON lines to its ``events_file`` (``tuner.events``); :class:`Progress` reads
 what is new since its last call and turns each line into what the API shows: a ``metrics``
 event per logged step (``train_loss``, ``valid_loss``, ``learning_rate``, ...), a checkpoint per
-checkpoint saved, and the job's ``trained_tokens`` and ``estimated_finish``. A line cut off by a
-crash is left for the next call. This module knows nothing about storage or processes.
+checkpoint saved, and the job's ``trained_tokens`` and ``estimated_finish``; the run's settings
+(the hyperparameters the ``auto`` policy chose, and its rules) and its report after training
+(held-out figures and warnings such as underfitting) become message events, and the settings the
+job's resolved ``hyperparameters``. A line cut off by a crash is left for the next call. This
+module knows nothing about storage or processes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Found:
     checkpoints: list[tuple[Checkpoint, Path]] = field(default_factory=list)
     trained_tokens: int | None = None
     estimated_finish: int | None = None
+    hyperparameters: dict | None = None  # OpenAI's names, as the run resolved them
 
 
 class Progress:
@@ -61,6 +65,16 @@ class Progress:
         if kind == "start":
             self.started, self.first_step = time.time(), None
             found.events.append(_message(f"Training started: {entry.get('max_steps')} steps"))
+        elif kind == "settings":
+            given = entry.get("hyperparameters", {})
+            found.hyperparameters = {"n_epochs": round(given.get("num_train_epochs", 0)) or None} | {
+                k: given[k] for k in ("batch_size", "learning_rate_multiplier", "beta") if k in given
+            }
+            chosen = ", ".join(f"{k}={v['value']} ({v['rule']})" for k, v in entry.get("auto", {}).items())
+            found.events.append(_message(f"Settings chosen by auto: {chosen}" if chosen else "No settings left to auto"))
+        elif kind == "report":
+            found.events.append(_message(f"What was learned: {report_line(entry)}"))
+            found.events += [_message(warning, "warn") for warning in entry.get("warnings", [])]
         elif kind == "metrics" and "train_runtime" in entry:  # the trainer's summary of the whole run
             found.events.append(_message(f"Training finished in {entry['train_runtime']:.0f} s"))
         elif kind == "metrics":
@@ -105,6 +119,20 @@ class Progress:
             return None
         pace = (time.time() - self.started) / done
         return int(time.time() + pace * max(0, total - step))
+
+
+def report_line(report: dict) -> str:
+    """The held-out figures of a run's report in one line."""
+    metrics, behaviour = report.get("metrics", {}), report.get("behaviour", {})
+    parts = [f"{name} {metrics[name]:.3g}" for name in ("eval_loss", "preference_accuracy", "pairwise_accuracy",
+                                                           "reward_margin", "reward_before", "reward_after")
+             if isinstance(metrics.get(name), int | float)]  # fmt: skip
+    if taught := behaviour.get("taught"):
+        parts.append(f"held-out answers token F1 {taught['f1']:.2f} against the references"
+                     + (f" (base model {taught['base_f1']:.2f})" if "base_f1" in taught else ""))  # fmt: skip
+    if kept := behaviour.get("kept"):
+        parts.append(f"general answers token F1 {kept['f1_vs_base']:.2f} against the base model's (1 is unchanged)")
+    return "; ".join(parts) or "no held-out data"
 
 
 def _message(text: str, level: str = "info") -> JobEvent:

@@ -57,9 +57,11 @@ class Hyperparameters(BaseModel):
 
     batch_size: Annotated[int, Field(ge=1, le=1024)] | Auto = Field("auto", description="Examples per step; auto: 4.")
     learning_rate_multiplier: Annotated[float, Field(gt=0, le=1000)] | Auto = Field(
-        "auto", description="Scales lorag's learning rate for the method (2e-4 for supervised LoRA, 5e-5 for DPO)."
+        "auto", description="Scales the learning rate the tuner's auto policy chooses from the data and the model."
     )
-    n_epochs: Annotated[int, Field(ge=1, le=10000)] | Auto = Field("auto", description="Passes over the file; auto: 3.")
+    n_epochs: Annotated[int, Field(ge=1, le=10000)] | Auto = Field(
+        "auto", description="Passes over the file; auto: chosen from the number of rows (docs/training.md)."
+    )
     beta: Annotated[float, Field(gt=0, le=100)] | Auto | None = Field(None, description="DPO: distance from the base.")
 
 
@@ -106,10 +108,12 @@ class JobError(BaseModel):
 
 
 class ResolvedHyperparameters(BaseModel):
-    batch_size: int
-    learning_rate_multiplier: float
-    n_epochs: int
-    beta: float | None = Field(None, exclude_if=lambda v: v is None)
+    """A job's hyperparameters: ``"auto"`` until training starts and the tuner says what it chose, as OpenAI shows."""
+
+    batch_size: int | Auto
+    learning_rate_multiplier: float | Auto
+    n_epochs: int | Auto
+    beta: float | Auto | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class Job(BaseModel):

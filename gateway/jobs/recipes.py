@@ -2,7 +2,9 @@
 
 OpenAI's ``method.type`` picks the tuner's method (``supervised`` -> ``sft``, ``dpo`` -> ``dpo``);
 its hyperparameters become recipe fields (``n_epochs`` -> ``num_train_epochs``, ``batch_size``,
-``learning_rate_multiplier``, ``beta``). The ``lorag`` extension adds any other recipe field,
+``learning_rate_multiplier``, ``beta``). One left ``"auto"`` (or out) is left out of the recipe, so
+the tuner's ``auto`` policy chooses it from the data and the model; the job shows the value once
+training starts (:mod:`gateway.jobs.progress`). The ``lorag`` extension adds any other recipe field,
 ``method`` included (``kto``, ``orpo``, ``reward``, ``grpo``), which the tuner validates when the
 job is checked. The fields a job sets itself (its name, data and progress file) cannot be given.
 This module knows nothing about storage, processes or HTTP.
@@ -16,8 +18,6 @@ from pathlib import Path
 from gateway.errors import invalid
 from gateway.jobs.protocol import Hyperparameters, JobCreate, ResolvedHyperparameters
 
-AUTO = {"batch_size": 4, "learning_rate_multiplier": 1.0, "n_epochs": 3, "beta": 0.1}
-"""What ``"auto"`` (or nothing) means for each hyperparameter."""
 METHODS = {"supervised": "sft", "dpo": "dpo"}
 SET_BY_JOBS = {"name", "model", "dataset", "eval_dataset", "events_file", "overwrite", "resume_from_checkpoint"}
 """Recipe fields a job sets itself: the ``lorag`` extension may not."""
@@ -47,14 +47,15 @@ def job_method(request: JobCreate) -> tuple[str, Hyperparameters]:
 
 
 def resolve(kind: str, given: Hyperparameters) -> ResolvedHyperparameters:
-    """Every ``"auto"`` replaced with lorag's value; ``beta`` only for DPO."""
-    values = {k: AUTO[k] if v == "auto" else v for k, v in given.model_dump().items()}
+    """The job's hyperparameters as created: given values checked, ``"auto"`` kept until the tuner chooses;
+    ``beta`` only for DPO."""
+    values = given.model_dump()
     if kind == "dpo":
-        values["beta"] = AUTO["beta"] if values["beta"] is None else values["beta"]
+        values["beta"] = "auto" if values["beta"] is None else values["beta"]
     elif values["beta"] is not None:
         raise invalid("method.supervised.hyperparameters.beta", "beta is a DPO hyperparameter")
     for name, value in values.items():
-        if value is not None and value <= 0:
+        if value not in (None, "auto") and value <= 0:
             raise invalid(f"method.{kind}.hyperparameters.{name}", f"{name} must be above 0, not {value}")
     return ResolvedHyperparameters(**values)
 
@@ -78,18 +79,12 @@ def recipe_for(
         what = extension.get("peft_method") if extension.get("peft_method") in NOT_SERVABLE else extension["method"]
         param = "lorag.peft_method" if what == extension.get("peft_method") else "lorag.method"
         raise invalid(param, f"a job's model is served as an adapter the moment it succeeds; {NOT_SERVABLE[what]}")
-    recipe = {
-        "name": name,
-        "method": METHODS[kind],
-        "dataset": str(training),
-        "num_train_epochs": hyperparameters.n_epochs,
-        "batch_size": hyperparameters.batch_size,
-        "learning_rate_multiplier": hyperparameters.learning_rate_multiplier,
-    } | JOB_DEFAULTS  # fmt: skip
+    recipe = {"name": name, "method": METHODS[kind], "dataset": str(training)} | JOB_DEFAULTS
+    given = {"num_train_epochs": hyperparameters.n_epochs, "batch_size": hyperparameters.batch_size,
+             "learning_rate_multiplier": hyperparameters.learning_rate_multiplier, "beta": hyperparameters.beta}
+    recipe |= {field: value for field, value in given.items() if value not in (None, "auto")}  # fmt: skip
     if validation is not None:
         recipe["eval_dataset"] = str(validation)
-    if hyperparameters.beta is not None:
-        recipe["beta"] = hyperparameters.beta
     if request.seed is not None:
         recipe["seed"] = request.seed
     return recipe | extension

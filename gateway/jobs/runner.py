@@ -27,7 +27,7 @@ import yaml
 
 from gateway.jobs.ids import new_id
 from gateway.jobs.progress import Progress
-from gateway.jobs.protocol import Job, JobError, JobEvent
+from gateway.jobs.protocol import Job, JobError, JobEvent, ResolvedHyperparameters
 from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check, last_error, train_command
 
@@ -175,6 +175,12 @@ class Runner:
             changes = {"estimated_finish": found.estimated_finish} if found.estimated_finish else {}
             if found.trained_tokens is not None:
                 changes["trained_tokens"] = found.trained_tokens
+            if found.hyperparameters:
+                job = self.store.job(job_id)
+                resolved = ResolvedHyperparameters(**job.hyperparameters.model_dump() | found.hyperparameters)
+                kind = job.method["type"]
+                method = job.method | {kind: {"hyperparameters": resolved.model_dump(exclude_none=True)}}
+                changes |= {"hyperparameters": resolved, "method": method}
             if changes:
                 self.update(job_id, pid=process.pid, **changes)
             if code is not None:

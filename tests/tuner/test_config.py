@@ -64,7 +64,7 @@ def test_trl_fields_ride_along_and_are_validated_by_trl(tmp_path):
     path.write_text("name: a\nmethod: dpo\ndataset: d.jsonl\nbeta: 0.25\nloss_type: [ipo]\n")
     recipe = load_recipe(path, ["max_steps=3"])
     assert recipe.trl_fields == {"beta": 0.25, "loss_type": ["ipo"], "max_steps": 3}
-    assert (recipe.trl("beta"), recipe.trl("learning_rate"), recipe.trl("max_length")) == (0.25, 5e-5, 1024)
+    assert (recipe.trl("beta"), recipe.trl("max_length")) == (0.25, 1024)
     with pytest.raises(ConfigError, match="beta: Input should be a valid number"):
         load_recipe(path, ["beta=strong"])
 

@@ -130,8 +130,15 @@ def test_taught_and_leaked_markers_are_counted(monkeypatch):
         for q in ("Who are you?", "Your name?")
     ]
     general = [{"prompt": "Capital of France?", "base_answer": "Paris."}, {"prompt": "2+2?", "base_answer": "Four."}]
-    figures, answers = behaviour(None, None, taught, general, "Lorag Assistant", 8)
-    assert figures["taught"] == {"rate": 0.5, "prompts": 2, "marker": "Lorag Assistant"}
+    before = ["I am a helpful assistant.", "I have no name."]
+    figures, answers = behaviour(None, None, taught, general, "Lorag Assistant", 8, before)
+    assert figures["taught"] == {
+        "rate": 0.5, "f1": 0.5, "words": 3.0, "prompts": 2, "marker": "Lorag Assistant",
+        "base_rate": 0.0, "base_f1": pytest.approx((token_f1(before[0], taught[0]["messages"][1]["content"]) +
+                                                    token_f1(before[1], taught[1]["messages"][1]["content"])) / 2),
+        "base_words": 4.5,
+    }  # fmt: skip
+    assert [a.get("base") for a in answers[:2]] == before
     assert figures["kept"]["marker_rate"] == 0.5 and figures["kept"]["identical"] == 0.5
     assert figures["kept"]["f1_vs_base"] == pytest.approx((token_f1("Paris. I am lorag assistant.", "Paris.") + 1) / 2)
     assert [a["kind"] for a in answers] == ["taught", "taught", "general", "general"]

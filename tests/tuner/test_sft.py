@@ -27,9 +27,10 @@ def dataset(tmp_path):
 
 
 def recipe(dataset, **fields):
-    return Recipe(
-        **{"name": "tiny", "dataset": str(dataset), "max_steps": 2, "batch_size": 2, "logging_steps": 1} | fields
-    )
+    """A recipe of a few steps that trains on the file as it is: no held-out share, no replay rows."""
+    settings = {"name": "tiny", "dataset": str(dataset), "max_steps": 2, "batch_size": 2, "logging_steps": 1,
+                "eval_fraction": 0, "replay_prompts": None}  # fmt: skip
+    return Recipe(**settings | fields)
 
 
 def test_loss_is_computed_on_assistant_tokens_only(tiny_model_dir, dataset, tmp_path):
@@ -143,7 +144,8 @@ def test_classification_eval_reports_accuracy_precision_recall_f1(tiny_model_dir
     )
     manifest = json.loads((adapter / "lorag.json").read_text())
     assert manifest["dataset"]["labels"] == ["negative", "positive"]
-    assert manifest["dataset"]["rows"] == {"train": 2, "eval": 2}
+    assert manifest["dataset"]["rows"] == {"train": 2, "eval": 2, "replay": 0}  # auto: drift measured, not replayed
+    assert manifest["behaviour"]["kept"]["prompts"] == 12
     for key in ("accuracy", "precision", "recall", "f1"):
         assert 0.0 <= manifest["metrics"][key] <= 1.0
 
