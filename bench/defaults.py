@@ -41,8 +41,8 @@ def train(task: Task, seed: int, overrides: list[str], model_dir: Path, work: Pa
     data.write_text("".join(json.dumps(row) + "\n" for row in task.rows))
     recipe = folder / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"name": task.name, "method": task.method, "dataset": str(data), "seed": seed}))
-    command = [sys.executable, "-m", "tuner", "train", str(recipe), "--model-dir", str(model_dir),
-               "--adapters-dir", str(folder / "adapters"), "--runs-dir", str(folder / "runs"), "--cache-dir", str(cache)]
+    command = [sys.executable, "-m", "tuner", "train", str(recipe), "--model-dir", str(model_dir), "--adapters-dir",
+               str(folder / "adapters"), "--runs-dir", str(folder / "runs"), "--cache-dir", str(cache)]  # fmt: skip
     for override in overrides:
         command += ["--set", override]
     started = time.perf_counter()
@@ -126,7 +126,7 @@ def main() -> None:
     names = [t.name for t in tasks()]
     parser.add_argument("--tasks", default=",".join(names), help=f"of {', '.join(names)}")
     parser.add_argument("--seeds", default="42,1,2")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe field, for every task")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe field for every task")
     parser.add_argument("--model-dir", type=Path, help="prepared base model (default: prepare the embedded one)")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and every answer (.json) here")
     args = parser.parse_args()

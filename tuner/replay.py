@@ -7,8 +7,9 @@ on which :mod:`tuner.behaviour` later measures how far the adapter drifted from 
 
 Answers are generated with the prepared base model at training time, so they always match the
 model being tuned, and cached by (base weights, chat template, token limit): one file of every
-prompt answered so far. lorag ships that file for the embedded model and its built-in prompts. Answers that ran out of tokens are dropped: training on them would teach the adapter
-to stop mid-sentence. This module knows nothing of trainers or adapters.
+prompt answered so far. lorag ships that file for the embedded model and its built-in prompts.
+Answers that ran out of tokens are dropped: training on them would teach the adapter to stop
+mid-sentence. This module knows nothing of trainers or adapters.
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ adapter learned and what it kept. The base model, TRL config, run and output fol
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import json
 
 from tuner.behaviour import CHAT_FORMATS, before_training, behaviour
 from tuner.config import Recipe

@@ -146,8 +146,12 @@ def train(trainer, run: Start) -> dict:
     if resume is True:
         resume = str(last_complete_checkpoint(run.run_dir))
     if recipe.events_file:
-        settings = {"learning_rate": trainer.args.learning_rate, "num_train_epochs": trainer.args.num_train_epochs,
-                    "batch_size": recipe.batch_size, "learning_rate_multiplier": recipe.learning_rate_multiplier}
+        settings = {
+            "learning_rate": trainer.args.learning_rate,
+            "num_train_epochs": trainer.args.num_train_epochs,
+            "batch_size": recipe.batch_size,
+            "learning_rate_multiplier": recipe.learning_rate_multiplier,
+        }
         if hasattr(trainer.args, "beta"):
             settings["beta"] = trainer.args.beta
         append_event(recipe.events_file, {"type": "settings", "hyperparameters": settings,

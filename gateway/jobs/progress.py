@@ -71,7 +71,7 @@ class Progress:
                 k: given[k] for k in ("batch_size", "learning_rate_multiplier", "beta") if k in given
             }
             chosen = ", ".join(f"{k}={v['value']} ({v['rule']})" for k, v in entry.get("auto", {}).items())
-            found.events.append(_message(f"Settings chosen by auto: {chosen}" if chosen else "No settings left to auto"))
+            found.events.append(_message(f"Settings chosen by auto: {chosen}" if chosen else "No setting left to auto"))
         elif kind == "report":
             found.events.append(_message(f"What was learned: {report_line(entry)}"))
             found.events += [_message(warning, "warn") for warning in entry.get("warnings", [])]

@@ -80,8 +80,12 @@ def recipe_for(
         param = "lorag.peft_method" if what == extension.get("peft_method") else "lorag.method"
         raise invalid(param, f"a job's model is served as an adapter the moment it succeeds; {NOT_SERVABLE[what]}")
     recipe = {"name": name, "method": METHODS[kind], "dataset": str(training)} | JOB_DEFAULTS
-    given = {"num_train_epochs": hyperparameters.n_epochs, "batch_size": hyperparameters.batch_size,
-             "learning_rate_multiplier": hyperparameters.learning_rate_multiplier, "beta": hyperparameters.beta}
+    given = {
+        "num_train_epochs": hyperparameters.n_epochs,
+        "batch_size": hyperparameters.batch_size,
+        "learning_rate_multiplier": hyperparameters.learning_rate_multiplier,
+        "beta": hyperparameters.beta,
+    }
     recipe |= {field: value for field, value in given.items() if value not in (None, "auto")}  # fmt: skip
     if validation is not None:
         recipe["eval_dataset"] = str(validation)

@@ -29,9 +29,10 @@ def test_small_sets_are_repeated_until_training_has_seen_240_rows_and_large_ones
 
 def test_preference_sets_are_repeated_until_160_pairs_and_grpo_samples_each_prompt_once():
     assert values(Recipe(name="a", method="dpo", dataset="p.jsonl"), DataSize(28, 2_000, 80))["num_train_epochs"] == 6
-    assert values(Recipe(name="a", method="grpo", dataset="p.jsonl", reward_functions=["brevity"]))[
-        "num_train_epochs"
-    ] == 1.0
+    assert (
+        values(Recipe(name="a", method="grpo", dataset="p.jsonl", reward_functions=["brevity"]))["num_train_epochs"]
+        == 1.0
+    )
 
 
 def test_the_learning_rate_scales_with_the_models_width_and_a_tenth_for_preferences():
