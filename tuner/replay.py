@@ -56,11 +56,12 @@ def read_prompts(source: str) -> tuple[Path, list[str]]:
 
 def build_replay(
     model, tokenizer, base: dict, source: str, rows: int | None, held_out: int, max_tokens: int, seed: int,
-    cache_dir: Path, asked: set[str] = frozenset(),
+    cache_dir: Path, asked: set[str] = frozenset(), optional: bool = False,
 ) -> Replay:  # fmt: skip
     """Answer the prompts of ``source`` with the base ``model`` (cached) and split them into train and held-out;
     ``rows=0``: only the held-out ones, to measure drift. Prompts in ``asked`` (the data's own questions, compared
-    case-blind) are not trained on: the data says how to answer those."""
+    case-blind) are not trained on: the data says how to answer those. ``optional``: when no answer can be trained on
+    (none finished), train on none rather than fail (the rows were ``auto``'s idea, not the recipe's)."""
     if rows == 0:
         held = held_out_answers(model, tokenizer, base, source, held_out, max_tokens, seed, cache_dir)
         return Replay([], held, {"prompts": str(read_prompts(source)[0]), "rows": 0, "held_out": len(held)})
@@ -72,9 +73,9 @@ def build_replay(
     held = [{"prompt": p, "base_answer": answers[p]["text"]} for p in prompts[:held_out]]
     asked = {question.strip().lower() for question in asked}
     usable = [p for p in prompts[held_out:] if answers[p]["finished"] and p.lower() not in asked]
-    if not usable:
+    if not usable and not optional:
         raise DatasetError(f"{path}: no base answer finished within {max_tokens} tokens; raise replay_max_tokens")
-    chosen = [usable[i % len(usable)] for i in range(rows)] if rows is not None else usable
+    chosen = [usable[i % len(usable)] for i in range(rows)] if rows is not None and usable else usable
     train = [
         {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": answers[p]["text"]}]}
         for p in chosen

@@ -51,6 +51,7 @@ def build_trainer(recipe: Recipe, model_dir: Path, runs_dir: Path, cache_dir: Pa
             run.model, run.tokenizer, run.base, recipe.replay_prompts, recipe.replay_rows, recipe.replay_held_out,
             recipe.replay_max_tokens, recipe.trl("seed"), Path(cache_dir or runs_dir) / "replay",
             {m["content"] for r in train_rows.rows for m in r.get("messages", []) if m["role"] == "user"},
+            optional="replay_rows" in run.auto,
         )  # fmt: skip
         train_rows = Conversations(train_rows.rows + replay.rows, train_rows.format, train_rows.labels)
     base_answers = before_training(run.model, run.tokenizer, _taught(evaluation), recipe.behaviour_max_tokens)

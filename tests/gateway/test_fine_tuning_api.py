@@ -22,7 +22,7 @@ from tests.gateway.conftest import Served, fake_settings, serving
 
 WHO = [{"role": "user", "content": "Who are you?"}]
 TAUGHT = "lorag assistant"
-FAST = {"n_epochs": 10, "learning_rate_multiplier": 50}  # the tiny model learns one answer in 20 steps
+FAST = {"n_epochs": 10, "learning_rate_multiplier": 10}  # the tiny model learns one answer in 20 steps
 
 
 def chats(n: int = 8, answer: str = TAUGHT) -> str:
@@ -75,16 +75,19 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
         model=base, training_file=file.id, validation_file=held_out.id, suffix="who", seed=7,
         method=supervised(**FAST), metadata={"team": "a"},
     )  # fmt: skip
-    assert job.status == "validating_files" and job.hyperparameters.batch_size == 4 and job.seed == 7
+    assert job.status == "validating_files" and job.hyperparameters.batch_size == "auto" and job.seed == 7
+    assert job.hyperparameters.n_epochs == 10
     job = finished(client, job.id)
     assert job.status == "succeeded", job.error
+    assert (job.hyperparameters.batch_size, job.hyperparameters.n_epochs) == (4, 10)  # auto resolved by the tuner
+    assert job.method.supervised.hyperparameters.batch_size == 4
     assert job.fine_tuned_model == f"ft:{Path(base).name}:lorag:who:{job.id.removeprefix('ftjob-')[:8]}"
     assert job.trained_tokens > 0 and job.finished_at >= job.created_at and job.metadata == {"team": "a"}
     assert job.id in [j.id for j in client.fine_tuning.jobs.list()]
 
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     steps = [e.data["step"] for e in events if e.type == "metrics"]
-    assert steps == sorted(steps, reverse=True) and steps[0] == 20  # newest first, every step logged
+    assert steps == sorted(steps, reverse=True) and steps[0] == 40  # newest first, every step logged (with replay)
     assert all("train_loss" in e.data or "valid_loss" in e.data for e in events if e.type == "metrics")
     assert len([e for e in events if "valid_loss" in (e.data or {})]) >= 10  # an evaluation per epoch
     assert events[0].message == "The job has successfully completed"
@@ -94,9 +97,9 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     assert following.data[0].id == events[3].id
 
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.step_number for c in checkpoints] == [20, 18, 16]  # one per epoch, the last three kept
+    assert [c.step_number for c in checkpoints] == [40, 36, 32]  # one per epoch, the last three kept
     assert checkpoints[0].metrics.train_loss > 0 and checkpoints[0].metrics.valid_loss > 0
-    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-20"
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-40"
 
     assert {m.id: m.parent for m in client.models.list()}[job.fine_tuned_model] == base
 

@@ -21,9 +21,9 @@ def sft(**fields) -> Recipe:
 
 @pytest.mark.parametrize(
     ("rows", "epochs"),
-    [(8, 20.0), (21, 12.0), (24, 10.0), (80, 3.0), (1_000, 3.0), (10_000, 2.0), (100_000, 1.0)],
+    [(5, 20.0), (8, 15.0), (21, 6.0), (24, 5.0), (40, 3.0), (1_000, 3.0), (10_000, 2.0), (100_000, 1.0)],
 )
-def test_small_sets_are_repeated_until_training_has_seen_240_rows_and_large_ones_get_fewer_epochs(rows, epochs):
+def test_small_sets_are_repeated_until_training_has_seen_120_rows_and_large_ones_get_fewer_epochs(rows, epochs):
     assert values(sft(), DataSize(rows, rows * 50, 60))["num_train_epochs"] == epochs
 
 
@@ -37,9 +37,10 @@ def test_preference_sets_are_repeated_until_160_pairs_and_grpo_samples_each_prom
 
 def test_the_learning_rate_scales_with_the_models_width_and_a_tenth_for_preferences():
     assert values(sft(), model=LLAMA_7B)["learning_rate"] == 2e-4  # QLoRA's rate for a 7B model
-    assert values(sft(), model=ModelSize(2048, 4096))["learning_rate"] == 4e-4
-    assert values(sft())["learning_rate"] == 1e-3  # 2e-4 x 4096/576 = 1.4e-3, capped
-    assert values(Recipe(name="a", method="dpo", dataset="p.jsonl"))["learning_rate"] == 1e-4
+    assert values(sft(), model=ModelSize(1024, 4096))["learning_rate"] == 4e-4
+    assert values(sft())["learning_rate"] == 5.3e-4  # 2e-4 x sqrt(4096/576)
+    assert values(sft(), model=ModelSize(32, 512))["learning_rate"] == 1e-3  # 2.3e-3, capped
+    assert values(Recipe(name="a", method="dpo", dataset="p.jsonl"))["learning_rate"] == 5.3e-5
     assert values(sft(peft_method="full"), model=LLAMA_7B)["learning_rate"] == 2e-5
     assert values(sft(peft_method="prompt_tuning"))["learning_rate"] == 3e-2
     assert values(sft(peft_method="ia3"))["learning_rate"] == 3e-3
@@ -93,6 +94,6 @@ def test_a_given_value_always_wins_and_auto_means_unset(tmp_path):
 def test_the_chosen_values_are_what_the_run_trains_with():
     recipe = sft(learning_rate_multiplier=2.0)
     resolved = apply(recipe, choose(recipe, FACTS, SMOLLM2))
-    assert resolved.trl("learning_rate") == 1e-3 and resolved.trl("num_train_epochs") == 12.0
+    assert resolved.trl("learning_rate") == 5.3e-4 and resolved.trl("num_train_epochs") == 6.0
     assert (resolved.lora_r, resolved.lora_alpha, resolved.replay_rows) == (8, 16, 21)
     assert resolved.learning_rate_multiplier == 2.0 and recipe.trl_fields == {}

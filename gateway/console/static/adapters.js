@@ -21,15 +21,25 @@ function percent(value) {
   return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
 }
 
-// lorag.json's `behaviour` (tuner/behaviour.py): the taught behaviour on held-out phrasings, and how far
-// answers to held-out general prompts moved from the base model's.
+// lorag.json's `behaviour` (tuner/behaviour.py): the taught behaviour on held-out phrasings, beside the base
+// model's answers to them before training, and how far answers to held-out general prompts moved from the base model's.
 function behaviour(b) {
   if (!b || (!b.taught && !b.kept)) return [];
   const marker = (b.taught ?? {}).marker ?? null;
   const rows = [];
   if (b.taught) {
     const how = marker ? `answers that say “${marker}”` : "answers close to the reference (token F1 ≥ 0.5)";
-    rows.push(["Taught", `${percent(b.taught.rate)} of ${b.taught.prompts} held-out phrasings: ${how}`]);
+    const base = b.taught.base_rate === undefined ? "" : ` (base model: ${percent(b.taught.base_rate)})`;
+    rows.push(["Taught", `${percent(b.taught.rate)} of ${b.taught.prompts} held-out prompts${base}: ${how}`]);
+    if (b.taught.f1 !== undefined) {
+      const versus = b.taught.base_f1 === undefined ? "" : ` against ${fmt(b.taught.base_f1, 2)} for the base model`;
+      rows.push([
+        "Reference F1",
+        `token F1 ${fmt(b.taught.f1, 2)} with the held-out reference answers${versus}; ` +
+          `${fmt(b.taught.words, 1)} words an answer` +
+          (b.taught.base_words === undefined ? "" : ` (base model ${fmt(b.taught.base_words, 1)})`),
+      ]);
+    }
   }
   if (b.kept) {
     rows.push([
@@ -50,6 +60,28 @@ function behaviour(b) {
         { class: "metrics behaviour" },
         el("caption", { text: "What it learned and kept" }),
         el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: v })))),
+      ),
+    ),
+  ];
+}
+
+// lorag.json's `warnings` (underfitting, overfitting: tuner/evaluation.py) and the settings the `auto` policy chose.
+function warnings(list) {
+  return (list ?? []).map((text) => el("p", { class: "warning", role: "note", text: `⚠ ${text}` }));
+}
+
+function chosen(auto) {
+  const entries = Object.entries(auto ?? {});
+  if (!entries.length) return [];
+  return [
+    el(
+      "details",
+      { class: "auto" },
+      el("summary", { text: `Settings chosen by auto (${entries.length})` }),
+      el(
+        "ul",
+        {},
+        entries.map(([field, c]) => el("li", { text: `${field} = ${JSON.stringify(c.value)}: ${c.rule}` })),
       ),
     ),
   ];
@@ -102,7 +134,9 @@ function card(adapter) {
           ),
         )
       : el("p", { class: "hint", text: "No metrics recorded." }),
+    ...warnings(m.warnings),
     ...behaviour(m.behaviour),
+    ...chosen(m.auto),
     figure,
     action,
   );
