@@ -155,6 +155,9 @@ class Recipe(BaseModel):
     # Evaluation, logging, checkpoints
     early_stopping_patience: int | None = None
     """Stop after this many evaluations without a lower eval loss; keeps the best checkpoint."""
+    max_checkpoints: int | None = None
+    """Save at the end of epochs instead of every ``save_steps``: every epoch, or every few epochs so that the run
+    saves at most this many checkpoints (fine-tuning jobs: 10, as OpenAI saves one per epoch)."""
     resume_from_checkpoint: bool | str = False
     """Resume: ``true`` for the run's latest checkpoint, or a checkpoint folder."""
     overwrite: bool = False
@@ -188,7 +191,7 @@ class Recipe(BaseModel):
 
     @field_validator(
         "num_virtual_tokens", "replay_max_tokens", "behaviour_max_tokens", "freeze_trainable_layers",
-        "encoder_hidden_size", "batch_size", "num_processes",
+        "encoder_hidden_size", "batch_size", "num_processes", "max_checkpoints",
     )  # fmt: skip
     @classmethod
     def _positive(cls, value: int | None) -> int | None:

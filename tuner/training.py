@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -127,6 +128,8 @@ def trl_config(run: Start, has_eval: bool, **lorag_fields):
         fields["learning_rate"] = recipe.trl("learning_rate") * recipe.learning_rate_multiplier
     if early_stopping and recipe.trl("eval_steps"):
         fields["save_steps"] = recipe.trl("eval_steps")  # the best checkpoint must be one that was evaluated
+    if recipe.max_checkpoints and not early_stopping:
+        fields["save_steps"] = 10**9  # saved by epoch instead (callbacks)
     return build_config(recipe.method, fields, run.run_dir, recipe.batch_size, has_eval, early_stopping, bf16)
 
 
@@ -136,7 +139,23 @@ def callbacks(recipe: Recipe) -> list:
     from tuner.events import EventsFile
 
     found = [EarlyStoppingCallback(recipe.early_stopping_patience)] if recipe.early_stopping_patience else []
+    if recipe.max_checkpoints and not recipe.early_stopping_patience:
+        found.append(_epoch_checkpoints(recipe.max_checkpoints))
     return found + ([EventsFile(recipe.events_file)] if recipe.events_file else [])
+
+
+def _epoch_checkpoints(limit: int):
+    """A callback that saves at the end of every few epochs, so that a run saves at most ``limit`` checkpoints (the
+    last step is saved by the trainer itself)."""
+    from transformers import TrainerCallback
+
+    class EpochCheckpoints(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            every = max(1, math.ceil(state.num_train_epochs / limit))
+            if round(state.epoch) % every == 0 and state.global_step < state.max_steps:
+                control.should_save = True
+
+    return EpochCheckpoints()
 
 
 def train(trainer, run: Start) -> dict:

@@ -111,9 +111,8 @@ class Runner:
             param = "training_file" if recipe["dataset"] in str(e) else None
             self.finish(job_id, "failed", JobError(code="invalid_training_file", message=str(e), param=param))
             return False
-        epoch = max(1, -(-rows["train"] // int(recipe.get("batch_size", 4))))
-        epochs = -(-float(recipe.get("num_train_epochs", 1)) // MAX_CHECKPOINTS)
-        recipe.setdefault("save_steps", int(epoch * epochs))  # at the end of an epoch, as OpenAI saves; ten at most
+        if "save_steps" not in recipe:  # at the end of an epoch, as OpenAI saves; ten at most
+            recipe.setdefault("max_checkpoints", MAX_CHECKPOINTS)
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
         self.update(job_id, status="queued")
         self.event(job_id, f"Files validated: {rows['train']} training rows, {rows['eval']} validation rows")

@@ -74,6 +74,7 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     job = client.fine_tuning.jobs.create(
         model=base, training_file=file.id, validation_file=held_out.id, suffix="who", seed=7,
         method=supervised(**FAST), metadata={"team": "a"},
+        extra_body={"lorag": {"replay_prompts": None}},  # a random model's own answers are noise to train on
     )  # fmt: skip
     assert job.status == "validating_files" and job.hyperparameters.batch_size == "auto" and job.seed == 7
     assert job.hyperparameters.n_epochs == 10
@@ -87,7 +88,7 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
 
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=100))
     steps = [e.data["step"] for e in events if e.type == "metrics"]
-    assert steps == sorted(steps, reverse=True) and steps[0] == 40  # newest first, every step logged (with replay)
+    assert steps == sorted(steps, reverse=True) and steps[0] == 20  # newest first, every step logged
     assert all("train_loss" in e.data or "valid_loss" in e.data for e in events if e.type == "metrics")
     assert len([e for e in events if "valid_loss" in (e.data or {})]) >= 10  # an evaluation per epoch
     assert events[0].message == "The job has successfully completed"
@@ -97,9 +98,9 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     assert following.data[0].id == events[3].id
 
     checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id))
-    assert [c.step_number for c in checkpoints] == [40, 36, 32]  # one per epoch, the last three kept
+    assert [c.step_number for c in checkpoints] == [20, 18, 16]  # one per epoch, the last three kept
     assert checkpoints[0].metrics.train_loss > 0 and checkpoints[0].metrics.valid_loss > 0
-    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-40"
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-20"
 
     assert {m.id: m.parent for m in client.models.list()}[job.fine_tuned_model] == base
 
