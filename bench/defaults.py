@@ -137,16 +137,22 @@ def main() -> None:
         from serve.models import prepare
 
         args.model_dir = prepare(get_settings().base_model, cache_dir=cache)
-    chosen = [t for t in tasks() if t.name in args.tasks.split(",")]
+    known = {t.name: t for t in tasks()}
+    unknown = [name for name in args.tasks.split(",") if name not in known]
+    if unknown:
+        parser.error(f"no task '{unknown[0]}'; the tasks are {', '.join(known)}")
+    chosen = [known[name] for name in args.tasks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()
+    results = []
     with tempfile.TemporaryDirectory(prefix="lorag-defaults-") as work:
-        results = [measure(t, seeds, args.set, args.model_dir, Path(work), cache) for t in chosen]
-    table = report(results, seeds, args.set, time.perf_counter() - started)
+        for task in chosen:
+            results.append(measure(task, seeds, args.set, args.model_dir, Path(work), cache))
+            table = report(results, seeds, args.set, time.perf_counter() - started)
+            if args.out:  # after every task: a long run stopped early still leaves its table
+                args.out.write_text(table)
+                args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     print(table)
-    if args.out:
-        args.out.write_text(table)
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

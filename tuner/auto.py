@@ -12,19 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tuner.config import Recipe
-
-AUTO = "auto"
-CHOSEN = (
-    "replay_prompts", "learning_rate", "num_train_epochs", "warmup_steps", "lora_r", "lora_alpha", "loss_type",
-    "max_length", "replay_rows",
-)  # fmt: skip
-"""The fields :func:`choose` fills in when a recipe leaves them unset, in the order it decides them."""
-AUTO_FIELDS = ("eval_fraction", *CHOSEN)
-"""Every field the policy may choose: ``eval_fraction`` (:func:`held_out_share`) when the data is split."""
+from tuner.config import AUTO, Recipe
 
 REFERENCE_WIDTH = 4096
 """Hidden size of the 7B models the usual learning rates were tuned on (QLoRA: 2e-4 for a LoRA of every linear
@@ -95,20 +84,9 @@ def held_out_share(recipe: Recipe, rows: int) -> Choice | None:
 
 
 def choose(recipe: Recipe, data: DataSize, model: ModelSize) -> dict[str, Choice]:
-    """The policy's choice for every field of :data:`CHOSEN` that the recipe leaves unset and that applies."""
-    rules = {
-        "replay_prompts": _replay_prompts,
-        "learning_rate": _learning_rate,
-        "num_train_epochs": _epochs,
-        "warmup_steps": _warmup,
-        "lora_r": _rank,
-        "lora_alpha": _alpha,
-        "loss_type": _loss_type,
-        "max_length": _max_length,
-        "replay_rows": _replay_rows,
-    }
+    """The policy's choice for every field of :data:`RULES` that the recipe leaves unset and that applies."""
     chosen: dict[str, Choice] = {}
-    for field, rule in rules.items():
+    for field, rule in RULES.items():
         if field == "warmup_steps" and not unset(recipe, "warmup_ratio"):
             continue
         if unset(recipe, field) and (choice := rule(recipe, data, model, chosen)) is not None:
@@ -119,7 +97,7 @@ def choose(recipe: Recipe, data: DataSize, model: ModelSize) -> dict[str, Choice
 def apply(recipe: Recipe, chosen: dict[str, Choice]) -> Recipe:
     """``recipe`` with the chosen values filled in (TRL's fields as extras, lorag's as fields)."""
     values = {field: choice.value for field, choice in chosen.items()}
-    declared = type(recipe).model_fields
+    declared = Recipe.model_fields
     extras = {k: v for k, v in values.items() if k not in declared}
     fields = {k: v for k, v in values.items() if k in declared}
     resolved = recipe.model_copy(update=fields)
@@ -217,3 +195,18 @@ def _replay_rows(recipe: Recipe, data: DataSize, model: ModelSize, chosen: dict)
 
 def _round(value: float) -> float:
     return float(f"{value:.2g}")
+
+
+RULES = {
+    "replay_prompts": _replay_prompts,
+    "learning_rate": _learning_rate,
+    "num_train_epochs": _epochs,
+    "warmup_steps": _warmup,
+    "lora_r": _rank,
+    "lora_alpha": _alpha,
+    "loss_type": _loss_type,
+    "max_length": _max_length,
+    "replay_rows": _replay_rows,
+}
+"""The fields :func:`choose` fills in, in the order it decides them (``lora_alpha`` follows the rank chosen);
+``eval_fraction`` is :func:`held_out_share`'s, when the data is split."""

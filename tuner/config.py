@@ -5,7 +5,7 @@ declared and documented here (data, replay, tuning type, PEFT settings), plus an
 method's TRL config class, which TRL validates (:mod:`tuner.trl_args`). Relative dataset paths in
 a YAML file are read from the YAML file's folder; those given with ``--set`` from the working
 directory. Unknown fields and wrong types are refused with a one-line message. What a recipe leaves
-unset (or sets to ``auto``) among the settings of :data:`tuner.auto.AUTO_FIELDS` is chosen by the
+unset (or sets to ``auto``) among the settings of :data:`AUTO_FIELDS` is chosen by the
 ``auto`` policy when the data and the model are known (:mod:`tuner.auto`). This module knows
 nothing about models or trainers.
 """
@@ -18,12 +18,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from tuner.auto import AUTO, AUTO_FIELDS
 from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT, FORMATS
 from tuner.preferences import PREFERENCE_FORMATS
 from tuner.trl_args import build_config, check_types, config_class, config_fields, trl_value
 
 PATH_FIELDS = ("dataset", "eval_dataset", "replay_prompts", "reward_model")
+AUTO = "auto"
+AUTO_FIELDS = (
+    "eval_fraction", "replay_prompts", "learning_rate", "num_train_epochs", "warmup_steps", "lora_r", "lora_alpha",
+    "loss_type", "max_length", "replay_rows",
+)  # fmt: skip
+"""The settings the ``auto`` policy (:mod:`tuner.auto`) chooses when a recipe leaves them unset or says ``auto``."""
 
 
 class ConfigError(ValueError):

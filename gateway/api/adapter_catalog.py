@@ -20,8 +20,8 @@ from serve.adapters import AdapterRefused, AdapterRegistry, AdapterSpec, Scan
 from serve.engine import AdapterSync, Engine
 
 log = logging.getLogger(__name__)
-SUMMARY = ("method", "peft_method", "base_model", "dataset", "lora", "metrics", "behaviour", "warnings", "auto", "created",
-           "lorag_version")  # fmt: skip
+SUMMARY = ("method", "peft_method", "base_model", "dataset", "lora", "metrics", "behaviour", "warnings", "auto",
+           "created", "lorag_version")  # fmt: skip
 """The lorag.json keys an adapter listing shows."""
 
 

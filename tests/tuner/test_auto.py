@@ -3,8 +3,8 @@ recipe gives always wins."""
 
 import pytest
 
-from tuner.auto import DataSize, ModelSize, apply, choose, held_out_share
-from tuner.config import Recipe, load_recipe
+from tuner.auto import RULES, DataSize, ModelSize, apply, choose, held_out_share
+from tuner.config import AUTO_FIELDS, Recipe, load_recipe
 
 SMOLLM2 = ModelSize(width=576, context=8192)
 LLAMA_7B = ModelSize(width=4096, context=4096)
@@ -97,3 +97,7 @@ def test_the_chosen_values_are_what_the_run_trains_with():
     assert resolved.trl("learning_rate") == 5.3e-4 and resolved.trl("num_train_epochs") == 6.0
     assert (resolved.lora_r, resolved.lora_alpha, resolved.replay_rows) == (8, 16, 21)
     assert resolved.learning_rate_multiplier == 2.0 and recipe.trl_fields == {}
+
+
+def test_every_field_the_recipe_leaves_to_auto_has_a_rule():
+    assert set(AUTO_FIELDS) == set(RULES) | {"eval_fraction"}
