@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := tuner/configs/lorag-identity.yaml
 
-.PHONY: install model finetune serve up test test-fast bench lint
+.PHONY: install model finetune serve up test test-fast bench bench-defaults lint
 
 install: $(VENV)/.installed $(VENV)/.embedded
 
@@ -57,6 +57,10 @@ bench: finetune
 	$(BIN)/python bench/dpo_throughput.py
 	$(BIN)/python bench/serve_throughput.py
 	$(BIN)/python bench/rag_ingest.py
+
+# Small-data fine-tuning on defaults only: six tasks, three seeds each (about 1.5 hours on 2 CPU cores).
+bench-defaults: install
+	$(BIN)/python bench/defaults.py --out docs/results/defaults.md
 
 lint: install
 	$(BIN)/ruff check .
