@@ -79,7 +79,7 @@ def test_an_uploaded_file_trains_a_model_whose_loss_curve_is_drawn_and_which_the
     expect(page.locator("#tr-method option[value=dpo]")).to_be_disabled()  # chats do not train DPO
     expect(page.locator("#tr-beta")).to_be_hidden()
 
-    page.locator("#tr-epochs").fill("10")  # 20 steps
+    page.locator("#tr-epochs").fill("10")  # 40 steps: 8 rows and, by default, as many replay rows
     page.locator("#tr-lr").fill("50")
     page.locator("#tr-suffix").fill("who")
     page.get_by_role("button", name="Start job").click()
@@ -91,17 +91,17 @@ def test_an_uploaded_file_trains_a_model_whose_loss_curve_is_drawn_and_which_the
     expect(page.locator("#tr-state")).to_have_text("succeeded", timeout=JOB_S * 1000)
     name = job.locator("h2").inner_text()
     assert re.fullmatch(r"ft:[^:]+:lorag:who:[0-9a-f]{8}", name), name
-    expect(page.locator("#tr-step")).to_have_text(" · step 20 of 20")
+    expect(page.locator("#tr-step")).to_have_text(" · step 40 of 40")
     expect(job.get_by_role("button", name="Cancel job")).to_have_count(0)
     expect(job.locator("dt:text-is('Served as') + dd")).to_contain_text(name)
     expect(job.locator("dt:text-is('Settings') + dd")).to_have_text("10 epochs · batch 4 · learning rate ×50")
     expect(job.locator("#tr-events li").first).to_contain_text("The job has successfully completed")
     curve = job.get_by_role(
-        "img", name=re.compile(r"^Loss by step: train loss from [\d.]+ at step 1 to [\d.]+ at step 20")
+        "img", name=re.compile(r"^Loss by step: train loss from [\d.]+ at step 1 to [\d.]+ at step 40")
     )
     expect(curve).to_be_visible()
     path = curve.locator("path.train").get_attribute("d")
-    assert re.fullmatch(r"M[\d.]+,[\d.]+( L[\d.]+,[\d.]+){19}", path), path  # one point a step
+    assert re.fullmatch(r"M[\d.]+,[\d.]+( L[\d.]+,[\d.]+){39}", path), path  # one point a step
     expect(page.locator("#tr-jobs li")).to_contain_text("succeeded · supervised")
     expect(page.locator("#notice")).to_be_hidden()
     expect(page.locator("#health")).to_contain_text("1 adapter ·")  # told that a model was added
@@ -121,12 +121,12 @@ def test_a_long_jobs_curve_grows_while_it_runs_it_pauses_resumes_and_is_cancelle
     file = httpx.post(f"{url}/v1/files", files=upload, data={"purpose": "fine-tune"}, timeout=60).json()
     page = open_console(url, viewport=PHONE, hash="#train")
     expect(page.locator("#tr-training")).to_have_value(file["id"])
-    page.locator("#tr-epochs").fill("500")
+    page.locator("#tr-epochs").fill("500")  # 2000 steps, with as many replay rows as training rows
     page.get_by_role("button", name="Start job").click()
     job = page.locator("#tr-job")
     cancel = job.get_by_role("button", name="Cancel job")
     expect(cancel).to_be_visible()
-    expect(page.locator("#tr-step")).to_contain_text(" of 1000", timeout=JOB_S * 1000)  # running
+    expect(page.locator("#tr-step")).to_contain_text(" of 2000", timeout=JOB_S * 1000)  # running
     line = page.locator("#tr-curve path.train")
     drawn = line.get_attribute("d").count(" ") + 1
     page.wait_for_function(  # the curve grows while the job runs

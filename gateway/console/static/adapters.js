@@ -30,7 +30,7 @@ function behaviour(b) {
   if (b.taught) {
     const how = marker ? `answers that say “${marker}”` : "answers close to the reference (token F1 ≥ 0.5)";
     const base = b.taught.base_rate === undefined ? "" : ` (base model: ${percent(b.taught.base_rate)})`;
-    rows.push(["Taught", `${percent(b.taught.rate)} of ${b.taught.prompts} held-out prompts${base}: ${how}`]);
+    rows.push(["Taught", `${percent(b.taught.rate)} of ${b.taught.prompts} held-out phrasings${base}: ${how}`]);
     if (b.taught.f1 !== undefined) {
       const versus = b.taught.base_f1 === undefined ? "" : ` against ${fmt(b.taught.base_f1, 2)} for the base model`;
       rows.push([

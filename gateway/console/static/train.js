@@ -215,7 +215,7 @@ function facts(job) {
   const h = job.hyperparameters;
   const file = (id) => (files.has(id) ? `${files.get(id).filename} (${id})` : id);
   const rate = `learning rate ×${fmt(h.learning_rate_multiplier)}`;
-  const settings = [`${h.n_epochs} epochs`, `batch ${h.batch_size}`, rate];
+  const settings = [h.n_epochs === "auto" ? "epochs auto" : `${h.n_epochs} epochs`, `batch ${h.batch_size}`, rate];
   if (h.beta != null) settings.push(`beta ${fmt(h.beta)}`);
   const rows = [["Base model", job.model], ["Method", methodOf(job)], ["Settings", settings.join(" · ")]];
   rows.push(["Training file", file(job.training_file)]);
