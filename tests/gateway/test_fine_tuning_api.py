@@ -92,6 +92,10 @@ def test_the_openai_sdk_trains_a_model_that_answers_at_once_with_what_it_was_tau
     assert all("train_loss" in e.data or "valid_loss" in e.data for e in events if e.type == "metrics")
     assert len([e for e in events if "valid_loss" in (e.data or {})]) >= 10  # an evaluation per epoch
     assert events[0].message == "The job has successfully completed"
+    messages = [e.message for e in events]
+    settings = next(m for m in messages if m.startswith("Settings chosen by auto:"))
+    assert "learning_rate=" in settings and "eval_fraction" not in settings  # a validation file: nothing held out
+    assert any(m.startswith("What was learned: eval_loss") for m in messages)
     page = client.fine_tuning.jobs.list_events(job.id, limit=3)
     assert len(page.data) == 3 and page.has_more
     following = client.fine_tuning.jobs.list_events(job.id, limit=3, after=page.data[-1].id)

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from tuner.evaluation import classification_scores, overfitting_warning, perplexity
+from tuner.config import Recipe
+from tuner.evaluation import classification_scores, overfitting_warning, perplexity, underfitting_warning
 
 
 def test_classification_scores_by_hand():
@@ -46,3 +47,27 @@ def test_overfitting_is_flagged_when_eval_rises_while_train_falls():
 )
 def test_no_overfitting_warning_otherwise(train, evals):
     assert overfitting_warning(train, evals) is None
+
+
+def recipe(**fields) -> Recipe:
+    return Recipe(name="a", dataset="d.jsonl", learning_rate=2e-5, num_train_epochs=1, **fields)
+
+
+def test_a_run_that_learned_nothing_is_told_what_to_change():
+    taught = {"rate": 0.0, "f1": 0.18, "base_rate": 0.0, "base_f1": 0.17, "prompts": 3}
+    warning = underfitting_warning([], {"metrics": {}, "behaviour": {"taught": taught}}, recipe())
+    assert warning.startswith("possible underfitting: on 3 held-out prompts the answers are no closer")
+    assert "raise num_train_epochs (now 1) or learning_rate (now 2e-05)" in warning
+    assert "pairs are ranked right" in underfitting_warning([], {"metrics": {"preference_accuracy": 0.5}}, recipe())
+    assert "reward did not rise" in underfitting_warning(
+        [], {"metrics": {"reward_before": 0.2, "reward_after": 0.1}}, recipe()
+    )
+    flat = [{"step": 1, "loss": 2.0}, {"step": 9, "loss": 1.95}]
+    assert "training loss barely fell (2.000 -> 1.950)" in underfitting_warning(flat, {"metrics": {}}, recipe())
+
+
+def test_a_run_that_learned_gets_no_underfitting_warning():
+    taught = {"rate": 1.0, "f1": 0.9, "base_rate": 0.0, "base_f1": 0.17, "prompts": 3}
+    falling = [{"step": 1, "loss": 2.0}, {"step": 9, "loss": 0.3}]
+    findings = {"metrics": {"preference_accuracy": 1.0}, "behaviour": {"taught": taught}}
+    assert underfitting_warning(falling, findings, recipe()) is None
