@@ -25,7 +25,7 @@ import numpy as np
 
 from rag.errors import DocumentNotFound
 from rag.loaders import Document, Segment
-from rag.query import check_filters
+from rag.query import Comparison, Filter, parse_filters
 from rag.splitter import Chunk, indexed_text
 
 _SCHEMA = """
@@ -179,26 +179,20 @@ class ChunkDatabase:
                 rows = db.execute(f"{_CHUNKS} WHERE c.id {_IN_JSON_LIST}", (json.dumps([int(i) for i in ids]),))
             return {row["id"]: _chunk(row) for row in rows}
 
-    def chunk_ids(self, filters: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Ids of the chunks whose document matches every filter.
-
-        A filter maps "filename", "document_id" or a metadata key to a value, or to a list of
-        accepted values.
-        """
-        check_filters(filters or {})
-        clauses, params = [], []
-        for key, value in (filters or {}).items():
-            column = {"filename": "d.filename", "document_id": "d.id"}.get(key)
-            if column is None:
-                column = "json_extract(d.metadata, ?)"
-                params.append(f'$."{key}"')
-            accepted = list(value) if isinstance(value, list | tuple | set) else [value]
-            clauses.append(f"{column} IN ({', '.join('?' * len(accepted))})")
-            params.extend(accepted)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    def chunk_ids(self, filters: Any = None) -> np.ndarray:
+        """Ids of the chunks whose document matches ``filters`` (the grammar of :mod:`rag.query`)."""
+        where, params = _where(parse_filters(filters))
         with _connect(self.path) as db:
             rows = db.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id{where}", params)
             return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
+    def document_ids(self, filters: Any = None) -> list[str]:
+        """Ids of the documents matching ``filters``, oldest first."""
+        where, params = _where(parse_filters(filters))
+        with _connect(self.path) as db:
+            return [
+                row[0] for row in db.execute(f"SELECT d.id FROM documents d{where} ORDER BY d.created, d.rowid", params)
+            ]
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks)."""
@@ -207,6 +201,33 @@ class ChunkDatabase:
                 db.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
                 db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
             )
+
+
+_SQL_OPS = {"eq": "=", "ne": "IS NOT", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _where(tree: Filter | None) -> tuple[str, list[Any]]:
+    """`` WHERE ...`` over the documents table ``d`` for a filter tree, and its parameters."""
+    if tree is None:
+        return "", []
+    params: list[Any] = []
+    return " WHERE " + _condition(tree, params), params
+
+
+def _condition(node: Filter, params: list[Any]) -> str:
+    if not isinstance(node, Comparison):
+        return "(" + f" {node.op.upper()} ".join(_condition(child, params) for child in node.filters) + ")"
+    column, column_params = {"filename": ("d.filename", []), "document_id": ("d.id", [])}.get(
+        node.key, ("json_extract(d.metadata, ?)", [f'$."{node.key}"'])
+    )
+    if node.op == "in":
+        params += [*column_params, json.dumps(list(node.value))]
+        return f"{column} {_IN_JSON_LIST}"
+    if node.op == "nin":  # a document without the key is not in the list either
+        params += [*column_params, *column_params, json.dumps(list(node.value))]
+        return f"({column} IS NULL OR {column} NOT {_IN_JSON_LIST})"
+    params += [*column_params, node.value]
+    return f"{column} {_SQL_OPS[node.op]} ?"
 
 
 def _insert_chunks(db: sqlite3.Connection, document_id: str, chunks: Sequence[Chunk]) -> list[int]:
