@@ -124,7 +124,11 @@ def underfitting_warning(train: list[dict], findings: dict, recipe) -> str | Non
     if reason is None:
         return None
     learning_rate = recipe.trl("learning_rate") * recipe.learning_rate_multiplier
+    replay = ""
+    if "base_f1" in taught and recipe.replay_prompts and recipe.replay_rows:
+        replay = (f"; for a style meant for every answer, set replay_rows: 0 (its {recipe.replay_rows} replay rows "
+                  "teach the base model's own answers back)")  # fmt: skip
     return (
         f"possible underfitting: {reason}; raise num_train_epochs (now {recipe.trl('num_train_epochs'):g}) or "
-        f"learning_rate (now {learning_rate:.2g}), or add rows that show what to learn"
+        f"learning_rate (now {learning_rate:.2g}), or add rows that show what to learn{replay}"
     )

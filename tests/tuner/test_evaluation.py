@@ -58,6 +58,11 @@ def test_a_run_that_learned_nothing_is_told_what_to_change():
     warning = underfitting_warning([], {"metrics": {}, "behaviour": {"taught": taught}}, recipe())
     assert warning.startswith("possible underfitting: on 3 held-out prompts the answers are no closer")
     assert "raise num_train_epochs (now 1) or learning_rate (now 2e-05)" in warning
+    assert "replay_rows" not in warning
+    replayed = recipe(replay_prompts="builtin", replay_rows=22)
+    warning = underfitting_warning([], {"metrics": {}, "behaviour": {"taught": taught}}, replayed)
+    assert warning.endswith("for a style meant for every answer, set replay_rows: 0 (its 22 replay rows teach the "
+                            "base model's own answers back)")  # fmt: skip
     assert "pairs are ranked right" in underfitting_warning([], {"metrics": {"preference_accuracy": 0.5}}, recipe())
     assert "reward did not rise" in underfitting_warning(
         [], {"metrics": {"reward_before": 0.2, "reward_after": 0.1}}, recipe()
