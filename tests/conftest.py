@@ -151,10 +151,15 @@ def identity_adapter(embedded_model_dir, tmp_path_factory) -> Path:
     import subprocess
     import sys
 
-    work = tmp_path_factory.mktemp("finetune")
-    env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
+    from tests.fixture_cache import cached
+
     recipe = Path(__file__).parents[1] / "tuner" / "configs" / "lorag-identity.yaml"
-    subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
+
+    def train(work: Path) -> None:
+        env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
+        subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
+
+    work = cached("identity", [recipe], embedded_model_dir, tmp_path_factory.mktemp("finetune"), train)
     return work / "adapters" / "lorag-identity"
 
 
@@ -205,16 +210,22 @@ def reader_adapter(embedded_model_dir, tmp_path_factory) -> Path:
     import subprocess
     import sys
 
+    from tests.fixture_cache import cached
     from tests.reader import facts, reader_rows
 
-    work = tmp_path_factory.mktemp("reader")
-    rows = reader_rows(work / "kbs", facts(30, seed=0))
-    (work / "reader.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    recipe = work / "reader.yaml"
-    recipe.write_text(
+    recipe = (
         "name: reader\ndataset: reader.jsonl\nlora_r: 8\nlora_alpha: 16\nlearning_rate: 1.0e-3\n"
         "num_train_epochs: 1\nbatch_size: 4\nmax_length: 256\nlogging_steps: 5\nsave_steps: 1000\n"
     )
-    env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
-    subprocess.run([str(Path(sys.executable).parent / "lorag"), "finetune", str(recipe)], env=env, check=True)
+
+    def train(work: Path) -> None:
+        rows = reader_rows(work / "kbs", facts(30, seed=0))
+        (work / "reader.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (work / "reader.yaml").write_text(recipe)
+        env = os.environ | {"LORAG_ADAPTERS_DIR": str(work / "adapters"), "LORAG_RUNS_DIR": str(work / "runs")}
+        command = [str(Path(sys.executable).parent / "lorag"), "finetune", str(work / "reader.yaml")]
+        subprocess.run(command, env=env, check=True)
+
+    inputs = [recipe, Path(__file__).parent / "reader.py"]
+    work = cached("reader", inputs, embedded_model_dir, tmp_path_factory.mktemp("reader"), train)
     return work / "adapters" / "reader"

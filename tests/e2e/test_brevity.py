@@ -22,6 +22,7 @@ from serve.adapters import AdapterRegistry
 from serve.engine import Message, SamplingParams
 from serve.local_engine import LocalEngine
 from serve.models import PreparedModel
+from tests.fixture_cache import cached
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[2]
@@ -37,6 +38,11 @@ def finetune(recipe: str, work: Path, *overrides: str) -> Path:
         command += ["--set", override]
     subprocess.run(command, env=env, check=True)
     return work / "adapters" / Path(recipe).stem
+
+
+def trained(name: str, model_dir: Path, work: Path, build) -> Path:
+    """``work`` with the adapters ``build`` trains, from the fixture cache when nothing that makes them changed."""
+    return cached(f"brevity-{name}", [name], model_dir, work, build)
 
 
 def held_out_answers(model_dir: Path, adapter: Path | None) -> list[str]:
@@ -77,7 +83,8 @@ def base_answers(embedded_model_dir) -> list[str]:
 
 
 def test_dpo_makes_held_out_answers_shorter_and_they_stay_right(embedded_model_dir, base_answers, tmp_path):
-    adapter = finetune("brevity-dpo.yaml", tmp_path)
+    work = trained("dpo", embedded_model_dir, tmp_path, lambda work: finetune("brevity-dpo.yaml", work))
+    adapter = work / "adapters" / "brevity-dpo"
     metrics = json.loads((adapter / "lorag.json").read_text())["metrics"]
     assert metrics["preference_accuracy"] >= 0.75 and metrics["reward_margin"] > 0
 
@@ -90,11 +97,15 @@ def test_dpo_makes_held_out_answers_shorter_and_they_stay_right(embedded_model_d
 def test_a_reward_model_then_grpo_make_held_out_answers_shorter_and_they_stay_right(
     embedded_model_dir, base_answers, tmp_path
 ):
-    scorer = finetune("brevity-reward.yaml", tmp_path)
-    reward = json.loads((scorer / "lorag.json").read_text())
+    def rlhf(work: Path) -> None:
+        scorer = finetune("brevity-reward.yaml", work)
+        finetune("brevity-grpo.yaml", work, f"reward_model={scorer}")
+
+    work = trained("rlhf", embedded_model_dir, tmp_path, rlhf)
+    reward = json.loads((work / "adapters" / "brevity-reward" / "lorag.json").read_text())
     assert reward["kind"] == "reward_model" and reward["metrics"]["pairwise_accuracy"] >= 0.75
 
-    policy = finetune("brevity-grpo.yaml", tmp_path, f"reward_model={scorer}")
+    policy = work / "adapters" / "brevity-grpo"
     metrics = json.loads((policy / "lorag.json").read_text())["metrics"]
     assert metrics["reward_after"] > metrics["reward_before"]
 
