@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     )
     max_training_file_mb: float = Field(512.0, gt=0, description="Largest fine-tuning file upload, in MiB.")
     max_training_jobs: int = Field(1, ge=1, description="Fine-tuning jobs that train at once; the rest queue.")
+    responses_dir: Path = Field(
+        Path("responses"), description="Stored responses of /v1/responses (store: true): responses.sqlite."
+    )
+    responses_retention_days: float = Field(
+        30.0, gt=0, description="Days a stored response is kept; older ones are deleted (OpenAI keeps 30)."
+    )
     kb_dir: Path = Field(Path("knowledge_bases"), description="Folder of knowledge bases: one sub-folder each.")
     embedder: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",

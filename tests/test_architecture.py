@@ -29,7 +29,8 @@ ROOMS = {
     "compare": {"data"},
     "console": set(),
     "jobs": set(),
-    "api": {"knowledge", "compare", "console", "jobs"},
+    "api": {"knowledge", "compare", "console", "jobs", "responses"},  # responses: the app mounts its routes
+    "responses": {"api", "knowledge"},  # built on the chat pipeline (api) and knowledge bases
     "cli": {"api", "knowledge", "compare", "data", "jobs"},
 }
 """Gateway room -> the other rooms it may import; imports run one way."""

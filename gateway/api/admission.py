@@ -31,7 +31,7 @@ from gateway.api.metrics import Metrics
 from gateway.api.rate_limits import RateLimits
 from gateway.errors import LoragError, invalid, overloaded
 
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses"})
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 

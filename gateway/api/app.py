@@ -33,6 +33,9 @@ from gateway.compare.service import CompareService
 from gateway.console import route as console
 from gateway.jobs.service import FineTuning
 from gateway.knowledge.service import Knowledge
+from gateway.responses import routes as responses_routes
+from gateway.responses.service import Responses
+from gateway.responses.store import ResponseStore
 from gateway.settings import Settings
 from rag.store import KnowledgeBases
 from serve.adapters import AdapterRegistry
@@ -87,6 +90,7 @@ def create_app(
         await gateway.fine_tuning.start()
         yield
         await gateway.fine_tuning.close()
+        app.state.responses.store.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         for started in owned:
@@ -112,6 +116,8 @@ def create_app(
         (lambda: base_model_dir) if base_model_dir else partial(prepare, settings.base_model, cache),
         gateway.serve_trained, int(settings.max_training_file_mb * 2**20), settings.max_training_jobs,
     )  # fmt: skip
+    store = ResponseStore(settings.responses_dir / "responses.sqlite", settings.responses_retention_days)
+    app.state.responses = Responses(store, gateway.knowledge)
     entries = auth.read_key_file(settings.keys_file) if settings.keys_file else []
     app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries)
     error_handlers.install(app)
@@ -132,6 +138,7 @@ def create_app(
     app.include_router(
         compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS | {409: ERRORS[400]}
     )
+    app.include_router(responses_routes.router, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(jobs_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(jobs_routes.writes, prefix="/v1", responses=admin_only | FILE_ERRORS)
     console.mount(app)

@@ -8,7 +8,9 @@ stream with an OpenAI error event. A client that goes away cancels every engine 
 request (closing an engine's iterator cancels its work). A chat with a knowledge base
 (``model="<m>@<kb>"`` or the ``rag`` extension) is augmented by
 :meth:`gateway.knowledge.service.Knowledge.augment` before the engine sees it, and its citations ride on
-the response (the first chunk, when streaming). This module knows nothing about routes, API
+the response (the first chunk, when streaming). Other APIs on the same pipeline (Responses,
+:mod:`gateway.responses`) take its seams: :meth:`Completions.resolve`, :meth:`Completions.retrieval`,
+:meth:`Completions.deltas` and :meth:`Completions.track`. This module knows nothing about routes, API
 keys or adapter administration.
 """
 
@@ -69,10 +71,9 @@ class Completions:
             out = ChatObjects(ref.name, citations, body.tool_use, asked)
         else:
             out = TextObjects(ref.name, asked)
-        label = metric_label(ref, self.engine.info.base_model)
-        track = _Track(self.metrics, out.endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
+        track = self.track(ref, principal, out.endpoint)
         choices = Choices(len(work), body.n)
-        deltas = _merged(self.engine, ref.adapter, work)
+        deltas = self.deltas(ref, work)
         try:
             if not body.stream:
                 await cancel_on_disconnect(request, _collect(choices, deltas, track))
@@ -85,6 +86,18 @@ class Completions:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         events = _events(out, first, deltas, choices, include_usage, track)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def track(self, ref: ModelRef, principal: Principal, endpoint: str) -> Track:
+        """The metrics of one request to ``endpoint`` on ``ref``, its tokens spent from the key's rate limit."""
+        label = metric_label(ref, self.engine.info.base_model)
+        return Track(self.metrics, endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
+
+    def deltas(
+        self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]]
+    ) -> AsyncIterator[tuple[int, Delta]]:
+        """``(choice, delta)`` of one engine stream per ``(conversation, params)`` of ``work``, merged as they come
+        (the seam other APIs, such as Responses, build their own objects on)."""
+        return _merged(self.engine, ref.adapter, work)
 
     def resolve(self, name: str, principal: Principal = OPEN) -> ModelRef:
         """What ``name`` asks for; 404 for an unknown model or knowledge base, or one outside the key's scope."""
@@ -190,13 +203,13 @@ async def _merged(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _collect(choices: Choices, deltas: AsyncIterator[tuple[int, Delta]], track: _Track) -> None:
+async def _collect(choices: Choices, deltas: AsyncIterator[tuple[int, Delta]], track: Track) -> None:
     async for index, delta in deltas:
         choices.add(index, delta)
         track.text(delta)
 
 
-class _Track:
+class Track:
     """Metrics of one request: latency, time to first text, tokens, outcome."""
 
     def __init__(self, metrics: Metrics, endpoint: str, model: str, spend: Callable[[int], None]):
@@ -219,7 +232,7 @@ class _Track:
 
 
 async def _events(
-    out: ChatObjects | TextObjects, first, deltas, choices: Choices, include_usage: bool, track: _Track
+    out: ChatObjects | TextObjects, first, deltas, choices: Choices, include_usage: bool, track: Track
 ) -> AsyncIterator[str]:
     """The server-sent events of one streamed response, ending with ``data: [DONE]``."""
     outcome = "cancelled"

@@ -40,6 +40,7 @@ def fake_settings(adapters_dir: Path, **overrides) -> Settings:
         "adapters_dir": adapters_dir, "api_keys": [], "admin_keys": [], "adapter_refresh_s": 0,
         "kb_dir": adapters_dir.with_name(f"{adapters_dir.name}-kbs"), "embedder": "hashing-256",
         "jobs_dir": adapters_dir.with_name(f"{adapters_dir.name}-jobs"),
+        "responses_dir": adapters_dir.with_name(f"{adapters_dir.name}-responses"),
     }  # fmt: skip
     return Settings(**(values | overrides))
 

@@ -1,0 +1,74 @@
+"""The ``file_search`` tool on knowledge bases: a vector store id is a knowledge base's name.
+
+:func:`search` retrieves from every named store with :meth:`~gateway.knowledge.service.Knowledge.search`
+(``max_num_results`` as ``top_k``, ``ranking_options.score_threshold`` as ``min_score``, ``filters``
+passed through as rag reads them), merges the hits by score and keeps the best
+``max_num_results``; a store that does not exist, or that the key may not use, is 404 as if it
+did not exist, before anything is searched. :func:`with_sources` puts the hits into the system
+turn exactly as a chat with ``<model>@<kb>`` gets them (:func:`rag.augment.system_prompt`), and
+:func:`file_search_call` describes the search as OpenAI's output item. A result's ``file_id`` is
+its document's ``file_id`` metadata (what the vector-store API stores there), else the document
+id. This module knows nothing about engines, storage or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.api.auth import Principal
+from gateway.errors import LoragError
+from gateway.knowledge.retrieval import Retrieval
+from gateway.knowledge.service import Knowledge
+from gateway.responses.objects import FileSearchCall, FileSearchResult, new_id
+from gateway.responses.protocol import FileSearchTool
+from rag.augment import system_prompt
+from rag.retriever import Hit
+from serve.engine import Message
+
+
+def check_stores(knowledge: Knowledge, principal: Principal, tool: FileSearchTool) -> None:
+    """404 for a vector store that does not exist or is outside the key's scope (the same answer for both)."""
+    names = set(knowledge.names())
+    for store in tool.vector_store_ids:
+        if store not in names or not principal.may_use_kb(store):
+            raise LoragError(404, f"No vector store found with id '{store}'.", param="tools",
+                             code="vector_store_not_found")  # fmt: skip
+
+
+async def search(knowledge: Knowledge, tool: FileSearchTool, query: str) -> list[Hit]:
+    """The best ``max_num_results`` hits for ``query`` over every store of ``tool``, best first."""
+    threshold = tool.ranking_options.score_threshold if tool.ranking_options else None
+    retrievals = [
+        Retrieval(store, top_k=tool.max_num_results, min_score=threshold, filters=tool.filters or {})
+        for store in dict.fromkeys(tool.vector_store_ids)
+    ]
+    found = await asyncio.gather(*(knowledge.search(retrieval, query) for retrieval in retrievals))
+    hits = [hit for hits in found for hit in hits]
+    return sorted(hits, key=lambda hit: hit.score, reverse=True)[: tool.max_num_results]
+
+
+def file_id(hit: Hit) -> str:
+    """The OpenAI file id of a hit's document: its ``file_id`` metadata, else the document id."""
+    value = hit.metadata.get("file_id")
+    return value if isinstance(value, str) and value else hit.document_id
+
+
+def file_search_call(query: str, hits: list[Hit]) -> FileSearchCall:
+    """The output item of a search made: its query, and every result (shown only when included)."""
+    results = [
+        FileSearchResult(
+            attributes={k: v for k, v in hit.metadata.items() if isinstance(v, str | int | float | bool)},
+            file_id=file_id(hit), filename=hit.filename, score=hit.score, text=hit.text,
+        )
+        for hit in hits
+    ]  # fmt: skip
+    return FileSearchCall(id=new_id("fs"), status="completed", queries=[query], results=results)
+
+
+def with_sources(messages: list[Message], hits: list[Hit]) -> list[Message]:
+    """``messages`` with the instruction and the numbered sources in the system turn (after the conversation's
+    own system message, if any), as :meth:`Knowledge.augment` builds it; unchanged without hits."""
+    if not hits:
+        return messages
+    own = messages[0].content if messages and messages[0].role == "system" else None
+    return [Message("system", system_prompt(hits, own)), *messages[own is not None :]]
