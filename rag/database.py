@@ -194,6 +194,22 @@ class ChunkDatabase:
                 row[0] for row in db.execute(f"SELECT d.id FROM documents d{where} ORDER BY d.created, d.rowid", params)
             ]
 
+    def set_metadata(self, document_id: str, metadata: Mapping[str, Any]) -> None:
+        """Replace a document's metadata (what filters see); its chunks and content hash stay."""
+        with _connect(self.path) as db:
+            if not db.execute(
+                "UPDATE documents SET metadata = ? WHERE id = ?", (json.dumps(metadata), document_id)
+            ).rowcount:
+                raise DocumentNotFound(document_id)
+
+    def texts(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """The stored text of each of these documents (documents stored without it are left out), by id."""
+        with _connect(self.path) as db:
+            rows = db.execute(
+                f"SELECT id, text FROM documents WHERE id {_IN_JSON_LIST}", (json.dumps(list(document_ids)),)
+            )
+            return {row["id"]: row["text"] for row in rows if row["text"] is not None}
+
     def counts(self) -> tuple[int, int]:
         """(documents, chunks)."""
         with _connect(self.path) as db:

@@ -1,6 +1,6 @@
 """A knowledge base folder on disk: its files, `kb.json`, and keeping what is derived from SQLite in line.
 
-The folder holds `kb.json` (name, embedder id, dimension, chunking, created), `chunks.sqlite`
+The folder holds `kb.json` (name, embedder id, dimension, chunking, created, a client's `extra`), `chunks.sqlite`
 (documents and chunks, see `rag.database`), `index.faiss` (dense), `bm25.npz` (BM25) and
 `writer.lock` (`rag.writer_lock`). SQLite is the source of truth; both indexes are derived from it:
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class Manifest:
     dense_stale: bool = False
     """Set while an embedder or chunking change is being saved; the next open finishes it (re-cuts
     the chunks if SQLite does not hold them yet, rebuilds the dense index)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """What a client keeps with the knowledge base (the gateway: a vector store's name, owner, metadata,
+    expiry); rag stores it and never reads it."""
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:

@@ -102,14 +102,18 @@ class KnowledgeBase:
         *,
         chunking: ChunkingSettings | None = None,
         hnsw_threshold: int = HNSW_THRESHOLD,
+        extra: Mapping[str, Any] | None = None,
     ) -> KnowledgeBase:
-        """Create an empty knowledge base named after the folder `path`, which must not exist."""
+        """Create an empty knowledge base named after the folder `path`, which must not exist (`extra`: Manifest)."""
         path = Path(path)
         if path.exists():
             raise AlreadyExists(f"knowledge base {path.name!r} already exists")
         chunking = chunking or ChunkingSettings.for_embedder(embedder.max_tokens)
         chunking.check_fits(embedder.max_tokens, embedder.id)
-        manifest = Manifest(path.name, embedder.id, embedder.dimension, chunking, int(time.time()), hnsw_threshold)
+        created = int(time.time())
+        manifest = Manifest(
+            path.name, embedder.id, embedder.dimension, chunking, created, hnsw_threshold, extra=extra or {}
+        )
         staging = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex}")
         staging.mkdir(parents=True)
         try:
@@ -142,8 +146,11 @@ class KnowledgeBase:
             documents = [replace(doc, metadata={**doc.metadata, **metadata}) for doc in documents]
         return self.add_documents(documents, progress=progress)
 
-    def add_documents(self, documents: Sequence[Document], *, progress: bool = False) -> list[DocumentRecord]:
-        """Add the documents not already present (by sha256); return a record for each, in order."""
+    def add_documents(
+        self, documents: Sequence[Document], *, progress: bool = False, chunking: ChunkingSettings | None = None
+    ) -> list[DocumentRecord]:
+        """Add the documents not already present (by sha256), cut by `chunking` (default, and what a re-cut of
+        every document uses: the manifest's); return a record for each, in order."""
         with self._lock:
             known = self.database.documents_by_sha256([doc.sha256 for doc in documents])
             fresh: dict[str, Document] = {}
@@ -151,7 +158,7 @@ class KnowledgeBase:
                 if doc.sha256 not in known:
                     fresh.setdefault(doc.sha256, doc)  # the first of several with the same content wins
             planned = [
-                (doc, split_document(doc, self.manifest.chunking, self.embedder.count_tokens))
+                (doc, split_document(doc, chunking or self.manifest.chunking, self.embedder.count_tokens))
                 for doc in tqdm(fresh.values(), desc="chunking", unit="doc", disable=not progress)
             ]
             texts = [chunk.indexed_text for _, chunks in planned for chunk in chunks]
@@ -189,6 +196,14 @@ class KnowledgeBase:
                 dense, bm25 = reindex(self.path, self.database, self.manifest, manifest, embedder, self.bm25, progress)
                 self.manifest, self.embedder, self.dense, self.bm25 = manifest, embedder, dense, bm25
 
+    def set_extra(self, changes: Mapping[str, Any]) -> Manifest:
+        """Merge `changes` into the manifest's `extra` (None removes a key), save it; return the manifest."""
+        with self._lock:
+            extra = {k: v for k, v in {**self.manifest.extra, **changes}.items() if v is not None}
+            self.manifest = replace(self.manifest, extra=extra)
+            self.manifest.write(self.path)
+            return self.manifest
+
     def documents(self) -> list[DocumentRecord]:
         return self.database.documents()
 
@@ -205,12 +220,9 @@ class KnowledgeBases:
     """The knowledge bases under `root`, each opened once, with embedders shared by id."""
 
     def __init__(
-        self,
-        root: Path,
-        *,
-        embedder_factory: Callable[[str], Embedder] = load_embedder,
+        self, root: Path, *, embedder_factory: Callable[[str], Embedder] = load_embedder,
         default_embedder: str = DEFAULT_EMBEDDER,
-    ):
+    ):  # fmt: skip
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.default_embedder = default_embedder
@@ -233,18 +245,14 @@ class KnowledgeBases:
             return self._embedders[embedder_id]
 
     def create(
-        self,
-        name: str,
-        *,
-        embedder: str | None = None,
-        chunking: ChunkingSettings | None = None,
-        hnsw_threshold: int = HNSW_THRESHOLD,
-    ) -> KnowledgeBase:
+        self, name: str, *, embedder: str | None = None, chunking: ChunkingSettings | None = None,
+        hnsw_threshold: int = HNSW_THRESHOLD, extra: Mapping[str, Any] | None = None,
+    ) -> KnowledgeBase:  # fmt: skip
         """Create an empty knowledge base; `embedder` is an id, the default embedder if None."""
         with self._lock:
             path = self.root / validate_name(name)
             embedder_ = self.embedder(embedder or self.default_embedder)
-            kb = KnowledgeBase.create(path, embedder_, chunking=chunking, hnsw_threshold=hnsw_threshold)
+            kb = KnowledgeBase.create(path, embedder_, chunking=chunking, hnsw_threshold=hnsw_threshold, extra=extra)
             self._open[name] = kb
             return kb
 
@@ -257,13 +265,9 @@ class KnowledgeBases:
             return self._open[name]
 
     def set_embedder(
-        self,
-        name: str,
-        embedder: str | None = None,
-        *,
-        chunking: ChunkingSettings | None = None,
+        self, name: str, embedder: str | None = None, *, chunking: ChunkingSettings | None = None,
         progress: bool = False,
-    ) -> KnowledgeBase:
+    ) -> KnowledgeBase:  # fmt: skip
         """Change the embedder (an id; None keeps it) or chunking of `name`, see `KnowledgeBase.set_embedder`.
 
         If the change fails, the knowledge base is closed, so that the next `get` opens it from

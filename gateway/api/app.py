@@ -25,7 +25,7 @@ import httpx
 from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
-from gateway.api import auth, compare_routes, error_handlers, jobs_routes, knowledge_routes, routes
+from gateway.api import auth, compare_routes, error_handlers, jobs_routes, knowledge_routes, routes, vector_store_routes
 from gateway.api.admission import Admission
 from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
@@ -135,6 +135,7 @@ def create_app(
     app.include_router(knowledge_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(knowledge_routes.writes, prefix="/v1", dependencies=user, responses=admin_only | FILE_ERRORS)
     app.include_router(knowledge_routes.embeddings, prefix="/v1", dependencies=user, responses=ERRORS)
+    app.include_router(vector_store_routes.router, prefix="/v1", dependencies=user, responses=admin_only)
     app.include_router(
         compare_routes.router, prefix="/v1", dependencies=[Depends(auth.user)], responses=ERRORS | {409: ERRORS[400]}
     )

@@ -1,10 +1,11 @@
 """Routes of OpenAI's files and fine-tuning API: ``/v1/files`` and ``/v1/fine_tuning/jobs``.
 
 Reading jobs, events, checkpoints and file descriptions needs a key as every ``/v1`` route does;
-uploading, deleting and downloading files and creating, cancelling, pausing and resuming jobs are training
-actions, for admin keys and keys whose entry says ``train: true`` (``reads`` and ``writes``;
-the app factory attaches the checks). Routes are thin: the work is in
-:class:`gateway.jobs.service.FineTuning`. This module knows nothing about training.
+uploading ``fine-tune`` files, deleting and downloading files and creating, cancelling, pausing and resuming jobs
+are training actions, for admin keys and keys whose entry says ``train: true`` (``reads`` and
+``writes``; the app factory attaches the checks). Any key may upload an ``assistants`` or
+``user_data`` file (a document for vector stores), checked as a knowledge-base upload is.
+Routes are thin: the work is in :class:`gateway.jobs.service.FineTuning`. This module knows nothing about training.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import FileResponse
 
 from gateway.api import auth
 from gateway.jobs.protocol import Checkpoint, FileDeleted, FileObject, Job, JobCreate, JobEvent, Page
-from gateway.jobs.service import FineTuning
+from gateway.jobs.service import PURPOSE, FineTuning
 
 
 def fine_tuning(request: Request) -> FineTuning:
@@ -29,15 +30,20 @@ reads = APIRouter(tags=["fine-tuning"])
 writes = APIRouter(tags=["fine-tuning"], dependencies=[Depends(auth.trainer)])
 
 
-@writes.post("/files")
+@reads.post("/files")
 async def upload_file(
     service: Service,
-    file: Annotated[UploadFile, Form(description="JSON lines in a fine-tuning format (chats or preferences).")],
-    purpose: Annotated[str, Form(description="'fine-tune'.")],
+    request: Request,
+    credentials: auth.Credentials,
+    file: Annotated[UploadFile, Form(description="Fine-tuning JSON lines, or a document a knowledge base reads.")],
+    purpose: Annotated[str, Form(description="'fine-tune', or 'assistants' / 'user_data' for vector stores.")],
 ) -> FileObject:
-    """Upload training data; every row is checked first, and a bad one is named in the 400."""
-    data = await file.read(service.max_file_bytes + 1)
-    return await service.upload(file.filename or "", data, purpose)
+    """Upload training data (every row is checked first, and a bad one is named in the 400) or a document."""
+    if purpose == PURPOSE:
+        request.app.state.keys.check_trainer(auth.principal_of(request), credentials)
+    knowledge = request.app.state.gateway.knowledge
+    data = await file.read(max(service.max_file_bytes, knowledge.max_upload_bytes) + 1)
+    return await service.upload(file.filename or "", data, purpose, knowledge.limits, knowledge.max_upload_bytes)
 
 
 @reads.get("/files")

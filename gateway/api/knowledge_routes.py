@@ -35,9 +35,10 @@ from gateway.api.knowledge_protocol import (
 from gateway.errors import LoragError, invalid, model_not_found, too_large
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge, Upload
+from gateway.knowledge.vector_stores import may_see
 from rag.database import DocumentRecord
-from rag.errors import KnowledgeBaseNotFound
-from rag.store import Manifest
+from rag.errors import InvalidName, KnowledgeBaseNotFound
+from rag.store import Manifest, validate_name
 
 
 def knowledge(request: Request) -> Knowledge:
@@ -45,8 +46,14 @@ def knowledge(request: Request) -> Knowledge:
 
 
 def scoped(kb: str, request: Request) -> str:
-    """The knowledge base of the path, if the caller's key may use it; as if it did not exist otherwise."""
-    if not principal_of(request).may_use_kb(kb):
+    """The knowledge base of the path, if the caller's key may use it (its scopes; a vector store's owner, see
+    :func:`~gateway.knowledge.vector_stores.may_see`); as if it did not exist otherwise."""
+    principal = principal_of(request)
+    try:
+        manifest = Manifest.read(knowledge(request).bases.root / validate_name(kb))
+    except (InvalidName, KnowledgeBaseNotFound):
+        manifest = None
+    if not (may_see(principal, manifest) if manifest else principal.may_use_kb(kb)):
         raise KnowledgeBaseNotFound(kb)
     return kb
 
@@ -71,7 +78,7 @@ async def create_knowledge_base(body: KnowledgeBaseCreate, service: Service, req
 @reads.get("/knowledge_bases")
 async def list_knowledge_bases(service: Service, request: Request) -> ListOf[KnowledgeBaseObject]:
     principal = principal_of(request)
-    manifests = [manifest for manifest in service.manifests() if principal.may_use_kb(manifest.name)]
+    manifests = [manifest for manifest in service.manifests() if may_see(principal, manifest)]
     return ListOf[KnowledgeBaseObject](data=[kb_object(manifest, service) for manifest in manifests])
 
 

@@ -1,8 +1,10 @@
 """OpenAI's files and fine-tuning jobs as a service: what the routes of ``/v1/files`` and ``/v1/fine_tuning`` call.
 
-Files are stored under ``<jobs folder>/files`` once ``python -m tuner check`` has read every row
-(a bad row is a 400 naming its line; nothing partial is kept). A job is accepted after its
-request is checked here (the model is the served base model, the files exist) and is then
+Files are stored under ``<jobs folder>/files``: a ``fine-tune`` file once ``python -m tuner check``
+has read every row (a bad row is a 400 naming its line; nothing partial is kept); an
+``assistants`` or ``user_data`` file (for vector stores) once a knowledge-base loader has read it
+within the knowledge bases' size and content limits (a file no loader reads is a 400 naming why).
+A job is accepted after its request is checked here (the model is the served base model, the files exist) and is then
 driven by :class:`~gateway.jobs.runner.Runner`; its state is in ``<jobs folder>/jobs.sqlite``.
 The database is opened on first use, so an app that never trains writes nothing. This module
 knows nothing about HTTP beyond raising :class:`~gateway.errors.LoragError`.
@@ -10,6 +12,7 @@ knows nothing about HTTP beyond raising :class:`~gateway.errors.LoragError`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
@@ -24,8 +27,13 @@ from gateway.jobs.recipes import fine_tuned_name, job_method, recipe_for, resolv
 from gateway.jobs.runner import Runner, Serve
 from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check
+from rag.errors import DocumentTooLarge, LoaderError
+from rag.loaders import DEFAULT_LIMITS, load_document
+from rag.office_files import Limits
 
 PURPOSE = "fine-tune"
+DOCUMENT_PURPOSES = ("assistants", "user_data")
+"""Purposes of files that knowledge bases read (vector stores)."""
 
 
 class FineTuning:
@@ -58,9 +66,18 @@ class FineTuning:
 
     # files
 
-    async def upload(self, filename: str, data: bytes, purpose: str) -> FileObject:
+    async def upload(
+        self, filename: str, data: bytes, purpose: str, limits: Limits = DEFAULT_LIMITS, max_document_bytes: int = 0
+    ) -> FileObject:
+        """Store a file of ``purpose``; a document (``DOCUMENT_PURPOSES``) is read within ``limits`` and
+        ``max_document_bytes`` (those of knowledge-base uploads), training data is checked by the tuner."""
+        if purpose in DOCUMENT_PURPOSES:
+            return await self._upload_document(filename, data, purpose, limits, max_document_bytes)
         if purpose != PURPOSE:
-            raise invalid("purpose", f"lorag stores files for fine-tuning only: purpose must be '{PURPOSE}'")
+            purposes = ", ".join(f"'{p}'" for p in (PURPOSE, *DOCUMENT_PURPOSES))
+            raise invalid(
+                "purpose", f"lorag stores files for fine-tuning and vector stores: purpose must be {purposes}"
+            )
         name = Path(filename or "").name
         if not name.endswith(".jsonl"):
             raise invalid("file", f"'{name or 'the upload'}' is not a .jsonl file: fine-tuning files are JSON lines")
@@ -80,6 +97,30 @@ class FineTuning:
             with staged.open("rb") as source:
                 os.fsync(source.fileno())
             staged.rename(stored)
+        self.store.add_file(file, stored)
+        return file
+
+    async def _upload_document(
+        self, filename: str, data: bytes, purpose: str, limits: Limits, max_bytes: int
+    ) -> FileObject:
+        name = Path(filename or "").name or "upload"
+        if len(data) > (max_bytes or self.max_file_bytes):
+            raise too_large(name, max_bytes or self.max_file_bytes)
+        try:
+            documents = await asyncio.to_thread(load_document, name, data, limits=limits)
+        except DocumentTooLarge as e:
+            raise LoragError(413, str(e), param="file", code="file_too_large") from None
+        except LoaderError as e:
+            raise invalid("file", f"no knowledge-base loader reads this file: {e}") from None
+        file = FileObject(id=new_id("file"), bytes=len(data), created_at=int(time.time()), filename=name,
+                          purpose=purpose, format="document", rows=len(documents))  # fmt: skip
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        stored = self.files_dir / f"{file.id}{Path(name).suffix.lower()}"
+        with tempfile.NamedTemporaryFile(dir=self.files_dir, prefix=".upload-", delete=False) as staged:
+            staged.write(data)
+            staged.flush()
+            os.fsync(staged.fileno())
+        Path(staged.name).rename(stored)
         self.store.add_file(file, stored)
         return file
 

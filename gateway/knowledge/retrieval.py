@@ -18,7 +18,7 @@ from rag.query import DEFAULT_TOP_K, MAX_TOP_K, Mode, check_filters
 
 
 def _checked_filters(filters: dict[str, Any]) -> dict[str, Any]:
-    check_filters(filters)  # InvalidFilter is a ValueError: a validation error naming the field
+    check_filters(filters)  # InvalidFilter is a ValueError: a validation error naming what is wrong
     return filters
 
 
@@ -29,7 +29,10 @@ MinScore = Annotated[
 Filters = Annotated[
     dict[str, Any],
     AfterValidator(_checked_filters),
-    Field(description="filename, document_id or a metadata key -> a value (string, number, boolean) or a list."),
+    Field(
+        description="filename, document_id or a metadata key -> a value (string, number, boolean) or a list; "
+        "or OpenAI's comparison/compound filter object (docs/rag.md)."
+    ),
 ]
 
 
