@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from gateway.api.protocol import ACCEPTED, NOT_SUPPORTED, Seed, _Request
 from gateway.api.tool_protocol import NAME, JsonSchemaFormat, ResponseFormat, Schema
+from gateway.errors import invalid
 from gateway.knowledge.retrieval import Filters
 from rag.query import DEFAULT_TOP_K, MAX_TOP_K
 
@@ -117,9 +118,8 @@ def _item_type(value: Any) -> Any:
 
 
 Item = Annotated[
-    MessageItem | FunctionCallItem | FunctionCallOutputItem | FileSearchCallItem,
+    Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem | FileSearchCallItem, Field(discriminator="type")],
     BeforeValidator(_item_type),
-    Field(discriminator="type"),
 ]
 
 
@@ -159,7 +159,7 @@ def _tool_type(value: Any) -> Any:
     return value
 
 
-Tool = Annotated[FunctionTool | FileSearchTool, BeforeValidator(_tool_type), Field(discriminator="type")]
+Tool = Annotated[Annotated[FunctionTool | FileSearchTool, Field(discriminator="type")], BeforeValidator(_tool_type)]
 
 
 class FunctionChoice(BaseModel):
@@ -235,7 +235,7 @@ class ResponseCreate(_Request):
     context_management: Refused = None
     conversation: Refused = None
     include: list[str] | None = Field(None, description=f"Only '{INCLUDABLE}' has an effect.")
-    input: str | list[Item] = Field(min_length=1)
+    input: list[Item] | str = Field(min_length=1)
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     max_tool_calls: int | None = Field(None, ge=0, description="0: no file search.")
@@ -277,22 +277,23 @@ class ResponseCreate(_Request):
             raise ValueError("only allowed when stream is true")
         return value
 
-    @model_validator(mode="after")
-    def _choice_fits_tools(self):
+    def check_tools(self) -> None:
+        """400 naming the field unless the tools and ``tool_choice`` fit together (checked before any work)."""
         functions = [t.name for t in self.tools if isinstance(t, FunctionTool)]
         if len(set(functions)) != len(functions):
-            raise ValueError("tools: two functions have the same name")
+            raise invalid("tools", "Invalid 'tools': two functions have the same name")
         searches = [t for t in self.tools if isinstance(t, FileSearchTool)]
         if len(searches) > 1:
-            raise ValueError("tools: at most one file_search tool")
-        choice = self.tool_choice
+            raise invalid("tools", "Invalid 'tools': at most one file_search tool")
+        choice, problem = self.tool_choice, None
         if isinstance(choice, FunctionChoice) and choice.name not in functions:
-            raise ValueError(f"tool_choice names '{choice.name}', which is not among the function tools")
-        if isinstance(choice, FileSearchChoice) and not searches:
-            raise ValueError("tool_choice file_search needs a file_search tool")
-        if choice == "required" and not self.tools:
-            raise ValueError("tool_choice 'required' needs tools")
-        return self
+            problem = f"it names '{choice.name}', which is not among the function tools"
+        elif isinstance(choice, FileSearchChoice) and not searches:
+            problem = "file_search needs a file_search tool"
+        elif choice == "required" and not self.tools:
+            problem = "'required' needs tools"
+        if problem:
+            raise invalid("tool_choice", f"Invalid 'tool_choice': {problem}")
 
     @property
     def file_search(self) -> FileSearchTool | None:

@@ -65,6 +65,7 @@ class Responses:
 
     async def create(self, body: ResponseCreate, request: Request, completions: Completions):
         principal = principal_of(request)
+        body.check_tools()
         ref = completions.resolve(body.model, principal)
         context: list[StoredItem] = []
         if body.previous_response_id is not None:
