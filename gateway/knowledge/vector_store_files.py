@@ -143,11 +143,14 @@ class StoreFiles:
             if not table.finish(attachment.id, "completed", usage):  # cancelled or deleted meanwhile
                 await self._remove(store_id, attachment.id)
             return
-        try:
-            await self._remove(store_id, attachment.id)  # nothing half-made stays in the index
-            table.finish(attachment.id, "failed", error=error)
-        except Exception:
-            log.exception("recording the failure of file %s of vector store %s failed", attachment.id, store_id)
+        for step in (lambda: self._remove(store_id, attachment.id), lambda: self._fail(table, attachment.id, error)):
+            try:  # remove what was made (SQLite first: a stale index file is repaired on open), then record why
+                await step()
+            except Exception:
+                log.exception("cleaning up after file %s of vector store %s failed", attachment.id, store_id)
+
+    async def _fail(self, table: Attachments, file_id: str, error: dict[str, str]) -> None:
+        table.finish(file_id, "failed", error=error)
 
     def _index(self, kb: KnowledgeBase, table: Attachments, file_id: str, path: Path) -> int:
         """Add the file's documents unless it is no longer in progress; the bytes they use."""

@@ -150,7 +150,7 @@ class VectorStores:
         store_id = f"vs_{uuid.uuid4().hex[:24]}"
         now = int(self.clock())
         extra = {STORE: {"name": body.name or "", "owner": caller.name, "metadata": body.metadata or {},
-                         "description": body.description, "last_active_at": now,
+                         "description": body.description, "last_active_at": now, "created_ns": time.time_ns(),
                          "expires_after": body.expires_after.model_dump() if body.expires_after else None}}  # fmt: skip
 
         def work():
@@ -167,7 +167,7 @@ class VectorStores:
     async def list(self, caller: Caller, after: str | None, before: str | None, limit: int, order: str) -> Page:
         await self.sweep()
         manifests = [m for m in self.knowledge.manifests() if may_see(caller, m)]
-        manifests.sort(key=lambda m: (m.created, m.name))
+        manifests.sort(key=lambda m: (fields(m).get("created_ns", m.created * 10**9), m.name))
         found = page(manifests, lambda m: m.name, after, before, limit, order)
         return Page[VectorStore](**{**found.model_dump(exclude={"data"}), "data": [self.object(m) for m in found.data]})
 
