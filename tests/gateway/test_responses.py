@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
+from gateway.api.app import create_app
+from serve.adapters import AdapterRegistry
 from serve.engine import Message, check_context
+from serve.local_engine import LocalEngine
+from serve.models import PreparedModel
 from tests.fakes.fake_engine import FakeEngine
+from tests.gateway.conftest import Served, fake_settings, serving
 
 WEATHER = {
     "type": "function",
@@ -242,3 +249,32 @@ def test_truncation_disabled_refuses_a_long_conversation_and_auto_drops_the_olde
     assert fitted.status == "completed" and fitted.truncation == "auto"
     messages = served.engine.calls[-1][0]
     assert messages[0].content == turn and messages[-1].content == "last question" and len(messages) == 3
+
+
+class Person(BaseModel):
+    name: str = Field(max_length=10)
+    age: int = Field(ge=0, le=130)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir, tmp_path_factory):
+    """The gateway over the tiny random model on the LocalEngine (constrained decoding), 2,048 tokens of context."""
+    base = PreparedModel.read(tiny_model_dir)
+    engine = LocalEngine(tiny_model_dir, base.id)
+    engine.context_length = 2048
+    folder = tmp_path_factory.mktemp("responses-tiny")
+    registry = AdapterRegistry(folder, base.id, base.sha256, engine.info.limits)
+    with serving(create_app(engine, registry, fake_settings(folder))) as url:
+        yield Served(url, engine, folder), base.id
+    asyncio.run(engine.close())
+
+
+def test_parse_with_a_pydantic_model_and_stream_it_the_same_on_the_tiny_model(tiny):
+    served, base = tiny
+    client = served.client()
+    ask = {"model": base, "input": "Who are you?", "text_format": Person, "temperature": 0, "max_output_tokens": 60}
+    parsed = client.responses.parse(**ask)
+    assert isinstance(parsed.output_parsed, Person) and parsed.status == "completed"
+    with client.responses.stream(**ask) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == parsed.output_text and final.output_parsed == parsed.output_parsed
