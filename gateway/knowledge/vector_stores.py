@@ -6,8 +6,9 @@ that id. What OpenAI's store has beyond a knowledge base (its display name, owne
 expiry, last activity) is kept in the manifest's ``extra`` under ``"vector_store"``. Who sees a
 store (:func:`may_see`): its owner (the key that created it) and admins; a store without an
 owner, per the key's knowledge-base scopes. Unknown and invisible stores are the same 404.
-An expired store reports ``status: expired`` and is deleted by :meth:`VectorStores.sweep`,
-which runs on list and create and at most once a minute on other calls. Files, batches and
+An expired store reports ``status: expired``, refuses search and writes (400
+``vector_store_expired``), and is deleted by :meth:`VectorStores.sweep`, which runs whenever
+stores are listed or created. Files, batches and
 search are in :mod:`gateway.knowledge.vector_store_files`. This module knows nothing about HTTP
 beyond raising :class:`~gateway.errors.LoragError`, nor about API keys beyond :class:`Caller`.
 """
@@ -48,7 +49,6 @@ STORE = "vector_store"
 DAY_S = 86400
 ACTIVE_EVERY_S = 60
 """``last_active_at`` is written at most this often (each write rewrites kb.json)."""
-SWEEP_EVERY_S = 60
 T = TypeVar("T")
 
 
@@ -100,7 +100,6 @@ class VectorStores:
     def __init__(self, knowledge: Knowledge, source: FileSource, clock: Callable[[], float] = time.time):
         self.knowledge, self.clock = knowledge, clock
         self.files = StoreFiles(knowledge, source, self)
-        self._swept = 0.0
 
     def manifest(self, store_id: str, caller: Caller) -> Manifest:
         """The store's manifest; 404 if there is none or ``caller`` may not see it."""
@@ -172,7 +171,6 @@ class VectorStores:
         return Page[VectorStore](**{**found.model_dump(exclude={"data"}), "data": [self.object(m) for m in found.data]})
 
     async def retrieve(self, store_id: str, caller: Caller) -> VectorStore:
-        await self.sweep(every_s=SWEEP_EVERY_S)
         return self.object(self.manifest(store_id, caller))
 
     async def update(self, store_id: str, body: StoreUpdate, caller: Caller) -> VectorStore:
@@ -230,11 +228,8 @@ class VectorStores:
         await self.touch(store_id)
         return SearchPage(search_query=queries, data=[result(hit) for hit in hits])
 
-    async def sweep(self, every_s: float = 0) -> list[str]:
-        """Delete every expired store (not more often than ``every_s``); the ids deleted."""
-        if self.clock() - self._swept < every_s:
-            return []
-        self._swept = self.clock()
+    async def sweep(self) -> list[str]:
+        """Delete every expired store; the ids deleted."""
         doomed = [m.name for m in self.knowledge.manifests() if self.expired(m)]
         for name in doomed:
             try:

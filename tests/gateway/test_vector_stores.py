@@ -28,6 +28,10 @@ TRAINS = b"The night train to Quenville leaves at midnight from platform nine."
 @pytest.fixture
 def make_app(adapters_dir):
     """``make_app(**settings)``: (the app, served) over the fake engine, until the test ends."""
+    yield from app_maker(adapters_dir)
+
+
+def app_maker(adapters_dir):
     with ExitStack() as stack:
 
         def make(**settings):
