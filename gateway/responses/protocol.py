@@ -118,7 +118,9 @@ def _item_type(value: Any) -> Any:
 
 
 Item = Annotated[
-    Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem | FileSearchCallItem, Field(discriminator="type")],
+    Annotated[
+        MessageItem | FunctionCallItem | FunctionCallOutputItem | FileSearchCallItem, Field(discriminator="type")
+    ],
     BeforeValidator(_item_type),
 ]
 
@@ -199,24 +201,17 @@ class TextFormat(BaseModel):
         return ResponseFormat(type="json_schema", json_schema=schema)
 
 
-class TextConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    format: TextFormat = Field(default_factory=lambda: TextFormat(type="text"))
-    verbosity: str | None = Field(None, description=NOT_SUPPORTED)
-
-    @field_validator("verbosity")
-    @classmethod
-    def _no_verbosity(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("not supported by lorag")
-        return value
-
-
 def _refuse(value: Any) -> Any:
     if value:
         raise ValueError("not supported by lorag")
     return value
+
+
+class TextConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: TextFormat = Field(default_factory=lambda: TextFormat(type="text"))
+    verbosity: Annotated[str | None, BeforeValidator(_refuse)] = Field(None, description=NOT_SUPPORTED)
 
 
 def _no_reasoning(value: Any) -> Any:

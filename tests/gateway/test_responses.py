@@ -145,7 +145,8 @@ def test_previous_response_id_carries_the_conversation_and_stored_responses_can_
     first = client.responses.create(model="alpha", input="My name is Ada.", instructions="Be kind.")
     second = client.responses.create(model="alpha", input="What is my name?", previous_response_id=first.id)
     assert gateway.engine.calls[-1][0] == [
-        Message("user", "My name is Ada."), Message("assistant", "alpha says My name is Ada. Be kind."),
+        Message("user", "My name is Ada."),
+        Message("assistant", "alpha says My name is Ada. Be kind."),
         Message("user", "What is my name?"),
     ]  # the instructions are not carried over, as OpenAI does
     assert client.responses.retrieve(second.id).model_dump() == second.model_dump()

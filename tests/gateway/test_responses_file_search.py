@@ -34,8 +34,12 @@ def make_kb(http, name: str, files: dict[str, str], metadata: dict[str, str] | N
 @pytest.fixture
 def served(gateway):
     with gateway.http() as http:
-        make_kb(http, "docs", {"bridge.txt": BRIDGE, "tower.txt": TOWER},
-                {"bridge.txt": {"file_id": "file-bridge", "team": "roads"}, "tower.txt": {"team": "clocks"}})
+        make_kb(
+            http,
+            "docs",
+            {"bridge.txt": BRIDGE, "tower.txt": TOWER},
+            {"bridge.txt": {"file_id": "file-bridge", "team": "roads"}, "tower.txt": {"team": "clocks"}},
+        )
         make_kb(http, "more", {"ferry.txt": "The ferry to the island leaves at dawn."})
     return gateway
 
