@@ -1,13 +1,13 @@
 """The hostile-input suite: schemathesis over the gateway's own /openapi.json, and no server errors.
 
 Every operation gets generated requests, valid and invalid, against a gateway on the fake engine
-with two adapters and a knowledge base holding a document. Half of the requests that name a
-model or a knowledge base name real ones (``alpha``, ``docs@...``), so the fuzzing reaches the
-code behind the 404s. Examples are bounded per operation so the suite takes about a minute. The
-only check is the one that matters here: no 5xx, whatever comes in (the other checks judge the
-schema's strictness, which OpenAI's API does not promise either). The examples are derandomized,
-so CI runs the same ones every time; run with a random seed while hunting by removing
-``derandomize``.
+with two adapters, a knowledge base holding a document and a stored response. Half of the
+requests that name a model, a knowledge base or a stored response name real ones (``alpha``,
+``docs@...``, the response's id), so the fuzzing reaches the code behind the 404s. Examples
+are bounded per operation so the suite takes about a minute. The only check is the one that
+matters here: no 5xx, whatever comes in (the other checks judge the schema's strictness, which
+OpenAI's API does not promise either). The examples are derandomized, so CI runs the same ones
+every time; run with a random seed while hunting by removing ``derandomize``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine, write_adapter
 from tests.gateway.conftest import fake_settings, serving
 
 REAL_MODELS = ["fake-base", "alpha", "beta", "fake-base@docs", "alpha@docs"]
+STORED: list[str] = []  # a stored response's id, for the /v1/responses/{response_id} routes
 SKIPPED = {"POST /v1/compare"}  # starts background runs against the app itself: fuzzed by its own tests
 
 
@@ -51,6 +52,7 @@ def live_url():
         with httpx.Client(base_url=url) as http:
             http.post("/v1/knowledge_bases", json={"name": "docs"})
             http.post("/v1/knowledge_bases/docs/documents", files={"files": ("a.txt", b"The bridge is teal.")})
+            STORED.append(http.post("/v1/responses", json={"model": "alpha", "input": "Hi"}).json()["id"])
         yield url
 
 
@@ -75,3 +77,5 @@ def _use_real_names(case) -> None:
             case.path_parameters[name] = "docs"
         elif name in ("model", "name"):
             case.path_parameters[name] = "alpha" if value else value
+        elif name == "response_id":
+            case.path_parameters[name] = STORED[0]
