@@ -41,8 +41,10 @@ class Output:
 
     def __init__(self, response: Response, tools: ToolUse | None, citations: list[tuple[Citation, str]]):
         """``response``: the object so far (a file search's item already in ``output``); ``citations``: each
-        retrieved source with its file id, cited by the message's text."""
+        retrieved source with its file id, cited by the message's text. With ``parallel_tool_calls`` false,
+        only the first function call the model made is output."""
         self.response = response
+        self.skipping = False  # a call beyond the first one, when parallel calls are not wanted
         self.stream = ToolStream(tools)
         self.citations = citations
         self.seq = 0
@@ -98,6 +100,12 @@ class Output:
                 events.append(self._text_event("response.output_text.delta", delta=piece.content, logprobs=[]))
             for call in piece.tool_calls or ():
                 if call.id is not None:  # a new call
+                    self.skipping = not self.response.parallel_tool_calls and any(
+                        isinstance(item, FunctionCall) for item in self.response.output
+                    )
+                if self.skipping:
+                    continue
+                if call.id is not None:
                     events += self._close_open("completed")
                     self.call = FunctionCall(id=new_id("fc"), status="in_progress", arguments="", call_id=call.id,
                                              name=call.function.name or "")  # fmt: skip

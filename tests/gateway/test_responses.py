@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import openai
 import pytest
 from pydantic import BaseModel, Field
 
 from gateway.api.app import create_app
+from gateway.api.auth import Principal
+from gateway.responses.objects import Response
+from gateway.responses.store import ResponseStore
 from serve.adapters import AdapterRegistry
 from serve.engine import Message, check_context
 from serve.local_engine import LocalEngine
@@ -124,6 +128,24 @@ def test_function_tools_round_trip_through_previous_response_id(make_gateway):
     assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1].content == "Weather in Paris?" and '"city": "Paris"' in messages[2].content
     assert messages[3].content == "<tool_response>\nsunny\n</tool_response>"
+
+
+def test_the_output_passed_back_as_input_and_parallel_tool_calls(make_gateway):
+    two_calls = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>' * 2
+    served = make_gateway(FakeEngine(reply=lambda m, p, a: two_calls if m[-1].role == "user" else "?"))
+    client = served.client()
+    ask = {"model": "fake-base", "input": "Weather in Paris and Rome?", "tools": [WEATHER]}
+    both = client.responses.create(**ask)
+    assert [item.type for item in both.output] == ["function_call", "function_call"]
+    assert len({item.call_id for item in both.output}) == 2
+    one = client.responses.create(**ask, parallel_tool_calls=False)
+    assert [item.type for item in one.output] == ["function_call"] and one.parallel_tool_calls is False
+    results = [{"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in both.output]
+    question = {"role": "user", "content": ask["input"]}
+    client.responses.create(model="fake-base", tools=[WEATHER], input=[question, *both.output, *results])
+    messages = served.engine.calls[-1][0]
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user", "user"]
+    assert messages[2].content.count("<tool_call>") == 2 and messages[4].content.startswith("<tool_response>")
 
 
 def test_a_named_function_streams_its_arguments(make_gateway):
@@ -279,3 +301,18 @@ def test_parse_with_a_pydantic_model_and_stream_it_the_same_on_the_tiny_model(ti
     with client.responses.stream(**ask) as stream:
         final = stream.get_final_response()
     assert final.output_text == parsed.output_text and final.output_parsed == parsed.output_parsed
+
+
+def test_stored_responses_older_than_the_retention_are_deleted(tmp_path):
+    path, retention_days = tmp_path / "responses.sqlite", 0.3 / 86400  # 0.3 s
+    response = Response(
+        id="resp_1", created_at=0, status="completed", model="m", parallel_tool_calls=True, store=True,
+        temperature=1, text={}, tool_choice="auto", tools=[], top_p=1, truncation="disabled",
+    )  # fmt: skip
+    owner = Principal("team-a", admin=False)
+    store = ResponseStore(path, retention_days)
+    store.save(response, owner.name, [], [])
+    assert store.get("resp_1", owner).response == response and store.get("resp_1", Principal("b", False)) is None
+    store.close()
+    time.sleep(0.4)
+    assert ResponseStore(path, retention_days).get("resp_1", owner) is None  # pruned when the store opens
