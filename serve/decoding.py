@@ -26,6 +26,9 @@ class TextStream:
     def __init__(self, tokenizer, stop: tuple[str, ...] = ()):
         self.tokenizer = tokenizer
         self.stop = tuple(s for s in stop if s)
+        self._failures = [_failure(s) for s in self.stop]
+        self._matched = [0] * len(self.stop)  # per stop sequence: its longest prefix the text ends with
+        self._scanned = 0  # characters of ``text`` fed to the matchers
         self.ids: list[int] = []
         self.text = ""  # decoded so far, complete characters only
         self.emitted = 0  # characters of ``text`` already handed out
@@ -37,12 +40,11 @@ class TextStream:
         """Append a token; return the text that is now safe to emit (sets ``stopped`` on a stop sequence)."""
         self.ids.append(token_id)
         self._decode(final=False)
-        for stop in self.stop:
-            at = self.text.find(stop, max(0, self.emitted - len(stop) + 1))
-            if at != -1:
-                self.stopped = True
-                return self._emit(at)
-        return self._emit(len(self.text) - self._held_back())
+        at = self._scan()
+        if at is not None:
+            self.stopped = True
+            return self._emit(at)
+        return self._emit(len(self.text) - max(self._matched, default=0))
 
     def flush(self) -> str:
         """The rest of the text when generation ends for another reason."""
@@ -57,14 +59,40 @@ class TextStream:
             self.text += after[len(before) :]
             self._prefix, self._read = self._read, len(self.ids)
 
-    def _held_back(self) -> int:
-        """Length of the longest tail of the text that could begin a stop sequence."""
-        return max((k for s in self.stop for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
+    def _scan(self) -> int | None:
+        """Feed the new characters to each stop sequence's matcher (Knuth-Morris-Pratt: linear in the text,
+        whatever the stop sequences); where the first stop sequence found starts, or None."""
+        for i in range(self._scanned, len(self.text)):
+            char, found = self.text[i], []
+            for j, (stop, failure) in enumerate(zip(self.stop, self._failures, strict=True)):
+                matched = self._matched[j]
+                while matched and stop[matched] != char:
+                    matched = failure[matched - 1]
+                matched += stop[matched] == char
+                if matched == len(stop):
+                    found.append(i + 1 - len(stop))
+                self._matched[j] = matched
+            if found:
+                self._scanned = i + 1
+                return min(found)
+        self._scanned = len(self.text)
+        return None
 
     def _emit(self, end: int) -> str:
         out = self.text[self.emitted : max(end, self.emitted)]
         self.emitted += len(out)
         return out
+
+
+def _failure(pattern: str) -> list[int]:
+    """For each prefix of ``pattern``, the length of its longest proper prefix that is also its suffix."""
+    failure, k = [0] * len(pattern), 0
+    for i in range(1, len(pattern)):
+        while k and pattern[i] != pattern[k]:
+            k = failure[k - 1]
+        k += pattern[i] == pattern[k]
+        failure[i] = k
+    return failure
 
 
 class OpenAIPenalties(LogitsProcessor):

@@ -6,13 +6,14 @@ anything and only admitted work is counted:
 1. the API key is checked from the headers alone (401 before a byte of the body is read), and
    the key's rate limits (429, :mod:`gateway.api.rate_limits`); the caller's
    :class:`~gateway.api.auth.Principal` is put on the request's state;
-2. a JSON body is read whole within ``body_timeout_s`` (408 ``request_timeout`` for a client
-   that stalls) and ``max_body_bytes`` (413), then replayed to the route; its text must be
-   Unicode: a lone surrogate escape such as ``"\\ud800"`` is 400 naming the field, not an error
-   deep in a tokenizer;
+2. every body but an upload, whatever its Content-Type, is read whole within ``body_timeout_s``
+   (408 ``request_timeout`` for a client that stalls) and ``max_body_bytes`` (413), then replayed
+   to the route; its text must be Unicode: a lone surrogate escape such as ``"\\ud800"`` is 400
+   naming the field, not an error deep in a tokenizer;
 3. completions beyond ``limit`` in flight are 429 with ``Retry-After`` (0: no limit).
 
-Multipart uploads stream to their route, which bounds them itself. This module knows nothing
+Multipart uploads stream to their route, which bounds their size itself; a stall of
+``body_timeout_s`` between two parts of one is 408. This module knows nothing
 about routes beyond which paths are completions.
 """
 
@@ -58,10 +59,13 @@ class Admission:
         try:
             scope.setdefault("state", {})["principal"] = principal = self.keys.identify(_bearer(scope))
             self.limits.admit(principal)
-            if _is_json(scope):
-                body = await self._body(receive)
-                _check_unicode(body)
-                receive = _replay(body, receive)
+            body = _body_kind(scope)
+            if body == "whole":
+                read = await self._body(receive)
+                _check_unicode(read)
+                receive = _replay(read, receive)
+            elif body == "multipart":
+                receive, send = _Stall(receive, send, self.body_timeout_s).wrap(scope)
         except LoragError as error:
             self.metrics.rejected.labels(error.code or "invalid").inc()
             return await error_handlers.response(error)(scope, receive, send)
@@ -110,11 +114,40 @@ def _bearer(scope) -> HTTPAuthorizationCredentials | None:
     return None
 
 
-def _is_json(scope) -> bool:
+def _body_kind(scope) -> str:
+    """``multipart`` (an upload, streamed to its route), ``whole`` (any other body: read and checked here), or
+    ``none`` (a method without a body)."""
     if scope["method"] not in ("POST", "PUT", "PATCH"):
-        return False
+        return "none"
     types = [value for name, value in scope["headers"] if name == b"content-type"]
-    return not types or types[0].split(b";")[0].strip().lower() == b"application/json"
+    return "multipart" if types and types[0].split(b";")[0].strip().lower() == b"multipart/form-data" else "whole"
+
+
+class _Stall:
+    """An upload's ``receive`` that gives up when the client sends nothing for ``seconds`` (an upload may take
+    longer than that in all, but not stall), and a ``send`` that then answers 408, whatever the route made of
+    its cut-short body."""
+
+    def __init__(self, receive, send, seconds: float):
+        self.receive, self.send, self.seconds = receive, send, seconds
+        self.error: LoragError | None = None
+
+    def wrap(self, scope):
+        async def receive():
+            try:
+                async with asyncio.timeout(self.seconds):
+                    return await self.receive()
+            except TimeoutError:
+                self.error = LoragError(408, f"the upload stalled for {self.seconds:g} s", code="request_timeout")
+                raise self.error from None
+
+        async def send(message):
+            if self.error is None:
+                return await self.send(message)
+            if message["type"] == "http.response.start":
+                await error_handlers.response(self.error)(scope, self.receive, self.send)
+
+        return receive, send
 
 
 def _check_unicode(body: bytes) -> None:

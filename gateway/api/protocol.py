@@ -52,6 +52,10 @@ class _Request(BaseModel):
         return self
 
 
+MAX_STOP_CHARS = 256
+"""The longest stop sequence a request may give (OpenAI gives no figure; a few words is the use)."""
+
+
 def _stop_list(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return [value] if value else None
@@ -59,6 +63,8 @@ def _stop_list(value: Any) -> Any:
         raise ValueError("must be a string or a list of strings")
     if len(value) > 4:
         raise ValueError("at most 4 stop sequences")
+    if any(len(s) > MAX_STOP_CHARS for s in value):
+        raise ValueError(f"a stop sequence is at most {MAX_STOP_CHARS} characters")
     return [s for s in value if s]
 
 

@@ -210,3 +210,78 @@ def test_a_normal_chat_answers_while_a_large_docx_is_parsed(gateway):
 
     uploaded, answered, took = asyncio.run(both())
     assert uploaded.status_code == 201 and answered.status_code == 200 and took < 5
+
+
+def test_a_stop_sequence_over_256_characters_is_400_before_any_work(gateway):
+    """One stop string of 640,000 characters took 40 s in the engine's worker, and stalled every chat."""
+    with gateway.http() as http:
+        response = chat(http, model="fake-base", stop=["x" * 640_000])
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["param"] == "stop" and "256 characters" in error["message"]
+    assert gateway.engine.calls == []
+
+
+def test_four_long_stop_sequences_cost_a_normal_chat_nothing(local):
+    """Matching was quadratic in each stop string's length at every token; now it is linear in the text."""
+    served, base = local
+    stops = ["a" * 255 + c for c in "bcde"]
+    with served.http() as http:
+        started = time.perf_counter()
+        assert chat(http, model=base).status_code == 200
+        usual = time.perf_counter() - started
+
+    async def both():
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+            body = {"model": base, "messages": ASK, "max_tokens": 64, "stop": stops, "temperature": 0}
+            hostile = http.post("/v1/chat/completions", json=body)
+            normal = http.post("/v1/chat/completions", json={"model": base, "messages": ASK, "max_tokens": 4})
+            begun = time.perf_counter()
+            *answers, took = *await asyncio.gather(hostile, normal), time.perf_counter() - begun
+            return answers, took
+
+    (hostile, normal), took = asyncio.run(both())
+    assert hostile.status_code == 200 and normal.status_code == 200 and took < usual + 10
+
+
+@pytest.mark.parametrize("content_type", ["application/x-anything+json", "text/plain", None])
+def test_every_content_type_is_bounded_and_checked_before_the_route(make_gateway, content_type):
+    """``application/x-anything+json`` let a 40 MB chat through (200) and a lone surrogate reach a 500."""
+    served = make_gateway(max_request_mb=1)
+    headers = {"content-type": content_type} if content_type else {}
+    with served.http() as http:
+        big = json.dumps({"model": "fake-base", "messages": [{"role": "user", "content": "a" * 2**21}]})
+        response = http.post("/v1/chat/completions", content=big, headers=headers)
+        assert response.status_code == 413, response.text[:300]
+        surrogate = json.dumps({"model": "fake-base", "messages": [{"role": "user", "content": "a\ud800"}]})
+        response = http.post("/v1/chat/completions", content=surrogate, headers=headers)
+        assert response.status_code == 400 and response.json()["error"]["param"] == "messages[0].content"
+        response = http.post("/v1/chat/completions", content=b"\xff not json", headers=headers)
+        assert response.status_code in (400, 415), response.text[:300]
+    assert served.engine.calls == []
+
+
+def test_a_stalled_body_of_any_content_type_is_408_and_holds_no_slot(make_gateway):
+    """Eight half-sent ``text/plain`` bodies from one key held every slot: everyone else got 429."""
+    served = make_gateway(api_keys=["user"], max_concurrent_requests=1, body_timeout_s=1)
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer user\r\n"
+            b'Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{"model": '
+        )
+        with served.http("user") as http:
+            assert chat(http, model="fake-base").status_code == 200
+        connection.settimeout(10)
+        assert b" 408 " in connection.recv(4096).split(b"\r\n")[0]
+
+
+def test_an_upload_that_stalls_is_408(make_gateway):
+    served = make_gateway(api_keys=["user"], admin_keys=["admin"], body_timeout_s=1)
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n"
+        )
+        connection.settimeout(10)
+        assert b" 408 " in connection.recv(4096).split(b"\r\n")[0]
