@@ -28,6 +28,7 @@ from tests.gateway.conftest import fake_settings, serving
 
 REAL_MODELS = ["fake-base", "alpha", "beta", "fake-base@docs", "alpha@docs"]
 STORED: list[str] = []  # a stored response's id, for the /v1/responses/{response_id} routes
+ATTACHED: list[str] = []  # a file attached to the vector store 'docs' (the knowledge base), for its file routes
 SKIPPED = {"POST /v1/compare"}  # starts background runs against the app itself: fuzzed by its own tests
 
 
@@ -53,6 +54,9 @@ def live_url():
             http.post("/v1/knowledge_bases", json={"name": "docs"})
             http.post("/v1/knowledge_bases/docs/documents", files={"files": ("a.txt", b"The bridge is teal.")})
             STORED.append(http.post("/v1/responses", json={"model": "alpha", "input": "Hi"}).json()["id"])
+            file = http.post("/v1/files", files={"file": ("b.txt", b"Teal.")}, data={"purpose": "assistants"}).json()
+            http.post("/v1/vector_stores/docs/files", json={"file_id": file["id"]})
+            ATTACHED.append(file["id"])
         yield url
 
 
@@ -73,8 +77,10 @@ def _use_real_names(case) -> None:
     if isinstance(case.body, dict) and "model" in case.body:
         case.body["model"] = REAL_MODELS[hash(repr(case.body)) % len(REAL_MODELS)]
     for name, value in (case.path_parameters or {}).items():
-        if name == "kb":
+        if name in ("kb", "vector_store_id"):
             case.path_parameters[name] = "docs"
+        elif name == "file_id" and "/vector_stores/" in case.path:
+            case.path_parameters[name] = ATTACHED[0]
         elif name in ("model", "name"):
             case.path_parameters[name] = "alpha" if value else value
         elif name == "response_id":
