@@ -43,7 +43,9 @@ async def upload_file(
         request.app.state.keys.check_trainer(auth.principal_of(request), credentials)
     knowledge = request.app.state.gateway.knowledge
     data = await file.read(max(service.max_file_bytes, knowledge.max_upload_bytes) + 1)
-    return await service.upload(file.filename or "", data, purpose, knowledge.limits, knowledge.max_upload_bytes)
+    uploaded = await service.upload(file.filename or "", data, purpose, knowledge.limits, knowledge.max_upload_bytes)
+    service.store.set_file_owner(uploaded.id, auth.principal_of(request).name)
+    return uploaded
 
 
 @reads.get("/files")

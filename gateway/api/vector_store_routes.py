@@ -69,6 +69,16 @@ Order = Literal["asc", "desc"]
 StatusFilter = Literal["in_progress", "completed", "failed", "cancelled"] | None
 
 
+def own_files(request: Request, file_ids: list[str]) -> None:
+    """404 ``file_not_found`` for a file another key uploaded (admins may attach any): a store's files can be read
+    back through it, so a key attaches only its own."""
+    principal, files = principal_of(request), request.app.state.gateway.fine_tuning
+    for file_id in file_ids:
+        owner = files.store.file_owner(file_id)
+        if owner is not None and owner != principal.name and not principal.admin:
+            raise LoragError(404, f"No such File object: {file_id}", param="file_id", code="file_not_found")
+
+
 def writable(
     store_id: str, service: VectorStores, request: Request, credentials: auth.Credentials, expired: bool = False
 ) -> Manifest:
@@ -83,6 +93,7 @@ def writable(
 @router.post("/vector_stores")
 async def create_vector_store(body: StoreCreate, service: Service, request: Request) -> VectorStore:
     """A new knowledge base ``vs_<hex>``, owned by the calling key; chat with it as ``<model>@<id>``."""
+    own_files(request, body.file_ids)
     return await service.create(body, principal_of(request))
 
 
@@ -123,6 +134,7 @@ async def create_vector_store_file(
 ) -> VectorStoreFile:
     """Attach an uploaded file: it is ``in_progress`` until indexed, then ``completed`` or ``failed``."""
     writable(vector_store_id, service, request, credentials)
+    own_files(request, [body.file_id])
     [attached] = await service.files.attach(vector_store_id, [(body.file_id, body.attributes, body.chunking_strategy)])
     return service.files.object(vector_store_id, attached)
 
@@ -182,6 +194,7 @@ async def create_file_batch(
     vector_store_id: str, body: BatchCreate, service: Service, request: Request, credentials: auth.Credentials
 ) -> FileBatch:
     writable(vector_store_id, service, request, credentials)
+    own_files(request, [item.file_id for item in body.items()])
     return await service.files.create_batch(vector_store_id, body)
 
 

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY AUTOINCREMENT, i
     job_id TEXT NOT NULL, path TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_of_job ON events (job_id, seq);
 CREATE INDEX IF NOT EXISTS checkpoints_of_job ON checkpoints (job_id, seq);
+CREATE TABLE IF NOT EXISTS file_owners (id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 """
 
 
@@ -72,6 +73,16 @@ class JobStore:
 
     def delete_file(self, file_id: str) -> None:
         self._write("DELETE FROM files WHERE id = ?", (file_id,))
+        self._write("DELETE FROM file_owners WHERE id = ?", (file_id,))
+
+    def set_file_owner(self, file_id: str, owner: str) -> None:
+        """Record the name of the key that uploaded the file (vector stores attach only their caller's files)."""
+        self._write("INSERT OR REPLACE INTO file_owners (id, owner) VALUES (?, ?)", (file_id, owner))
+
+    def file_owner(self, file_id: str) -> str | None:
+        """Who uploaded the file; None for a file stored before owners were recorded."""
+        rows = self._rows("SELECT owner FROM file_owners WHERE id = ?", (file_id,))
+        return rows[0][0] if rows else None
 
     # jobs
 

@@ -119,6 +119,14 @@ def test_a_store_belongs_to_the_key_that_made_it(keyed):
                 call(other)
         with served.http(other.api_key) as http:
             assert http.get(f"/v1/knowledge_bases/{store.id}").status_code == 404
+    theirs = upload(team_b, "secret.txt", b"The vault code of team b is 4711.")
+    with pytest.raises(openai.NotFoundError) as not_theirs:  # a key attaches only its own files
+        team_a.vector_stores.files.create(vector_store_id=store.id, file_id=theirs)
+    assert not_theirs.value.param == "file_id"
+    with pytest.raises(openai.NotFoundError):
+        team_a.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[theirs])
+    with pytest.raises(openai.NotFoundError):
+        team_a.vector_stores.create(name="grab", file_ids=[theirs])
     assert ops.vector_stores.retrieve(store.id).name == "mine"  # admins see every store
     assert names(ops.vector_stores.search(store.id, query="sourdough")) == ["bread.txt"]
     assert team_a.vector_stores.update(store.id, name="still mine").name == "still mine"
