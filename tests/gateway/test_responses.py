@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.app import create_app
 from gateway.api.auth import Principal
+from gateway.api.tool_protocol import ResponseFormat
 from gateway.responses.objects import Response
 from gateway.responses.store import ResponseStore
 from serve.adapters import AdapterRegistry
@@ -99,7 +100,8 @@ def test_text_format_becomes_the_chat_pipelines_response_format(gateway):
     fmt = {"type": "json_schema", "name": "count", "schema": schema, "strict": True}
     reply = client.responses.create(model="alpha", input="Hi", text={"format": fmt})
     messages, params, _ = gateway.engine.calls[-1]
-    assert json.loads(params.json_schema) == schema and json.dumps(schema) in messages[0].content
+    chats = ResponseFormat.model_validate({"type": "json_schema", "json_schema": {"name": "count", "schema": schema}})
+    assert json.loads(params.json_schema) == schema and messages[0].content == chats.instruction()  # as chat's
     assert reply.text.format.type == "json_schema" and reply.text.format.name == "count"
 
 
