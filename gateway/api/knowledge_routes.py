@@ -35,10 +35,10 @@ from gateway.api.knowledge_protocol import (
 from gateway.errors import LoragError, invalid, model_not_found, too_large
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge, Upload
-from gateway.knowledge.vector_stores import may_see
+from gateway.knowledge.vector_stores import may_see, may_use
 from rag.database import DocumentRecord
-from rag.errors import InvalidName, KnowledgeBaseNotFound
-from rag.store import Manifest, validate_name
+from rag.errors import KnowledgeBaseNotFound
+from rag.store import Manifest
 
 
 def knowledge(request: Request) -> Knowledge:
@@ -48,12 +48,7 @@ def knowledge(request: Request) -> Knowledge:
 def scoped(kb: str, request: Request) -> str:
     """The knowledge base of the path, if the caller's key may use it (its scopes; a vector store's owner, see
     :func:`~gateway.knowledge.vector_stores.may_see`); as if it did not exist otherwise."""
-    principal = principal_of(request)
-    try:
-        manifest = Manifest.read(knowledge(request).bases.root / validate_name(kb))
-    except (InvalidName, KnowledgeBaseNotFound):
-        manifest = None
-    if not (may_see(principal, manifest) if manifest else principal.may_use_kb(kb)):
+    if not may_use(knowledge(request), kb, principal_of(request)):
         raise KnowledgeBaseNotFound(kb)
     return kb
 

@@ -75,6 +75,15 @@ def may_see(caller: Caller, manifest: Manifest) -> bool:
     return (owner is None or caller.admin) and caller.may_use_kb(manifest.name)
 
 
+def may_use(knowledge: Knowledge, name: str, caller: Caller) -> bool:
+    """Whether ``caller`` may use the knowledge base (vector store) ``name``, per :func:`may_see`; False if there is
+    none. For every door that names one: chat's ``<model>@<name>``, ``file_search``'s ``vector_store_ids``."""
+    try:
+        return may_see(caller, Manifest.read(knowledge.bases.root / validate_name(name)))
+    except (InvalidName, KnowledgeBaseNotFound):
+        return False
+
+
 def not_found(store_id: str) -> LoragError:
     return LoragError(404, f"No vector store found with id '{store_id}'.", param="vector_store_id",
                       code="vector_store_not_found")  # fmt: skip

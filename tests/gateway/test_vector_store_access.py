@@ -13,6 +13,7 @@ import time
 import openai
 import pytest
 
+from gateway.knowledge.vector_stores import may_use
 from rag.attachments import Attachment, Attachments
 from tests.gateway.test_vector_stores import BREAD, BRIDGE, app_maker, names, upload
 
@@ -129,6 +130,13 @@ def test_a_store_belongs_to_the_key_that_made_it(keyed):
         team_a.vector_stores.create(name="grab", file_ids=[theirs])
     assert ops.vector_stores.retrieve(store.id).name == "mine"  # admins see every store
     assert names(ops.vector_stores.search(store.id, query="sourdough")) == ["bread.txt"]
+    knowledge = keyed[0].state.gateway.knowledge
+    principals = {principal.name: principal for _, principal in keyed[0].state.keys.keys}
+    assert [may_use(knowledge, store.id, principals[k]) for k in ("team-a", "team-b", "everyone", "ops")] == [
+        True, False, False, True,
+    ]  # fmt: skip
+    assert [may_use(knowledge, "kb-a", principals[k]) for k in ("team-a", "team-b", "everyone")] == [True, False, True]
+    assert not may_use(knowledge, "no-such-kb", principals["ops"])
     assert team_a.vector_stores.update(store.id, name="still mine").name == "still mine"
     assert team_a.vector_stores.delete(store.id).deleted
 
