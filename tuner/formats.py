@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,16 @@ def _object(path: Path, where: str, text: str) -> dict:
         raise DatasetError(f"{path}:{where}: invalid JSON ({e.msg})") from None
     if not isinstance(row, dict):
         raise DatasetError(f"{path}:{where}: a row must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DatasetError(f"{path}:{where}: the text holds a lone surrogate escape such as \\ud800, "
+                               "which is not Unicode") from None  # fmt: skip
     return row
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def openai_messages(path: Path, where: str, row: dict) -> list[dict]:

@@ -78,9 +78,9 @@ async def delete_file(file_id: str, service: Service) -> FileDeleted:
 
 
 @writes.post("/fine_tuning/jobs")
-async def create_job(body: JobCreate, service: Service) -> Job:
+async def create_job(body: JobCreate, service: Service, request: Request) -> Job:
     """Train an adapter of the served base model; it is served as ``fine_tuned_model`` once the job succeeds."""
-    return await service.create(body)
+    return await service.create(body, admin=auth.principal_of(request).admin)
 
 
 @reads.get("/fine_tuning/jobs")

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.metadata import Metadata
+
 T = TypeVar("T")
 Auto = Literal["auto"]
 JobStatus = Literal["validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"]
@@ -93,7 +95,7 @@ class JobCreate(BaseModel):
     integrations: list[dict] | None = None
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     method: Method | None = None
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    metadata: Metadata | None = None
     lorag: dict[str, Any] | None = Field(
         None,
         description="Extension: recipe fields of lorag's tuner, e.g. {'method': 'kto', 'peft_method': 'dora', "

@@ -4,9 +4,10 @@ OpenAI's ``method.type`` picks the tuner's method (``supervised`` -> ``sft``, ``
 its hyperparameters become recipe fields (``n_epochs`` -> ``num_train_epochs``, ``batch_size``,
 ``learning_rate_multiplier``, ``beta``). One left ``"auto"`` (or out) is left out of the recipe, so
 the tuner's ``auto`` policy chooses it from the data and the model; the job shows the value once
-training starts (:mod:`gateway.jobs.progress`). The ``lorag`` extension adds any other recipe field,
-``method`` included (``kto``, ``orpo``, ``reward``, ``grpo``), which the tuner validates when the
-job is checked. The fields a job sets itself (its name, data and progress file) cannot be given.
+training starts (:mod:`gateway.jobs.progress`). The ``lorag`` extension adds the recipe fields
+:mod:`gateway.jobs.extension` allows, ``method`` included (``kto``, ``orpo``, ``grpo``), each
+bounded; the tuner validates the recipe again when the job is checked. The fields a job sets
+itself (its name, data and progress file) cannot be given.
 This module knows nothing about storage, processes or HTTP.
 """
 
@@ -16,6 +17,7 @@ import re
 from pathlib import Path
 
 from gateway.errors import invalid
+from gateway.jobs.extension import checked
 from gateway.jobs.protocol import Hyperparameters, JobCreate, ResolvedHyperparameters
 
 METHODS = {"supervised": "sft", "dpo": "dpo"}
@@ -69,12 +71,14 @@ def fine_tuned_name(base: str, suffix: str | None, job_id: str) -> str:
 
 def recipe_for(
     request: JobCreate, kind: str, hyperparameters: ResolvedHyperparameters, name: str, training: Path,
-    validation: Path | None,
+    validation: Path | None, admin: bool = False, folders: list[Path] = (),
 ) -> dict:  # fmt: skip
-    """The recipe fields of the job: its data, OpenAI's hyperparameters, then the ``lorag`` extension."""
+    """The recipe fields of the job: its data, OpenAI's hyperparameters, then the ``lorag`` extension (checked
+    against :mod:`gateway.jobs.extension`'s allow-list; an admin's paths only inside ``folders``)."""
     extension = dict(request.lorag or {})
     if taken := sorted(SET_BY_JOBS & set(extension)):
         raise invalid(f"lorag.{taken[0]}", f"lorag.{taken[0]} is set by the job itself")
+    extension = checked(extension, admin, list(folders))
     if extension.get("peft_method") in NOT_SERVABLE or extension.get("method") in NOT_SERVABLE:
         what = extension.get("peft_method") if extension.get("peft_method") in NOT_SERVABLE else extension["method"]
         param = "lorag.peft_method" if what == extension.get("peft_method") else "lorag.method"

@@ -71,6 +71,7 @@ class FineTuning:
     ) -> FileObject:
         """Store a file of ``purpose``; a document (``DOCUMENT_PURPOSES``) is read within ``limits`` and
         ``max_document_bytes`` (those of knowledge-base uploads), training data is checked by the tuner."""
+        filename = _checked_filename(filename)
         if purpose in DOCUMENT_PURPOSES:
             return await self._upload_document(filename, data, purpose, limits, max_document_bytes)
         if purpose != PURPOSE:
@@ -143,7 +144,8 @@ class FineTuning:
 
     # jobs
 
-    async def create(self, request: JobCreate) -> Job:
+    async def create(self, request: JobCreate, admin: bool = False) -> Job:
+        """A job checked and started; ``admin``: the caller's key may set the extension's admin fields."""
         base = self.base_model()
         if request.model != base:
             raise invalid("model", f"lorag fine-tunes the base model it serves, '{base}', not '{request.model}'")
@@ -155,7 +157,8 @@ class FineTuning:
         hyperparameters = resolve(kind, given)
         job_id = new_id("ftjob")
         name = fine_tuned_name(base, request.suffix, job_id)
-        recipe = recipe_for(request, kind, hyperparameters, name, training, validation)
+        folders = [self.adapters_dir, self.folder]
+        recipe = recipe_for(request, kind, hyperparameters, name, training, validation, admin, folders)
         job = Job(
             id=job_id, created_at=int(time.time()), hyperparameters=hyperparameters, model=base,
             seed=request.seed if request.seed is not None else 42, status="validating_files",
@@ -216,3 +219,14 @@ class FineTuning:
     def checkpoints(self, job_id: str, after: str | None, limit: int) -> Page[Checkpoint]:
         self.job(job_id)
         return self.store.checkpoints(job_id, after, limit)
+
+
+def _checked_filename(filename: str) -> str:
+    """The upload's file name without folders; 400 for one a file system cannot hold (control characters, over 255
+    bytes), rather than an error when it is staged."""
+    name = Path(filename or "").name
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise invalid("file", "the file name holds a control character")
+    if len(name.encode("utf-8")) > 255:
+        raise invalid("file", f"the file name is {len(name.encode('utf-8'))} bytes long; at most 255")
+    return name

@@ -159,6 +159,14 @@ def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, t
         "lorag.dataset": good | {"extra_body": {"lorag": {"dataset": "/etc/x"}}},
         "lorag.peft_method": good | {"extra_body": {"lorag": {"peft_method": "full"}}},
         "lorag.method": good | {"extra_body": {"lorag": {"method": "reward"}}},
+        "lorag.replay_prompts": good | {"extra_body": {"lorag": {"replay_prompts": "/etc/hostname"}}},
+        "lorag.chat_template_path": good | {"extra_body": {"lorag": {"chat_template_path": "/etc/hostname"}}},
+        "lorag.hub_token": good | {"extra_body": {"lorag": {"hub_token": "hf_secret"}}},
+        "lorag.num_train_epochs": good | {"extra_body": {"lorag": {"num_train_epochs": 1e12}}},
+        "lorag.max_steps": good | {"extra_body": {"lorag": {"max_steps": 10**9}}},
+        "lorag.save_total_limit": good | {"extra_body": {"lorag": {"save_total_limit": None}}},
+        "lorag.num_processes": good | {"extra_body": {"lorag": {"num_processes": 10**6}}},
+        "lorag.lora_rank": good | {"extra_body": {"lorag": {"lora_rank": 4}}},
     }
     for param, request in wrong.items():
         with pytest.raises(openai.BadRequestError) as refused:
@@ -175,10 +183,12 @@ def test_a_job_the_tuner_refuses_fails_with_the_reason(trainer, tmp_path):
     served, base = trainer
     client = served.client()
     file = upload(client, tmp_path, chats())
-    job = client.fine_tuning.jobs.create(model=base, training_file=file.id, extra_body={"lorag": {"lora_rank": 4}})
+    job = client.fine_tuning.jobs.create(
+        model=base, training_file=file.id, extra_body={"lorag": {"dataset_format": "kto"}}
+    )
     job = finished(client, job.id)
     assert job.status == "failed" and job.fine_tuned_model is None
-    assert "lora_rank" in job.error.message and job.error.code == "invalid_training_file"
+    assert "kto" in job.error.message and job.error.code == "invalid_training_file", job.error
     with pytest.raises(openai.BadRequestError, match="already failed"):
         client.fine_tuning.jobs.cancel(job.id)
 
@@ -221,3 +231,60 @@ def test_training_needs_a_key_that_may_train(make_gateway, tmp_path):
             action("ftjob-any")
     with pytest.raises(openai.AuthenticationError):
         served.client("no-such-key").fine_tuning.jobs.list()
+
+
+def test_only_an_admin_key_reaches_server_paths_the_hub_or_reporting_and_only_inside_its_folders(
+    make_gateway, tmp_path
+):
+    """``replay_prompts: /any/path`` read a server file and showed a line of it in the job's error; ``push_to_hub``
+    made the tuner call the Hub; ``report_to: wandb`` was accepted."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - {name: t, key: trainer-key-1, train: true}\n  - {name: a, key: admin-key-1, admin: true}\n"
+    )
+    served = make_gateway(keys_file=str(keys))
+    trainer, admin = served.client("trainer-key-1"), served.client("admin-key-1")
+    file = upload(trainer, tmp_path, chats())
+    refused = {
+        "replay_prompts": "/etc/hostname", "chat_template_path": "/etc/hostname", "reward_model": "/etc",
+        "push_to_hub": True, "hub_model_id": "me/x", "report_to": "wandb", "run_name": "x",
+    }  # fmt: skip
+    for field, value in refused.items():
+        with pytest.raises(openai.BadRequestError, match="only by an admin key") as error:
+            trainer.fine_tuning.jobs.create(
+                model="fake-base", training_file=file.id, extra_body={"lorag": {field: value}}
+            )
+        assert error.value.body["param"] == f"lorag.{field}"
+    for field in ("replay_prompts", "chat_template_path", "reward_model"):
+        with pytest.raises(openai.BadRequestError, match="inside the gateway's folders") as error:
+            admin.fine_tuning.jobs.create(
+                model="fake-base", training_file=file.id, extra_body={"lorag": {field: "/etc"}}
+            )
+        assert error.value.body["param"] == f"lorag.{field}"
+    assert trainer.fine_tuning.jobs.list().data == []
+
+
+def test_hostile_files_and_labels_are_400_and_store_nothing(trainer, tmp_path):
+    """A file name with a NUL and one of 300 characters gave 500s; a lone surrogate passed the check and the job
+    failed 17 s later with a raw UnicodeEncodeError; 16 metadata values of 1.9 MB made a list call 61 MB."""
+    served, base = trainer
+    client = served.client()
+    before = [f.id for f in client.files.list()]
+    for name in (b"a\0b.jsonl", b"x" * 300 + b".jsonl"):
+        body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n--b\r\n'
+                b'Content-Disposition: form-data; name="file"; filename="' + name + b'"\r\n\r\n'
+                + chats().encode() + b"\r\n--b--\r\n")  # fmt: skip
+        with served.http() as http:
+            refused = http.post("/v1/files", content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "file", refused.text
+        assert "file name" in refused.json()["error"]["message"]
+    surrogate = chats().replace("lorag assistant", "lorag \\ud800 assistant", 1)
+    with pytest.raises(openai.BadRequestError, match="line 1: the text holds a lone surrogate"):
+        client.files.create(file=("train.jsonl", surrogate.encode()), purpose="fine-tune")
+    assert [f.id for f in client.files.list()] == before
+    file = upload(client, tmp_path, chats())
+    for metadata, param in [({f"k{i}": "v" for i in range(17)}, "metadata"), ({"k": "v" * 513}, "metadata.k"),
+                            ({"k" * 65: "v"}, "metadata")]:  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.fine_tuning.jobs.create(model=base, training_file=file.id, metadata=metadata)
+        assert refused.value.body["param"].startswith(param), refused.value.body
