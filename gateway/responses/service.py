@@ -24,16 +24,19 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from gateway.api.auth import Principal, principal_of
 from gateway.api.completions import ClientDisconnected, Completions, Track, cancel_on_disconnect
 from gateway.api.responses import Choices
+from gateway.api.tool_calls import ToolUse
 from gateway.errors import LoragError, as_lorag_error, invalid
 from gateway.knowledge.service import Knowledge
+from gateway.model_names import ModelRef
 from gateway.responses import file_search
 from gateway.responses.objects import FileSearchCall, Response, ResponseUsage, StoredItem, new_id
 from gateway.responses.output import Output, sse
 from gateway.responses.protocol import INCLUDABLE, ResponseCreate
-from gateway.responses.store import ResponseStore
+from gateway.responses.store import ResponseStore, Stored
 from gateway.responses.translate import chat_request, last_query, stored_items, turns
 from rag.augment import citations_of
-from serve.engine import ContextLengthExceeded
+from rag.retriever import Hit
+from serve.engine import ContextLengthExceeded, Delta
 
 ENDPOINT = "responses"
 
@@ -57,13 +60,16 @@ class Responses:
     def __init__(self, store: ResponseStore, knowledge: Knowledge):
         self.store, self.knowledge = store, knowledge
 
-    def stored(self, response_id: str, principal: Principal):
+    def stored(self, response_id: str, principal: Principal) -> Stored:
+        """The stored response ``principal`` may see; 404 otherwise."""
         found = self.store.get(response_id, principal)
         if found is None:
             raise not_found(response_id)
         return found
 
-    async def create(self, body: ResponseCreate, request: Request, completions: Completions):
+    async def create(
+        self, body: ResponseCreate, request: Request, completions: Completions
+    ) -> JSONResponse | StreamingResponse:
         principal = principal_of(request)
         body.check_tools()
         ref = completions.resolve(body.model, principal)
@@ -85,7 +91,7 @@ class Responses:
         if (tool or kb_retrieval) and query is None:
             raise invalid("input", "file search needs a user message to search for")
         response = self._response(body, ref.name)
-        hits = []
+        hits: list[Hit] = []
         if tool is not None:
             hits = await file_search.search(self.knowledge, tool, query)
             response.output.append(file_search.file_search_call(query, hits))
@@ -110,7 +116,10 @@ class Responses:
         events = _events(output, first, deltas, track, save, body.include)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    async def _start(self, body, items, hits, ref, completions: Completions, request: Request, track: Track):
+    async def _start(
+        self, body: ResponseCreate, items: list[StoredItem], hits: list[Hit], ref: ModelRef,
+        completions: Completions, request: Request, track: Track,
+    ) -> tuple[list[StoredItem], tuple[int, Delta], AsyncIterator[tuple[int, Delta]], ToolUse | None]:  # fmt: skip
         """The items the model reads, the first delta and the rest, and the tool use; the oldest turns dropped
         while the prompt is over the model's context and ``truncation`` is ``auto``."""
         kept = items
