@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, replace
@@ -126,12 +127,13 @@ class StoreFiles:
         task.add_done_callback(lambda _: self._tasks.pop(key, None))
 
     async def _ingest(self, store_id: str, attachment: Attachment) -> None:
-        table = self.table(store_id)
         try:
+            table = self.table(store_id)
             kb = await self.knowledge.get(store_id)
-            usage = await asyncio.to_thread(self._index, kb, table, attachment.id, self.source(attachment.id)[1])
-        except KnowledgeBaseNotFound:
+        except (KnowledgeBaseNotFound, sqlite3.Error):
             return  # the store was deleted meanwhile
+        try:
+            usage = await asyncio.to_thread(self._index, kb, table, attachment.id, self.source(attachment.id)[1])
         except UnsupportedFileType as e:
             error = {"code": "unsupported_file", "message": str(e)}
         except (LoaderError, LoragError) as e:
@@ -140,14 +142,23 @@ class StoreFiles:
             log.exception("indexing file %s of vector store %s failed", attachment.id, store_id)
             error = {"code": "server_error", "message": f"indexing failed: {type(e).__name__}: {e}"}
         else:
-            if not table.finish(attachment.id, "completed", usage):  # cancelled or deleted meanwhile
-                await self._remove(store_id, attachment.id)
-            return
-        for step in (lambda: self._remove(store_id, attachment.id), lambda: self._fail(table, attachment.id, error)):
-            try:  # remove what was made (SQLite first: a stale index file is repaired on open), then record why
-                await step()
+
+            async def complete(store_id: str, file_id: str) -> None:
+                if not table.finish(file_id, "completed", usage):  # cancelled or deleted meanwhile
+                    await self._remove(store_id, file_id)
+
+            return await self._quietly(store_id, attachment.id, [complete])
+        # remove what was made (SQLite first: a stale index file is repaired on open), then record why
+        await self._quietly(store_id, attachment.id, [self._remove, lambda s, f: self._fail(table, f, error)])
+
+    async def _quietly(self, store_id: str, file_id: str, steps: list) -> None:
+        for step in steps:
+            try:
+                await step(store_id, file_id)
+            except (KnowledgeBaseNotFound, sqlite3.Error):
+                return  # the store was deleted meanwhile
             except Exception:
-                log.exception("cleaning up after file %s of vector store %s failed", attachment.id, store_id)
+                log.exception("cleaning up after file %s of vector store %s failed", file_id, store_id)
 
     async def _fail(self, table: Attachments, file_id: str, error: dict[str, str]) -> None:
         table.finish(file_id, "failed", error=error)

@@ -287,3 +287,28 @@ def test_bad_input_loses_nothing(client):
     assert [(f.id, f.status) for f in files] == [(kept.id, "completed")]
     assert client.vector_stores.retrieve(store.id).name == "docs"
     assert names(client.vector_stores.search(store.id, query="sourdough")) == ["b.txt"]
+
+
+def test_deleting_a_store_while_a_file_is_indexed_leaves_nothing_behind(served, monkeypatch):
+    app, gateway = served
+    client = gateway.client()
+    release, original = threading.Event(), StoreFiles._index
+
+    def slow(self, *args):
+        release.wait(10)
+        return original(self, *args)
+
+    monkeypatch.setattr(StoreFiles, "_index", slow)
+    store = client.vector_stores.create(name="docs")
+    attached = client.vector_stores.files.create(vector_store_id=store.id, file_id=upload(client, "b.txt", BREAD))
+    assert attached.status == "in_progress"
+    assert client.vector_stores.delete(store.id).deleted
+    release.set()
+    for _ in range(100):
+        if not app.state.vector_stores.files._tasks:
+            break
+        threading.Event().wait(0.02)
+    root = app.state.gateway.knowledge.bases.root
+    assert [path.name for path in root.iterdir()] == []
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.retrieve(attached.id, vector_store_id=store.id)
