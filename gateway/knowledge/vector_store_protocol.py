@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from gateway.knowledge.retrieval import Filters
 from rag.attachments import Status
@@ -200,8 +200,6 @@ class RankingOptions(BaseModel):
 
 class SearchRequest(BaseModel):
     """POST /v1/vector_stores/{id}/search."""
-
-    model_config = ConfigDict(extra="forbid")
 
     query: str | list[str]
     filters: Filters | None = None
