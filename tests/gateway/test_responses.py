@@ -16,7 +16,7 @@ from gateway.api.tool_protocol import ResponseFormat
 from gateway.responses.objects import Response
 from gateway.responses.store import ResponseStore
 from serve.adapters import AdapterRegistry
-from serve.engine import Message, check_context
+from serve.engine import Delta, EngineError, Message, check_context
 from serve.local_engine import LocalEngine
 from serve.models import PreparedModel
 from tests.fakes.fake_engine import FakeEngine
@@ -318,3 +318,21 @@ def test_stored_responses_older_than_the_retention_are_deleted(tmp_path):
     store.close()
     time.sleep(0.4)
     assert ResponseStore(path, retention_days).get("resp_1", owner) is None  # pruned when the store opens
+
+
+class FailingMidway(FakeEngine):
+    """The fake engine that says one word, then crashes."""
+
+    async def stream(self, messages, params, adapter=None):
+        self.calls.append((messages, params, adapter))
+        yield Delta("Hello")
+        raise EngineError("the engine crashed")
+
+
+def test_an_engine_failure_mid_stream_ends_with_an_error_event_and_nothing_is_stored(make_gateway):
+    client = make_gateway(FailingMidway()).client()
+    events = list(client.responses.create(model="fake-base", input="Hi", stream=True))
+    assert [e.type for e in events[-2:]] == ["response.output_text.delta", "error"]
+    assert events[-1].code == "engine_unavailable" and events[-1].sequence_number == len(events) - 1
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(events[0].response.id)
