@@ -336,3 +336,14 @@ def test_an_engine_failure_mid_stream_ends_with_an_error_event_and_nothing_is_st
     assert events[-1].code == "engine_unavailable" and events[-1].sequence_number == len(events) - 1
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(events[0].response.id)
+
+
+def test_metrics_and_body_checks_are_chats(gateway):
+    gateway.client().responses.create(model="alpha", input="Hi")
+    with gateway.http() as http:
+        metrics = http.get("/metrics").text
+        body = b'{"model": "alpha", "input": [{"role": "user", "content": "a\\ud800"}]}'
+        lone = http.post("/v1/responses", content=body, headers={"content-type": "application/json"})
+    assert 'lorag_requests_total{endpoint="responses",model="alpha",outcome="ok"} 1.0' in metrics
+    assert 'lorag_completion_tokens_total{model="alpha"} 3.0' in metrics
+    assert lone.status_code == 400 and lone.json()["error"]["param"] == "input[0].content"
