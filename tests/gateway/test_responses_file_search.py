@@ -170,3 +170,12 @@ def test_a_response_belongs_to_the_key_that_made_it(scoped):
     scoped.client("key-of-team-a").responses.delete(mine.id)
     with pytest.raises(openai.NotFoundError):
         scoped.client("key-of-ops").responses.retrieve(mine.id)
+
+
+def test_the_score_threshold_is_retrievals_min_score(served):
+    client = served.client()
+    ask = {"model": "alpha", "input": "What colour is the Harbour bridge?", "include": ["file_search_call.results"]}
+    every = client.responses.create(**ask, tools=[search_tool()]).output[0].results
+    kept = client.responses.create(**ask, tools=[search_tool(ranking_options={"score_threshold": 0.99})])
+    assert len(every) == 2 and min(r.score for r in every) < 0.99
+    assert [r.filename for r in kept.output[0].results] == ["bridge.txt"] and kept.output[0].results[0].score >= 0.99
