@@ -8,7 +8,8 @@ did not exist, before anything is searched. :func:`with_sources` puts the hits i
 turn exactly as a chat with ``<model>@<kb>`` gets them (:func:`rag.augment.system_prompt`), and
 :func:`file_search_call` describes the search as OpenAI's output item. A result's ``file_id`` is
 its document's ``file_id`` metadata (what the vector-store API stores there), else the document
-id. This module knows nothing about engines, storage or HTTP.
+id (the file id is not repeated in ``attributes``, as the vector-store search leaves it out). This module
+knows nothing about engines, storage or HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from gateway.api.auth import Principal
 from gateway.errors import LoragError
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge
+from gateway.knowledge.vector_store_protocol import FILE_ID_KEY
+from gateway.knowledge.vector_stores import may_use
 from gateway.responses.objects import FileSearchCall, FileSearchResult, new_id
 from gateway.responses.protocol import FileSearchTool
 from rag.augment import system_prompt
@@ -27,10 +30,10 @@ from serve.engine import Message
 
 
 def check_stores(knowledge: Knowledge, principal: Principal, tool: FileSearchTool) -> None:
-    """404 for a vector store that does not exist or is outside the key's scope (the same answer for both)."""
-    names = set(knowledge.names())
+    """404 for a vector store that does not exist or that the key may not use (another key's store, or one outside
+    its knowledge-base scopes: :func:`~gateway.knowledge.vector_stores.may_use`), the same answer for both."""
     for store in tool.vector_store_ids:
-        if store not in names or not principal.may_use_kb(store):
+        if not may_use(knowledge, store, principal):
             raise LoragError(404, f"No vector store found with id '{store}'.", param="tools",
                              code="vector_store_not_found")  # fmt: skip
 
@@ -49,7 +52,7 @@ async def search(knowledge: Knowledge, tool: FileSearchTool, query: str) -> list
 
 def file_id(hit: Hit) -> str:
     """The OpenAI file id of a hit's document: its ``file_id`` metadata, else the document id."""
-    value = hit.metadata.get("file_id")
+    value = hit.metadata.get(FILE_ID_KEY)
     return value if isinstance(value, str) and value else hit.document_id
 
 
@@ -57,7 +60,7 @@ def file_search_call(query: str, hits: list[Hit]) -> FileSearchCall:
     """The output item of a search made: its query, and every result (shown only when included)."""
     results = [
         FileSearchResult(
-            attributes={k: v for k, v in hit.metadata.items() if isinstance(v, str | int | float | bool)},
+            attributes={k: v for k, v in hit.metadata.items() if k != FILE_ID_KEY and isinstance(v, str | int | float)},
             file_id=file_id(hit), filename=hit.filename, score=hit.score, text=hit.text,
         )
         for hit in hits

@@ -75,7 +75,7 @@ def test_results_come_with_include_and_the_response_keeps_them(served):
     )  # fmt: skip
     results = reply.output[0].results
     assert results[0].filename == "bridge.txt" and results[0].text.strip() == BRIDGE
-    assert results[0].file_id == "file-bridge" and results[0].attributes == {"file_id": "file-bridge", "team": "roads"}
+    assert results[0].file_id == "file-bridge" and results[0].attributes == {"team": "roads"}
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
     assert client.responses.retrieve(reply.id).output[0].results is None
     kept = client.responses.retrieve(reply.id, include=["file_search_call.results"]).output[0].results
@@ -153,6 +153,18 @@ def test_a_key_scoped_to_another_knowledge_base_gets_404_for_the_store(scoped):
         client.responses.create(model="fake-base", input="Secret?", tools=[search_tool(vector_store_ids=["kb-b"])])
     reply = client.responses.create(model="fake-base", input="Secret?", tools=[search_tool(vector_store_ids=["kb-a"])])
     assert reply.output[1].content[0].annotations[0].filename == "a.txt"
+
+
+def test_another_keys_vector_store_is_404_for_file_search(scoped):
+    owned = scoped.client("key-of-team-a").vector_stores.create(name="mine")
+    with pytest.raises(openai.NotFoundError):  # team-b may use every knowledge base, but not team-a's store
+        scoped.client("key-of-team-b").responses.create(
+            model="fake-base", input="Secret?", tools=[search_tool(vector_store_ids=[owned.id])]
+        )
+    reply = scoped.client("key-of-team-a").responses.create(
+        model="fake-base", input="Secret?", tools=[search_tool(vector_store_ids=[owned.id])]
+    )
+    assert reply.output[0].type == "file_search_call" and reply.output[0].status == "completed"
 
 
 def test_a_response_belongs_to_the_key_that_made_it(scoped):
