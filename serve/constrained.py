@@ -21,24 +21,29 @@ import xgrammar as xgr
 from transformers import LogitsProcessor
 
 from serve.engine import InvalidRequest
+from serve.schema_bounds import bounded_text
 
 log = logging.getLogger(__name__)
+REPEAT_PENALTY = 1.0  # subtracted from a token's logit inside a string, per time it was written inside one
 
 
 class Grammars:
     """JSON-schema grammars for one tokenizer and vocabulary; each distinct schema is compiled once."""
 
-    def __init__(self, tokenizer, vocab_size: int, stop_ids: set[int]):
+    def __init__(self, tokenizer, vocab_size: int, stop_ids: set[int], repeat_penalty: float = REPEAT_PENALTY):
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids))
         self._compiler = xgr.GrammarCompiler(info, max_threads=1)
         self.compile = lru_cache(maxsize=64)(self._compile)
         special = set(info.special_token_ids) | stop_ids
         self.control = torch.zeros(vocab_size, dtype=torch.bool)  # tokens with a raw control character
-        for token, text in enumerate(info.decoded_vocab[:vocab_size]):
-            self.control[token] = token not in special and any(byte < 0x20 for byte in text)
+        self.texts = [b"" if token in special else text for token, text in enumerate(info.decoded_vocab[:vocab_size])]
+        for token, text in enumerate(self.texts):
+            self.control[token] = any(byte < 0x20 for byte in text)
+        self.repeat_penalty = repeat_penalty
 
     def _compile(self, schema: str) -> xgr.CompiledGrammar:
         try:
+            schema = bounded_text(schema)
             return self._compiler.compile_json_schema(schema, any_whitespace=False, strict_mode=True)
         except Exception as e:  # xgrammar raises RuntimeError or ValueError for schemas it cannot use
             reason = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", str(e).splitlines()[0])  # xgrammar's time and C++ source
@@ -47,7 +52,7 @@ class Grammars:
     def mask(self, grammars: Sequence[xgr.CompiledGrammar | None], finished: Callable[[int], bool]) -> GrammarMask:
         """The logits processor of a batch whose rows have these grammars (None: a free row)."""
         matchers = [None if g is None else xgr.GrammarMatcher(g) for g in grammars]
-        return GrammarMask(matchers, self.control, finished)
+        return GrammarMask(matchers, self.control, finished, StringRepeats(self.texts, self.repeat_penalty))
 
 
 class GrammarMask(LogitsProcessor):
@@ -60,9 +65,14 @@ class GrammarMask(LogitsProcessor):
     """
 
     def __init__(
-        self, matchers: Sequence[xgr.GrammarMatcher | None], control: torch.Tensor, finished: Callable[[int], bool]
+        self,
+        matchers: Sequence[xgr.GrammarMatcher | None],
+        control: torch.Tensor,
+        finished: Callable[[int], bool],
+        repeats: StringRepeats | None = None,
     ):
         self.matchers = list(matchers)
+        self.repeats = repeats
         self.rows = [i for i, m in enumerate(self.matchers) if m is not None]
         self.bitmask = xgr.allocate_token_bitmask(len(self.matchers), len(control))
         self.control = control
@@ -73,8 +83,13 @@ class GrammarMask(LogitsProcessor):
         live = [i for i in self.rows if not self.finished(i)]
         for i in live:
             matcher = self.matchers[i]
-            if not self.first and not matcher.is_terminated() and not matcher.accept_token(int(input_ids[i, -1])):
-                log.warning("row %d: the grammar refused token %d", i, int(input_ids[i, -1]))
+            if not self.first and not matcher.is_terminated():
+                if not matcher.accept_token(int(input_ids[i, -1])):
+                    log.warning("row %d: the grammar refused token %d", i, int(input_ids[i, -1]))
+                elif self.repeats is not None:
+                    self.repeats.add(i, int(input_ids[i, -1]))
+            if self.repeats is not None:
+                self.repeats.penalize(i, scores)
             matcher.fill_next_token_bitmask(self.bitmask, i)
         self.first = False
         if live:
@@ -82,3 +97,49 @@ class GrammarMask(LogitsProcessor):
             rows = torch.tensor(live, device=scores.device)
             scores[rows] = scores[rows].masked_fill(self.control.to(scores.device), float("-inf"))
         return scores
+
+
+class StringRepeats:
+    """The repetition guard of constrained rows: inside a JSON string, tokens already written inside strings cost more.
+
+    A small model under a grammar loops inside string values (``["Movie", "Movie", ...]``,
+    ``"john.john.john..."``); the grammar cannot see it. Each row's tokens written wholly inside
+    a string are counted, and while the row is inside a string each such token's logit is lowered
+    by ``penalty`` times its count (OpenAI's frequency penalty, but on string content only).
+    Punctuation and numbers are never penalized, so the grammar's structure and copied numbers are
+    left alone. Keys are strings too: a value that echoes a key (``"tags": ["tags", ...]``) costs
+    more, while the keys themselves are forced by the grammar whatever their logits.
+    ``texts`` are the tokens' bytes (special tokens empty).
+    """
+
+    def __init__(self, texts: Sequence[bytes], penalty: float):
+        self.texts = texts
+        self.penalty = penalty
+        self.inside: dict[int, bool] = {}  # row -> the row's text now ends inside a string
+        self.escaped: dict[int, bool] = {}  # row -> ... right after a backslash in a string
+        self.counts: dict[int, dict[int, int]] = {}  # row -> token -> times written inside a string
+
+    def add(self, row: int, token: int) -> None:
+        """Row ``row`` wrote ``token``: follow the string state, and count the token if it is all string content."""
+        inside, escaped = self.inside.get(row, False), self.escaped.get(row, False)
+        content = inside
+        for byte in self.texts[token]:
+            if inside and escaped:
+                escaped = False
+            elif inside and byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                inside, content = not inside, False
+        self.inside[row], self.escaped[row] = inside, escaped
+        if content and self.texts[token]:
+            counts = self.counts.setdefault(row, {})
+            counts[token] = counts.get(token, 0) + 1
+
+    def penalize(self, row: int, scores: torch.Tensor) -> None:
+        """Lower row ``row``'s logits of tokens it repeated, if it is inside a string now."""
+        counts = self.counts.get(row)
+        if not self.penalty or not counts or not self.inside.get(row, False):
+            return
+        tokens = torch.tensor(list(counts), device=scores.device)
+        times = torch.tensor(list(counts.values()), dtype=scores.dtype, device=scores.device)
+        scores[row, tokens] -= self.penalty * times

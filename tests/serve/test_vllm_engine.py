@@ -101,6 +101,8 @@ def test_the_server_command_enables_runtime_lora_with_the_registry_limits():
     for part in expected:
         assert part in command
     assert engine.info.limits.max_rank == 32
+    config = engine.command(8123)[engine.command(8123).index("--structured-outputs-config") + 1]
+    assert json.loads(config) == {"backend": "xgrammar", "disable_any_whitespace": True}  # compact JSON, adapters too
 
 
 def test_a_request_vllm_refuses_is_the_callers_error(replicas):
@@ -177,7 +179,8 @@ def test_the_sampling_extras_are_sent_to_vllm_only_when_set(replicas):
 def test_a_json_schema_and_logprobs_reach_vllm_and_the_tokens_come_back(replicas):
     from dataclasses import replace
 
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "array", "maxItems": 30}}}
+    schema["properties"]["c"] = {"type": "array", "items": {"type": "string"}}
 
     async def go():
         engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
@@ -187,7 +190,9 @@ def test_a_json_schema_and_logprobs_reach_vllm_and_the_tokens_come_back(replicas
 
     result = asyncio.run(go())
     sent = replicas[0].requests[-1]
-    assert sent["structured_outputs"] == {"json": schema, "disable_any_whitespace": True}
+    bounded = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 8}  # lorag's defaults
+    schema["properties"]["c"] = bounded
+    assert sent["structured_outputs"] == {"json": schema, "disable_any_whitespace": True}  # the user's maxItems kept
     assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
     assert "".join(t.token for t in result.logprobs) == result.text
     assert result.logprobs[0].top == (("alt0", -1.0), ("alt1", -2.0))
