@@ -1,10 +1,11 @@
 """The ``file_search`` tool on knowledge bases: a vector store id is a knowledge base's name.
 
 :func:`search` retrieves from every named store with :meth:`~gateway.knowledge.service.Knowledge.search`
-(``max_num_results`` as ``top_k``, ``ranking_options.score_threshold`` as ``min_score``, ``filters``
-passed through as rag reads them), merges the hits by score and keeps the best
-``max_num_results``; a store that does not exist, or that the key may not use, is 404 as if it
-did not exist, before anything is searched. :func:`with_sources` puts the hits into the system
+(``max_num_results`` as ``top_k``, ``ranking_options.score_threshold`` as ``min_score``,
+``ranker: "none"`` as dense retrieval, ``filters`` passed through as rag reads them), merges the
+hits by score and keeps the best ``max_num_results``. Which stores a key may search, and which
+have expired, is the vector-store door's business (:class:`~gateway.knowledge.vector_stores.VectorStores`),
+checked before anything is searched. :func:`with_sources` puts the hits into the system
 turn exactly as a chat with ``<model>@<kb>`` gets them (:func:`rag.augment.system_prompt`), and
 :func:`file_search_call` describes the search as OpenAI's output item. A result's ``file_id`` is
 its document's ``file_id`` metadata (what the vector-store API stores there), else the document
@@ -17,11 +18,9 @@ from __future__ import annotations
 import asyncio
 
 from gateway.api.auth import Principal
-from gateway.errors import LoragError
 from gateway.knowledge.retrieval import Retrieval
-from gateway.knowledge.service import Knowledge
 from gateway.knowledge.vector_store_protocol import FILE_ID_KEY
-from gateway.knowledge.vector_stores import may_use
+from gateway.knowledge.vector_stores import VectorStores
 from gateway.responses.objects import FileSearchCall, FileSearchResult, new_id
 from gateway.responses.protocol import FileSearchTool
 from rag.augment import system_prompt
@@ -29,23 +28,27 @@ from rag.retriever import Hit
 from serve.engine import Message
 
 
-def check_stores(knowledge: Knowledge, principal: Principal, tool: FileSearchTool) -> None:
+def check_stores(stores: VectorStores, principal: Principal, tool: FileSearchTool) -> None:
     """404 for a vector store that does not exist or that the key may not use (another key's store, or one outside
-    its knowledge-base scopes: :func:`~gateway.knowledge.vector_stores.may_use`), the same answer for both."""
+    its knowledge-base scopes), the same answer for both; 400 ``vector_store_expired`` for an expired one: the
+    vector-store door's own rules (:meth:`~gateway.knowledge.vector_stores.VectorStores.usable`)."""
     for store in tool.vector_store_ids:
-        if not may_use(knowledge, store, principal):
-            raise LoragError(404, f"No vector store found with id '{store}'.", param="tools",
-                             code="vector_store_not_found")  # fmt: skip
+        stores.usable(store, principal)
 
 
-async def search(knowledge: Knowledge, tool: FileSearchTool, query: str) -> list[Hit]:
-    """The best ``max_num_results`` hits for ``query`` over every store of ``tool``, best first."""
-    threshold = tool.ranking_options.score_threshold if tool.ranking_options else None
+async def search(stores: VectorStores, tool: FileSearchTool, query: str) -> list[Hit]:
+    """The best ``max_num_results`` hits for ``query`` over every store of ``tool``, best first; each store's
+    activity recorded (it keeps an expiry away)."""
+    options = tool.ranking_options
+    threshold = options.score_threshold if options else None
+    mode = "dense" if options and options.ranker == "none" else "hybrid"
+    names = list(dict.fromkeys(tool.vector_store_ids))
     retrievals = [
-        Retrieval(store, top_k=tool.max_num_results, min_score=threshold, filters=tool.filters or {})
-        for store in dict.fromkeys(tool.vector_store_ids)
+        Retrieval(store, top_k=tool.max_num_results, mode=mode, min_score=threshold, filters=tool.filters or {})
+        for store in names
     ]
-    found = await asyncio.gather(*(knowledge.search(retrieval, query) for retrieval in retrievals))
+    found = await asyncio.gather(*(stores.knowledge.search(retrieval, query) for retrieval in retrievals))
+    await asyncio.gather(*(stores.touch(store) for store in names))
     hits = [hit for hits in found for hit in hits]
     return sorted(hits, key=lambda hit: hit.score, reverse=True)[: tool.max_num_results]
 

@@ -15,6 +15,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 
 from gateway.api.auth import principal_of
+from gateway.api.vector_store_routes import vector_stores
 from gateway.errors import invalid
 from gateway.responses.objects import ItemList, Response, ResponseDeleted
 from gateway.responses.protocol import ResponseCreate
@@ -36,7 +37,7 @@ async def create_response(body: ResponseCreate, request: Request):
     """A model response to text or items, whole or as server-sent events (``stream: true``); stored unless
     ``store`` is false."""
     completions, _ = request.app.state.gateway.ready()
-    return await responses(request).create(body, request, completions)
+    return await responses(request).create(body, request, completions, vector_stores(request))
 
 
 @router.get("/responses/{response_id}")

@@ -27,6 +27,7 @@ from gateway.api.responses import Choices
 from gateway.api.tool_calls import ToolUse
 from gateway.errors import LoragError, as_lorag_error, invalid
 from gateway.knowledge.service import Knowledge
+from gateway.knowledge.vector_stores import VectorStores
 from gateway.model_names import ModelRef
 from gateway.responses import file_search
 from gateway.responses.objects import FileSearchCall, Response, ResponseUsage, StoredItem, new_id
@@ -68,7 +69,7 @@ class Responses:
         return found
 
     async def create(
-        self, body: ResponseCreate, request: Request, completions: Completions
+        self, body: ResponseCreate, request: Request, completions: Completions, stores: VectorStores
     ) -> JSONResponse | StreamingResponse:
         principal = principal_of(request)
         body.check_tools()
@@ -86,14 +87,14 @@ class Responses:
         if kb_retrieval is not None and tool is not None:
             raise invalid("tools", "a file_search tool cannot be combined with a model name '<model>@<kb>'")
         if tool is not None:
-            file_search.check_stores(self.knowledge, principal, tool)
+            file_search.check_stores(stores, principal, tool)
         query = last_query(context + items)
         if (tool or kb_retrieval) and query is None:
             raise invalid("input", "file search needs a user message to search for")
         response = self._response(body, ref.name)
         hits: list[Hit] = []
         if tool is not None:
-            hits = await file_search.search(self.knowledge, tool, query)
+            hits = await file_search.search(stores, tool, query)
             response.output.append(file_search.file_search_call(query, hits))
         elif kb_retrieval is not None:
             hits = await self.knowledge.search(kb_retrieval, query)
