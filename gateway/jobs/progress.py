@@ -37,9 +37,10 @@ class Found:
 
 
 class Progress:
-    def __init__(self, path: Path, job_id: str, model_name: str, from_end: bool = False):
+    def __init__(self, path: Path, job_id: str, model_name: str, offset: int = 0):
+        """``offset``: the bytes of the file read before (a resumed job's earlier runs)."""
         self.path, self.job_id, self.model_name = path, job_id, model_name
-        self.offset = path.stat().st_size if from_end and path.exists() else 0
+        self.offset = offset
         self.started: float | None = None
         self.first_step: int | None = None
 

@@ -8,8 +8,10 @@ adapter, written into the adapters folder, is handed to ``serve`` (the catalog r
 hot-loads it) before the job says ``succeeded``. Cancelling kills the process group and removes
 anything it wrote to the adapters folder, so a cancelled job registers nothing. Pausing kills it
 too but keeps its checkpoints; resuming trains on from the last one saved in full. After a restart
-(:meth:`Runner.recover`), a job that was running has its orphaned process killed and resumes
-from its last checkpoint (or from the start when it had none). This module knows nothing about HTTP.
+(:meth:`Runner.recover`), a job that was running resumes from its last checkpoint (or from the
+start when it had none): its training process died with the gateway (or, off Linux, is killed
+then), and its progress file is read on from where the store had it, so no event is lost or told
+twice. This module knows nothing about HTTP.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from gateway.jobs.ids import new_id
 from gateway.jobs.progress import Progress
 from gateway.jobs.protocol import Job, JobError, JobEvent, ResolvedHyperparameters
 from gateway.jobs.store import JobStore
-from gateway.jobs.tuner_process import CheckFailed, check, last_error, train_command
+from gateway.jobs.tuner_process import CheckFailed, check, die_with_parent, last_error, train_command
 
 log = logging.getLogger(__name__)
 MAX_CHECKPOINTS = 10
@@ -120,13 +122,15 @@ class Runner:
 
     async def _train(self, job_id: str, recipe: dict, work: Path, resume: bool) -> None:
         name = recipe["name"]
+        runs, events = work / "runs", work / "events.jsonl"
+        progress = Progress(events, job_id, name, self.store.progress(job_id))
         if (self.adapters_dir / name / "lorag.json").exists():  # trained before a restart, not yet served
+            self._take(job_id, progress, None)
             await self._serve(job_id, name)
             return
         self.update(job_id, status="running")
         self.event(job_id, "Fine-tuning job started")
         model_dir = await asyncio.to_thread(self.base_model_dir)
-        runs, events = work / "runs", work / "events.jsonl"
         overrides = [f"events_file={events}"]
         if resume and self._resume_step(runs / name):
             overrides.append("resume_from_checkpoint=true")
@@ -134,12 +138,16 @@ class Runner:
                                 int(recipe.get("num_processes", 1)))  # fmt: skip
         with (work / "tuner.log").open("ab") as output:
             process = await asyncio.create_subprocess_exec(
-                *command, stdout=output, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+                *command,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         self.processes[job_id] = process
         self.update(job_id, pid=process.pid)
         try:
-            code = await self._follow(job_id, process, Progress(events, job_id, name, from_end=resume))
+            code = await self._follow(job_id, process, progress)
         finally:
             self.processes.pop(job_id, None)
         if self.closing:
@@ -164,26 +172,31 @@ class Runner:
         while True:
             await asyncio.wait([waiting], timeout=self.poll_s)
             code = waiting.result() if waiting.done() else None
-            found = progress.read()
-            for event in found.events:
-                self.store.add_event(job_id, event)
-            for checkpoint, path in found.checkpoints:
-                self.store.add_checkpoint(checkpoint, path)
-            if found.checkpoints:
-                self.store.forget_removed_checkpoints(job_id)
-            changes = {"estimated_finish": found.estimated_finish} if found.estimated_finish else {}
-            if found.trained_tokens is not None:
-                changes["trained_tokens"] = found.trained_tokens
-            if found.hyperparameters:
-                job = self.store.job(job_id)
-                resolved = ResolvedHyperparameters(**job.hyperparameters.model_dump() | found.hyperparameters)
-                kind = job.method["type"]
-                method = job.method | {kind: {"hyperparameters": resolved.model_dump(exclude_none=True)}}
-                changes |= {"hyperparameters": resolved, "method": method}
-            if changes:
-                self.update(job_id, pid=process.pid, **changes)
+            self._take(job_id, progress, process.pid)
             if code is not None:
                 return code
+
+    def _take(self, job_id: str, progress: Progress, pid: int | None) -> None:
+        """Store what is new in the progress file, and how far it was read (a restart reads on from there)."""
+        found = progress.read()
+        for event in found.events:
+            self.store.add_event(job_id, event)
+        for checkpoint, path in found.checkpoints:
+            self.store.add_checkpoint(checkpoint, path)
+        if found.checkpoints:
+            self.store.forget_removed_checkpoints(job_id)
+        changes = {"estimated_finish": found.estimated_finish} if found.estimated_finish else {}
+        if found.trained_tokens is not None:
+            changes["trained_tokens"] = found.trained_tokens
+        if found.hyperparameters:
+            job = self.store.job(job_id)
+            resolved = ResolvedHyperparameters(**job.hyperparameters.model_dump() | found.hyperparameters)
+            kind = job.method["type"]
+            method = job.method | {kind: {"hyperparameters": resolved.model_dump(exclude_none=True)}}
+            changes |= {"hyperparameters": resolved, "method": method}
+        if changes:
+            self.update(job_id, pid=pid, **changes)
+        self.store.save_progress(job_id, progress.offset)
 
     async def _serve(self, job_id: str, name: str) -> None:
         refused = await self.serve(name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,7 +57,10 @@ class FineTuning:
                       self.max_jobs)  # fmt: skip
 
     async def start(self) -> None:
-        """Resume the jobs a stopped gateway left unfinished (nothing to do where no job was ever created)."""
+        """Remove the uploads a killed gateway left half-staged, and resume the jobs it left unfinished (nothing to
+        do where no job was ever created)."""
+        for staged in self.files_dir.glob(".upload-*"):
+            shutil.rmtree(staged) if staged.is_dir() else staged.unlink()
         if (self.folder / "jobs.sqlite").exists():
             await self.runner.recover()
 

@@ -42,6 +42,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "progress" not in columns:  # a database from before progress offsets were kept
+            self._db.execute("ALTER TABLE jobs ADD COLUMN progress INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -104,6 +107,13 @@ class JobStore:
         """The job's recipe fields, and the pid of its training process when one was running."""
         recipe, pid = self._rows("SELECT recipe, pid FROM jobs WHERE id = ?", (job_id,))[0]
         return json.loads(recipe), pid
+
+    def save_progress(self, job_id: str, offset: int) -> None:
+        """How far into its progress file the job's events, checkpoints and figures are stored."""
+        self._write("UPDATE jobs SET progress = ? WHERE id = ?", (offset, job_id))
+
+    def progress(self, job_id: str) -> int:
+        return self._rows("SELECT progress FROM jobs WHERE id = ?", (job_id,))[0][0]
 
     def jobs(self, after: str | None, limit: int) -> Page[Job]:
         return self._page("jobs", "1", (), after, limit, Job, True)

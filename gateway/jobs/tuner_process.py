@@ -10,7 +10,9 @@ fields). This module knows nothing about jobs or HTTP.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -45,11 +47,21 @@ def train_command(
     return command
 
 
+def die_with_parent() -> None:
+    """In a child process before it runs (``preexec_fn``): on Linux, be sent SIGTERM when the gateway dies, even
+    by SIGKILL, so that no check or training outlives it (a restarted gateway resumes the job instead)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 async def check(*args: str) -> dict:
     """Run ``python -m tuner check ARGS``; what it found, or :class:`CheckFailed` with its message."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tuner", "check", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent,
     )  # fmt: skip
     try:
         out, err = await process.communicate()

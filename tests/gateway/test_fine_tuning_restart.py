@@ -35,16 +35,21 @@ def test_killing_the_gateway_during_a_job_loses_nothing(tiny_raw_dir, tiny_model
     while not client.fine_tuning.jobs.checkpoints.list(job.id).data:
         assert time.monotonic() < deadline, client.fine_tuning.jobs.retrieve(job.id)
         time.sleep(0.2)
-    server.kill()  # SIGKILL: no shutdown, the training process is orphaned
-    server.wait()
     trainer = _trainer_pid(tmp_path, job.id)
-    assert trainer and alive(trainer)  # still training, with no gateway
+    staged = tmp_path / "jobs" / "files" / ".upload-left-by-a-kill"
+    staged.mkdir()
+    server.kill()  # SIGKILL: no shutdown
+    server.wait()
+    deadline = time.monotonic() + 30
+    while alive(trainer):  # it dies with the gateway (it used to train on, and outlive it)
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
 
     server, port = start_serve(tiny_raw_dir, tiny_model_dir, **folders)
     try:
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=30)
         assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
-        assert not alive(trainer)  # the orphan was stopped, not left to race the resumed run
+        assert not staged.exists()
         deadline = time.monotonic() + 240
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             assert time.monotonic() < deadline, job
@@ -54,6 +59,9 @@ def test_killing_the_gateway_during_a_job_loses_nothing(tiny_raw_dir, tiny_model
         restarted = next(i for i, e in enumerate(events) if "restarted" in e.message)
         resumed = [e.data["step"] for e in events[:restarted] if e.type == "metrics"]
         assert min(resumed) > 1  # resumed from the checkpoint, not from the first step
+        before = [e.data["step"] for e in events[restarted:] if e.type == "metrics"]
+        assert sorted(set(before) | set(resumed)) == list(range(1, max(resumed) + 1))  # no step lost at the kill
+        assert job.trained_tokens and client.fine_tuning.jobs.checkpoints.list(job.id).data
         reply = client.chat.completions.create(model=job.fine_tuned_model, messages=WHO, temperature=0, max_tokens=8)
         assert reply.choices[0].message.content == "lorag assistant"
     finally:
