@@ -151,6 +151,12 @@ class Response(BaseModel):
     user: str | None = None
     metadata: dict[str, str] = {}
 
+    def without_results(self) -> Response:
+        """This response with its file searches' results left out (they are shown only when included)."""
+        output = [item.model_copy(update={"results": None}) if isinstance(item, FileSearchCall) else item
+                  for item in self.output]  # fmt: skip
+        return self.model_copy(update={"output": output})
+
 
 class ResponseDeleted(BaseModel):
     id: str

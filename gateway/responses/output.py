@@ -39,11 +39,14 @@ from rag.augment import Citation
 class Output:
     """The output of one response in the making; ``response`` is its object, complete once :meth:`close` ran."""
 
-    def __init__(self, response: Response, tools: ToolUse | None, citations: list[tuple[Citation, str]]):
+    def __init__(
+        self, response: Response, tools: ToolUse | None, citations: list[tuple[Citation, str]], results: bool = False
+    ):
         """``response``: the object so far (a file search's item already in ``output``); ``citations``: each
-        retrieved source with its file id, cited by the message's text. With ``parallel_tool_calls`` false,
-        only the first function call the model made is output."""
-        self.response = response
+        retrieved source with its file id, cited by the message's text; ``results``: whether events show a file
+        search's results. With ``parallel_tool_calls`` false, only the first function call the model made is
+        output."""
+        self.response, self.results = response, results
         self.skipping = False  # a call beyond the first one, when parallel calls are not wanted
         self.stream = ToolStream(tools)
         self.citations = citations
@@ -67,7 +70,8 @@ class Output:
                 events.append(self.event("response.output_item.added", output_index=index, item=started))
                 for step in ("in_progress", "searching", "completed"):
                     events.append(self.event(f"response.file_search_call.{step}", output_index=index, item_id=item.id))
-                events.append(self.event("response.output_item.done", output_index=index, item=item))
+                done = item if self.results else item.model_copy(update={"results": None})
+                events.append(self.event("response.output_item.done", output_index=index, item=done))
         return events
 
     def feed(self, text: str) -> list[dict]:
@@ -88,7 +92,8 @@ class Output:
             self.response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
         else:
             self.response.completed_at = int(time.time())
-        return events + [self.event(f"response.{status}", response=self.response)]
+        shown = self.response if self.results else self.response.without_results()
+        return events + [self.event(f"response.{status}", response=shown)]
 
     def _pieces(self, pieces: list[ChunkDelta]) -> list[dict]:
         events: list[dict] = []

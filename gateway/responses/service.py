@@ -30,7 +30,7 @@ from gateway.knowledge.service import Knowledge
 from gateway.knowledge.vector_stores import VectorStores
 from gateway.model_names import ModelRef
 from gateway.responses import file_search
-from gateway.responses.objects import FileSearchCall, Response, ResponseUsage, StoredItem, new_id
+from gateway.responses.objects import Response, ResponseUsage, StoredItem, new_id
 from gateway.responses.output import Output, sse
 from gateway.responses.protocol import INCLUDABLE, ResponseCreate
 from gateway.responses.store import ResponseStore, Stored
@@ -48,11 +48,7 @@ def not_found(response_id: str) -> LoragError:
 
 def shown(response: Response, include: list[str] | None) -> Response:
     """``response`` as a client sees it: file search results only when ``include`` asks for them."""
-    if INCLUDABLE in (include or ()):
-        return response
-    output = [item.model_copy(update={"results": None}) if isinstance(item, FileSearchCall) else item
-              for item in response.output]  # fmt: skip
-    return response.model_copy(update={"output": output})
+    return response if INCLUDABLE in (include or ()) else response.without_results()
 
 
 class Responses:
@@ -101,7 +97,7 @@ class Responses:
         cited = [(citation, file_search.file_id(citation)) for citation in citations_of(hits)]
         track = completions.track(ref, principal, ENDPOINT)
         kept, first, deltas, tools = await self._start(body, context + items, hits, ref, completions, request, track)
-        output = Output(response, tools, cited)
+        output = Output(response, tools, cited, INCLUDABLE in (body.include or ()))
         new = {id(item) for item in items}
         save = self._saver(body, principal, [item for item in kept if id(item) not in new], items)
         if not body.stream:
@@ -114,7 +110,7 @@ class Responses:
             track.done("ok", choices.usage())
             save(output.response)
             return JSONResponse(shown(output.response, body.include).model_dump(mode="json"))
-        events = _events(output, first, deltas, track, save, body.include)
+        events = _events(output, first, deltas, track, save)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     async def _start(
@@ -188,7 +184,7 @@ async def _collect(output: Output, choices: Choices, first, deltas, track: Track
         item = await anext(deltas, None)
 
 
-async def _events(output: Output, first, deltas, track: Track, save, include) -> AsyncIterator[str]:
+async def _events(output: Output, first, deltas, track: Track, save) -> AsyncIterator[str]:
     """The server-sent events of one streamed response; it is stored once complete."""
     outcome, choices = "cancelled", Choices(1, 1)
     try:
@@ -202,7 +198,6 @@ async def _events(output: Output, first, deltas, track: Track, save, include) ->
             events = output.feed(delta.text)
             if delta.finish_reason:
                 events += output.close(delta.finish_reason, usage_of(choices))
-                events[-1]["response"] = shown(output.response, include)
             for event in events:
                 yield sse(event)
             item = await anext(deltas, None)

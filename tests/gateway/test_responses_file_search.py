@@ -109,6 +109,13 @@ def test_file_search_streams_its_events_before_the_message(served):
     assert [e.sequence_number for e in events] == list(range(len(events)))
     final = events[-1].response
     assert final.output[0].type == "file_search_call" and len(final.output[1].content[0].annotations) == 2
+    assert events[6].item.results is None and final.output[0].results is None  # not included
+    included = list(served.client().responses.create(
+        model="alpha", input="What colour is the bridge?", tools=[search_tool()], stream=True,
+        include=["file_search_call.results"],
+    ))  # fmt: skip
+    assert included[6].item.results[0].filename == "bridge.txt"
+    assert included[-1].response.output[0].results == included[6].item.results
 
 
 def test_an_unknown_store_is_404_before_any_work(served):
