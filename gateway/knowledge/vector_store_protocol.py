@@ -23,6 +23,7 @@ T = TypeVar("T")
 FILE_ID_KEY = "file_id"
 """The metadata key under which a document attached from ``/v1/files`` keeps its file id."""
 MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
+FileId = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 def _metadata(value: dict[str, str] | None) -> dict[str, str] | None:
@@ -82,7 +83,7 @@ class ChunkingStrategy(BaseModel):
 class StoreCreate(BaseModel):
     """POST /v1/vector_stores."""
 
-    file_ids: list[str] = Field(default_factory=list, max_length=500)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=500)
     name: str | None = Field(None, max_length=256)
     description: str | None = Field(None, max_length=512)
     expires_after: ExpiresAfter | None = None
@@ -123,7 +124,7 @@ class VectorStore(BaseModel):
 class FileCreate(BaseModel):
     """POST /v1/vector_stores/{id}/files."""
 
-    file_id: str = Field(min_length=1)
+    file_id: FileId
     attributes: Attributes = None
     chunking_strategy: ChunkingStrategy | None = None
 
@@ -150,7 +151,7 @@ class VectorStoreFile(BaseModel):
 
 
 class BatchFile(BaseModel):
-    file_id: str = Field(min_length=1)
+    file_id: FileId
     attributes: Attributes = None
     chunking_strategy: ChunkingStrategy | None = None
 
@@ -158,7 +159,7 @@ class BatchFile(BaseModel):
 class BatchCreate(BaseModel):
     """POST /v1/vector_stores/{id}/file_batches: ``file_ids`` (with shared settings) or ``files``, not both."""
 
-    file_ids: list[str] | None = Field(None, max_length=2000)
+    file_ids: list[FileId] | None = Field(None, max_length=2000)
     files: list[BatchFile] | None = Field(None, max_length=2000)
     attributes: Attributes = None
     chunking_strategy: ChunkingStrategy | None = None
@@ -201,7 +202,7 @@ class RankingOptions(BaseModel):
 class SearchRequest(BaseModel):
     """POST /v1/vector_stores/{id}/search."""
 
-    query: str | list[str]
+    query: str | Annotated[list[str], Field(min_length=1, max_length=16)]
     filters: Filters | None = None
     max_num_results: int = Field(10, ge=1, le=MAX_TOP_K)
     ranking_options: RankingOptions | None = None
