@@ -37,6 +37,7 @@ from gateway.api.responses import ChatObjects, Choices, TextObjects, sse
 from gateway.errors import LoragError, as_lorag_error, invalid, model_not_found
 from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge
+from gateway.knowledge.vector_stores import may_use
 from gateway.model_names import ModelRef, parse
 from serve.engine import Delta, Engine, Message, SamplingParams
 
@@ -60,7 +61,7 @@ class Completions:
         conversations, params = body.engine_inputs()
         citations = None
         retrieval = self.retrieval(ref, body)
-        if retrieval is not None and not principal.may_use_kb(retrieval.kb):
+        if retrieval is not None and not may_use(self.knowledge, retrieval.kb, principal):
             raise model_not_found(f"no knowledge base named '{retrieval.kb}'")
         if retrieval is not None:
             augmented, cited = await self.knowledge.augment(retrieval, conversations[0])
@@ -105,7 +106,7 @@ class Completions:
         ref = parse(name, base, [a for a in self.engine.adapters() if principal.may_use_model(a)])
         if not principal.may_use_model(ref.adapter or base):
             raise model_not_found(f"The model '{name}' does not exist")
-        if ref.kb is not None and (ref.kb not in self.knowledge.names() or not principal.may_use_kb(ref.kb)):
+        if ref.kb is not None and not may_use(self.knowledge, ref.kb, principal):
             raise model_not_found(
                 f"The model '{name}' asks for knowledge base '{ref.kb}', which does not exist: "
                 "GET /v1/knowledge_bases lists them"

@@ -19,6 +19,7 @@ from gateway.api.objects import ChatCompletion, Completion, ModelCard, ModelList
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.api.state import Gateway
 from gateway.errors import LoragError
+from gateway.knowledge.vector_stores import may_see
 
 
 def state(request: Request) -> Gateway:
@@ -69,7 +70,7 @@ async def list_models(request: Request) -> ModelList:
     gateway = state(request)
     completions, catalog = gateway.ready()
     engine, principal = completions.engine, principal_of(request)
-    kbs = [kb for kb in gateway.knowledge.manifests() if principal.may_use_kb(kb.name)]
+    kbs = [kb for kb in gateway.knowledge.manifests() if may_see(principal, kb)]
     listed = cards(engine.info.base_model, engine.adapters(), catalog.last.adapters, gateway.started, kbs)
     return ModelList(data=[c for c in listed.data if principal.may_use_model(c.parent if c.knowledge_base else c.id)])
 

@@ -137,6 +137,12 @@ def test_a_store_belongs_to_the_key_that_made_it(keyed):
     ]  # fmt: skip
     assert [may_use(knowledge, "kb-a", principals[k]) for k in ("team-a", "team-b", "everyone")] == [True, False, True]
     assert not may_use(knowledge, "no-such-kb", principals["ops"])
+    for other in (team_b, everyone):  # nor through chat, nor in the model list
+        with pytest.raises(openai.NotFoundError):
+            other.chat.completions.create(model=f"fake-base@{store.id}", messages=ASK)
+        assert f"fake-base@{store.id}" not in [m.id for m in other.models.list()]
+    assert team_a.chat.completions.create(model=f"fake-base@{store.id}", messages=ASK).choices
+    assert f"fake-base@{store.id}" in [m.id for m in team_a.models.list()]
     assert team_a.vector_stores.update(store.id, name="still mine").name == "still mine"
     assert team_a.vector_stores.delete(store.id).deleted
 
