@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     max_training_file_mb: float = Field(512.0, gt=0, description="Largest fine-tuning file upload, in MiB.")
     max_training_jobs: int = Field(1, ge=1, description="Fine-tuning jobs that train at once; the rest queue.")
+    max_stored_mb_per_key: float = Field(
+        4096.0, ge=0, description="Most a key may keep stored in /v1/files, in MiB (more is 413). 0: no limit."
+    )
     responses_dir: Path = Field(
         Path("responses"), description="Stored responses of /v1/responses (store: true): responses.sqlite."
     )

@@ -74,8 +74,7 @@ def own_files(request: Request, file_ids: list[str]) -> None:
     back through it, so a key attaches only its own."""
     principal, files = principal_of(request), request.app.state.gateway.fine_tuning
     for file_id in file_ids:
-        owner = files.store.file_owner(file_id)
-        if owner is not None and owner != principal.name and not principal.admin:
+        if not principal.admin and files.store.owner(file_id) != principal.name:
             raise LoragError(404, f"No such File object: {file_id}", param="file_id", code="file_not_found")
 
 

@@ -6,7 +6,9 @@ has read every row (a bad row is a 400 naming its line; nothing partial is kept)
 within the knowledge bases' size and content limits (a file no loader reads is a 400 naming why).
 A job is accepted after its request is checked here (the model is the served base model, the files exist) and is then
 driven by :class:`~gateway.jobs.runner.Runner`; its state is in ``<jobs folder>/jobs.sqlite``.
-The database is opened on first use, so an app that never trains writes nothing. This module
+Every file and job belongs to the key that made it: another key's calls answer 404, as if it did not
+exist, and an admin key reaches all; a key's files stay within a storage quota. The database is
+opened on first use, so an app that never trains writes nothing. This module
 knows nothing about HTTP beyond raising :class:`~gateway.errors.LoragError`.
 """
 
@@ -37,15 +39,23 @@ DOCUMENT_PURPOSES = ("assistants", "user_data")
 """Purposes of files that knowledge bases read (vector stores)."""
 
 
+Caller = str | None
+"""Whose files and jobs a call may reach: a key's name (what that key made), or None for an admin key (all)."""
+OPEN = "local"
+"""The owner of what a server without keys stores."""
+
+
 class FineTuning:
     def __init__(
         self, folder: Path, adapters_dir: Path, cache_dir: Path, base_model: Callable[[], str],
         base_model_dir: Callable[[], Path], serve: Serve, max_file_bytes: int, max_jobs: int = 1,
+        quota_bytes: int = 0,
     ):  # fmt: skip
+        """``quota_bytes``: the most one key may keep stored in files (0: no limit)."""
         self.folder, self.files_dir = Path(folder), Path(folder) / "files"
         self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
         self.base_model, self.base_model_dir, self.serve = base_model, base_model_dir, serve
-        self.max_file_bytes, self.max_jobs = max_file_bytes, max_jobs
+        self.max_file_bytes, self.max_jobs, self.quota_bytes = max_file_bytes, max_jobs, quota_bytes
 
     @cached_property
     def store(self) -> JobStore:
@@ -71,13 +81,28 @@ class FineTuning:
     # files
 
     async def upload(
-        self, filename: str, data: bytes, purpose: str, limits: Limits = DEFAULT_LIMITS, max_document_bytes: int = 0
-    ) -> FileObject:
-        """Store a file of ``purpose``; a document (``DOCUMENT_PURPOSES``) is read within ``limits`` and
-        ``max_document_bytes`` (those of knowledge-base uploads), training data is checked by the tuner."""
+        self, filename: str, data: bytes, purpose: str, limits: Limits = DEFAULT_LIMITS, max_document_bytes: int = 0,
+        owner: str = OPEN,
+    ) -> FileObject:  # fmt: skip
+        """Store a file of ``purpose`` for the key ``owner``, within its quota; a document (``DOCUMENT_PURPOSES``)
+        is read within ``limits`` and ``max_document_bytes`` (those of knowledge-base uploads), training data is
+        checked by the tuner."""
         filename = _checked_filename(filename)
+        used = self.store.stored_bytes(owner)
+        if self.quota_bytes and used + len(data) > self.quota_bytes:
+            raise LoragError(
+                413, f"storing '{filename}' ({len(data)} bytes) would take this key's files past its quota of "
+                f"{self.quota_bytes / 2**20:g} MiB ({used} bytes stored): delete files it no longer needs",
+                param="file", code="storage_quota_exceeded",
+            )  # fmt: skip
         if purpose in DOCUMENT_PURPOSES:
-            return await self._upload_document(filename, data, purpose, limits, max_document_bytes)
+            file = await self._upload_document(filename, data, purpose, limits, max_document_bytes)
+        else:
+            file = await self._upload_training(filename, data, purpose)
+        self.store.set_owner(file.id, owner)
+        return file
+
+    async def _upload_training(self, filename: str, data: bytes, purpose: str) -> FileObject:
         if purpose != PURPOSE:
             purposes = ", ".join(f"'{p}'" for p in (PURPOSE, *DOCUMENT_PURPOSES))
             raise invalid(
@@ -129,17 +154,22 @@ class FineTuning:
         self.store.add_file(file, stored)
         return file
 
-    def files(self, purpose: str | None, after: str | None, limit: int, order: str) -> Page[FileObject]:
-        return self.store.files(purpose, after, limit, newest_first=order == "desc")
+    def files(
+        self, purpose: str | None, after: str | None, limit: int, order: str, caller: Caller = None
+    ) -> Page[FileObject]:
+        return self.store.files(purpose, after, limit, newest_first=order == "desc", owner=caller)
 
-    def file(self, file_id: str) -> tuple[FileObject, Path]:
+    def file(self, file_id: str, caller: Caller = None) -> tuple[FileObject, Path]:
         found = self.store.file(file_id)
-        if found is None:
+        if found is None or not self._sees(file_id, caller):
             raise LoragError(404, f"No such File object: {file_id}", param="id", code="file_not_found")
         return found
 
-    def delete_file(self, file_id: str) -> FileDeleted:
-        _, path = self.file(file_id)
+    def _sees(self, object_id: str, caller: Caller) -> bool:
+        return caller is None or self.store.owner(object_id) == caller
+
+    def delete_file(self, file_id: str, caller: Caller = None) -> FileDeleted:
+        _, path = self.file(file_id, caller)
         if users := self.store.jobs_using(file_id):
             raise LoragError(409, f"file {file_id} is used by the unfinished job {users[0]}", code="file_in_use")
         self.store.delete_file(file_id)
@@ -148,15 +178,17 @@ class FineTuning:
 
     # jobs
 
-    async def create(self, request: JobCreate, admin: bool = False) -> Job:
-        """A job checked and started; ``admin``: the caller's key may set the extension's admin fields."""
+    async def create(self, request: JobCreate, admin: bool = False, owner: str = OPEN) -> Job:
+        """A job of the key ``owner``, checked and started, on files that key stored (any, for an ``admin``
+        key, which may also set the extension's admin fields)."""
+        caller = None if admin else owner
         base = self.base_model()
         if request.model != base:
             raise invalid("model", f"lorag fine-tunes the base model it serves, '{base}', not '{request.model}'")
         if request.integrations:
             raise invalid("integrations", "integrations (Weights & Biases) are not supported")
-        training = self._training_file(request.training_file, "training_file")
-        validation = request.validation_file and self._training_file(request.validation_file, "validation_file")
+        training = self._training_file(request.training_file, "training_file", caller)
+        validation = request.validation_file and self._training_file(request.validation_file, "validation_file", caller)
         kind, given = job_method(request)
         hyperparameters = resolve(kind, given)
         job_id = new_id("ftjob")
@@ -172,56 +204,57 @@ class FineTuning:
             lorag=request.lorag,
         )  # fmt: skip
         self.store.add_job(job, recipe)
+        self.store.set_owner(job_id, owner)
         self.runner.event(job_id, f"Validating training file: {request.training_file}")
         self.runner.start(job)
         return job
 
-    def _training_file(self, file_id: str, param: str) -> Path:
+    def _training_file(self, file_id: str, param: str, caller: Caller) -> Path:
         found = self.store.file(file_id)
-        if found is None:
+        if found is None or not self._sees(file_id, caller):
             raise invalid(param, f"invalid {param}: no file '{file_id}' (upload it with purpose 'fine-tune')")
         return found[1]
 
-    def jobs(self, after: str | None, limit: int) -> Page[Job]:
-        return self.store.jobs(after, limit)
+    def jobs(self, after: str | None, limit: int, caller: Caller = None) -> Page[Job]:
+        return self.store.jobs(after, limit, caller)
 
-    def job(self, job_id: str) -> Job:
+    def job(self, job_id: str, caller: Caller = None) -> Job:
         job = self.store.job(job_id)
-        if job is None:
+        if job is None or not self._sees(job_id, caller):
             raise LoragError(404, f"No such fine-tuning job: {job_id}", param="fine_tuning_job_id",
                              code="fine_tuning_job_not_found")  # fmt: skip
         return job
 
-    async def cancel(self, job_id: str) -> Job:
-        job = self.job(job_id)
+    async def cancel(self, job_id: str, caller: Caller = None) -> Job:
+        job = self.job(job_id, caller)
         if job.status in FINISHED:
             raise LoragError(400, f"job {job_id} has already {job.status}: only an unfinished job can be cancelled",
                              code="job_finished")  # fmt: skip
         await self.runner.cancel(job_id)
         return self.job(job_id)
 
-    async def pause(self, job_id: str) -> Job:
-        job = self.job(job_id)
+    async def pause(self, job_id: str, caller: Caller = None) -> Job:
+        job = self.job(job_id, caller)
         if job.status != "running" or job_id not in self.runner.processes:
             raise LoragError(400, f"job {job_id} is {job.status}: only a running job can be paused",
                              code="job_not_running")  # fmt: skip
         await self.runner.pause(job_id)
         return self.job(job_id)
 
-    def resume(self, job_id: str) -> Job:
-        job = self.job(job_id)
+    def resume(self, job_id: str, caller: Caller = None) -> Job:
+        job = self.job(job_id, caller)
         if job.status != "paused":
             raise LoragError(400, f"job {job_id} is {job.status}: only a paused job can be resumed",
                              code="job_not_paused")  # fmt: skip
         self.runner.resume(job_id)
         return self.job(job_id)
 
-    def events(self, job_id: str, after: str | None, limit: int) -> Page[JobEvent]:
-        self.job(job_id)
+    def events(self, job_id: str, after: str | None, limit: int, caller: Caller = None) -> Page[JobEvent]:
+        self.job(job_id, caller)
         return self.store.events(job_id, after, limit)
 
-    def checkpoints(self, job_id: str, after: str | None, limit: int) -> Page[Checkpoint]:
-        self.job(job_id)
+    def checkpoints(self, job_id: str, after: str | None, limit: int, caller: Caller = None) -> Page[Checkpoint]:
+        self.job(job_id, caller)
         return self.store.checkpoints(job_id, after, limit)
 
 

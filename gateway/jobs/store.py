@@ -1,4 +1,4 @@
-"""The fine-tuning jobs' state on disk: one SQLite database of files, jobs, events and checkpoints.
+"""The fine-tuning jobs' state on disk: one SQLite database of files, jobs, events, checkpoints and their owners.
 
 Each object is stored whole as its wire model's JSON, beside the columns it is looked up by; a
 row's ``seq`` orders lists (newest first) and makes OpenAI's ``after`` cursors exact. Every write
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER PRIMARY KEY AUTOINCREMENT, i
     job_id TEXT NOT NULL, path TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_of_job ON events (job_id, seq);
 CREATE INDEX IF NOT EXISTS checkpoints_of_job ON checkpoints (job_id, seq);
-CREATE TABLE IF NOT EXISTS file_owners (id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS owners (id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 """
 
 
@@ -70,21 +70,31 @@ class JobStore:
         rows = self._rows("SELECT body, path FROM files WHERE id = ?", (file_id,))
         return (FileObject.model_validate_json(rows[0][0]), Path(rows[0][1])) if rows else None
 
-    def files(self, purpose: str | None, after: str | None, limit: int, newest_first: bool) -> Page[FileObject]:
+    def files(
+        self, purpose: str | None, after: str | None, limit: int, newest_first: bool, owner: str | None = None
+    ) -> Page[FileObject]:
         where, params = ("purpose = ?", (purpose,)) if purpose else ("1", ())
-        return self._page("files", where, params, after, limit, FileObject, newest_first)
+        return self._page("files", where, params, after, limit, FileObject, newest_first, owner)
 
     def delete_file(self, file_id: str) -> None:
         self._write("DELETE FROM files WHERE id = ?", (file_id,))
-        self._write("DELETE FROM file_owners WHERE id = ?", (file_id,))
+        self._write("DELETE FROM owners WHERE id = ?", (file_id,))
 
-    def set_file_owner(self, file_id: str, owner: str) -> None:
-        """Record the name of the key that uploaded the file (vector stores attach only their caller's files)."""
-        self._write("INSERT OR REPLACE INTO file_owners (id, owner) VALUES (?, ?)", (file_id, owner))
+    def stored_bytes(self, owner: str) -> int:
+        """The bytes of every file the key ``owner`` stored."""
+        rows = self._rows("SELECT SUM(json_extract(f.body, '$.bytes')) FROM files f JOIN owners o ON o.id = f.id"
+                          " WHERE o.owner = ?", (owner,))  # fmt: skip
+        return rows[0][0] or 0
 
-    def file_owner(self, file_id: str) -> str | None:
-        """Who uploaded the file; None for a file stored before owners were recorded."""
-        rows = self._rows("SELECT owner FROM file_owners WHERE id = ?", (file_id,))
+    # owners
+
+    def set_owner(self, object_id: str, owner: str) -> None:
+        """Record the name of the key that made the file or job."""
+        self._write("INSERT OR REPLACE INTO owners (id, owner) VALUES (?, ?)", (object_id, owner))
+
+    def owner(self, object_id: str) -> str | None:
+        """Who made the file or job; None for one made before owners were recorded (admin keys only see it)."""
+        rows = self._rows("SELECT owner FROM owners WHERE id = ?", (object_id,))
         return rows[0][0] if rows else None
 
     # jobs
@@ -115,8 +125,8 @@ class JobStore:
     def progress(self, job_id: str) -> int:
         return self._rows("SELECT progress FROM jobs WHERE id = ?", (job_id,))[0][0]
 
-    def jobs(self, after: str | None, limit: int) -> Page[Job]:
-        return self._page("jobs", "1", (), after, limit, Job, True)
+    def jobs(self, after: str | None, limit: int, owner: str | None = None) -> Page[Job]:
+        return self._page("jobs", "1", (), after, limit, Job, True, owner)
 
     def unfinished(self) -> list[Job]:
         """Jobs not yet succeeded, failed or cancelled, oldest first."""
@@ -151,9 +161,14 @@ class JobStore:
         return self._page("checkpoints", "job_id = ?", (job_id,), after, limit, Checkpoint, True)
 
     def _page(
-        self, table: str, where: str, params: tuple, after: str | None, limit: int, model: type[M], newest_first: bool
-    ) -> Page[M]:
+        self, table: str, where: str, params: tuple, after: str | None, limit: int, model: type[M], newest_first: bool,
+        owner: str | None = None,
+    ) -> Page[M]:  # fmt: skip
+        """A page of ``table``; only the rows ``owner`` made when one is given."""
         order, beyond = ("DESC", "<") if newest_first else ("ASC", ">")
+        if owner is not None:
+            where += " AND id IN (SELECT id FROM owners WHERE owner = ?)"
+            params += (owner,)
         if after is not None:
             where += f" AND seq {beyond} COALESCE((SELECT seq FROM {table} WHERE id = ?), -1)"
             params += (after,)

@@ -288,3 +288,40 @@ def test_hostile_files_and_labels_are_400_and_store_nothing(trainer, tmp_path):
         with pytest.raises(openai.BadRequestError) as refused:
             client.fine_tuning.jobs.create(model=base, training_file=file.id, metadata=metadata)
         assert refused.value.body["param"].startswith(param), refused.value.body
+
+
+def test_files_and_jobs_belong_to_the_key_that_made_them(make_gateway, tmp_path):
+    """Training key B paused, resumed and cancelled A's job, read A's file and deleted it; A trained on B's file;
+    user keys listed every job and file."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - {name: a, key: key-of-a-1, train: true}\n  - {name: b, key: key-of-b-1, train: true}\n"
+        "  - {name: user, key: key-of-user}\n  - {name: ops, key: key-of-ops-1, admin: true}\n"
+    )
+    served = make_gateway(keys_file=str(keys), max_stored_mb_per_key=1)
+    a, b, user, ops = (served.client(key) for key in ("key-of-a-1", "key-of-b-1", "key-of-user", "key-of-ops-1"))
+    mine, theirs = upload(a, tmp_path, chats()), upload(b, tmp_path, chats())
+    with pytest.raises(openai.BadRequestError, match="no file"):
+        a.fine_tuning.jobs.create(model="fake-base", training_file=theirs.id)
+    job = a.fine_tuning.jobs.create(model="fake-base", training_file=mine.id)
+    for other in (b, user):
+        assert other.files.list().data == [theirs] if other is b else other.files.list().data == []
+        assert other.fine_tuning.jobs.list().data == []
+        for call in (
+            lambda c: c.files.retrieve(mine.id),
+            lambda c: c.files.content(mine.id),
+            lambda c: c.files.delete(mine.id),
+            lambda c: c.fine_tuning.jobs.retrieve(job.id),
+            lambda c: c.fine_tuning.jobs.list_events(job.id),
+            lambda c: c.fine_tuning.jobs.checkpoints.list(job.id),
+            lambda c: c.fine_tuning.jobs.pause(job.id),
+            lambda c: c.fine_tuning.jobs.resume(job.id),
+            lambda c: c.fine_tuning.jobs.cancel(job.id),
+        ):
+            with pytest.raises((openai.NotFoundError, openai.PermissionDeniedError)):
+                call(other)
+    assert {f.id for f in ops.files.list()} == {mine.id, theirs.id} and ops.fine_tuning.jobs.retrieve(job.id)
+    assert a.files.retrieve(mine.id).id == mine.id
+    with pytest.raises(openai.APIStatusError, match="quota of 1 MiB") as over:
+        a.files.create(file=("big.txt", b"word " * 250_000), purpose="assistants")
+    assert over.value.status_code == 413
