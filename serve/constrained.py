@@ -1,11 +1,13 @@
 """Structured outputs in process: JSON schemas compiled by xgrammar, and the per-row logits mask that applies them.
 
-:class:`Grammars` compiles a schema once per distinct schema text for one tokenizer, with no
-free whitespace between tokens (``any_whitespace=False``): a small model offered a grammar that
-allows any whitespace fills it with blank lines. xgrammar's strings admit raw control characters,
+:class:`Grammars` compiles a schema once per distinct schema text for one tokenizer, with
+lorag's default bounds added (:mod:`serve.schema_bounds`) and no free whitespace between tokens
+(``any_whitespace=False``): a small model offered a grammar that allows any whitespace fills it
+with blank lines. xgrammar's strings admit raw control characters,
 which strict JSON parsers (Python's, pydantic's) refuse, so tokens holding one are masked too.
 :class:`GrammarMask` is a transformers logits processor for one batch: rows with a grammar get
-their next-token mask, the others are left alone, so constrained and free requests share a batch.
+their next-token mask, after the repetition guard of :mod:`serve.json_repeats`; the other rows are
+left alone, so constrained and free requests share a batch and free ones decode as without it.
 This module knows nothing about adapters, requests or HTTP.
 """
 
@@ -21,10 +23,11 @@ import xgrammar as xgr
 from transformers import LogitsProcessor
 
 from serve.engine import InvalidRequest
+from serve.json_repeats import StringRepeats
 from serve.schema_bounds import bounded_text
 
 log = logging.getLogger(__name__)
-REPEAT_PENALTY = 1.0  # subtracted from a token's logit inside a string, per time it was written inside one
+REPEAT_PENALTY = 2.5  # subtracted from a token's logit inside a string, per time it was written inside one
 
 
 class Grammars:
@@ -97,49 +100,3 @@ class GrammarMask(LogitsProcessor):
             rows = torch.tensor(live, device=scores.device)
             scores[rows] = scores[rows].masked_fill(self.control.to(scores.device), float("-inf"))
         return scores
-
-
-class StringRepeats:
-    """The repetition guard of constrained rows: inside a JSON string, tokens already written inside strings cost more.
-
-    A small model under a grammar loops inside string values (``["Movie", "Movie", ...]``,
-    ``"john.john.john..."``); the grammar cannot see it. Each row's tokens written wholly inside
-    a string are counted, and while the row is inside a string each such token's logit is lowered
-    by ``penalty`` times its count (OpenAI's frequency penalty, but on string content only).
-    Punctuation and numbers are never penalized, so the grammar's structure and copied numbers are
-    left alone. Keys are strings too: a value that echoes a key (``"tags": ["tags", ...]``) costs
-    more, while the keys themselves are forced by the grammar whatever their logits.
-    ``texts`` are the tokens' bytes (special tokens empty).
-    """
-
-    def __init__(self, texts: Sequence[bytes], penalty: float):
-        self.texts = texts
-        self.penalty = penalty
-        self.inside: dict[int, bool] = {}  # row -> the row's text now ends inside a string
-        self.escaped: dict[int, bool] = {}  # row -> ... right after a backslash in a string
-        self.counts: dict[int, dict[int, int]] = {}  # row -> token -> times written inside a string
-
-    def add(self, row: int, token: int) -> None:
-        """Row ``row`` wrote ``token``: follow the string state, and count the token if it is all string content."""
-        inside, escaped = self.inside.get(row, False), self.escaped.get(row, False)
-        content = inside
-        for byte in self.texts[token]:
-            if inside and escaped:
-                escaped = False
-            elif inside and byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                inside, content = not inside, False
-        self.inside[row], self.escaped[row] = inside, escaped
-        if content and self.texts[token]:
-            counts = self.counts.setdefault(row, {})
-            counts[token] = counts.get(token, 0) + 1
-
-    def penalize(self, row: int, scores: torch.Tensor) -> None:
-        """Lower row ``row``'s logits of tokens it repeated, if it is inside a string now."""
-        counts = self.counts.get(row)
-        if not self.penalty or not counts or not self.inside.get(row, False):
-            return
-        tokens = torch.tensor(list(counts), device=scores.device)
-        times = torch.tensor(list(counts.values()), dtype=scores.dtype, device=scores.device)
-        scores[row, tokens] -= self.penalty * times

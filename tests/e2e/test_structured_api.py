@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from openai import OpenAI
@@ -37,6 +38,13 @@ class Person(BaseModel):
     name: str
     age: int
     city: str
+
+
+class City(BaseModel):
+    name: str
+    country: str
+    population_millions: float
+    landmarks: list[str]
 
 
 @pytest.fixture(scope="module", params=["local", "vllm"])
@@ -69,6 +77,21 @@ def test_parse_returns_the_pydantic_object_in_a_few_dozen_tokens(served):
     reply = client(served).chat.completions.parse(model=BASE, messages=ALICE, response_format=Person, temperature=0)
     assert reply.choices[0].message.parsed == Person(name="Alice", age=30, city="Paris")
     assert reply.usage.completion_tokens < 40  # no free whitespace for the small model to fill
+
+
+def test_a_city_parses_within_max_tokens_on_the_base_model_and_the_adapter(served):
+    """Issue 33: both looped inside ``landmarks`` (``".landmarks.list"``, ``"./Paris_2023_2023..."``) to max_tokens."""
+    ask = [{"role": "user", "content": "Describe Paris as JSON."}]
+    for model in (BASE, "lorag-identity"):
+        reply = client(served).chat.completions.parse(
+            model=model, messages=ask, response_format=City, temperature=0, seed=0, max_tokens=200
+        )  # raises LengthFinishReasonError if cut at max_tokens
+        city, text = reply.choices[0].message.parsed, reply.choices[0].message.content
+        assert (city.name, city.country) == ("Paris", "France"), text
+        assert 1 <= len(city.landmarks) <= 8 and "\n" not in text, text  # lorag's default maxItems; compact
+        assert not any(re.search(r"^[./]|[_/]", item) for item in city.landmarks), text  # not "./Paris_2023"
+        if served[1] == "local":  # the repetition guard is the LocalEngine's
+            assert len({item.lower() for item in city.landmarks}) == len(city.landmarks), text
 
 
 def test_json_object_is_a_json_object(served):

@@ -1,4 +1,4 @@
-"""Default bounds on the schemas that constrain a reply, and the repetition guard inside JSON strings."""
+"""Default bounds on the schemas that constrain a reply: the user's bounds win, the values stay valid."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import json
 
 import jsonschema
 import pytest
-import torch
 
-from serve.constrained import StringRepeats
 from serve.schema_bounds import MAX_ITEMS, MAX_LENGTH, bounded, bounded_text
 
 CITY = {
@@ -61,29 +59,3 @@ def test_bounded_text_keeps_what_is_not_an_object_schema():
     assert bounded_text("not json") == "not json"
     assert bounded_text("true") == "true"
     assert json.loads(bounded_text(json.dumps({"type": "string"}))) == {"type": "string", "maxLength": MAX_LENGTH}
-
-
-TEXTS = [b"", b'{"', b"Movie", b'",', b' "', b"cast", b'":', b"]", b'\\"', b"x"]
-
-
-def write(repeats: StringRepeats, *tokens: int) -> None:
-    for token in tokens:
-        repeats.add(0, token)
-
-
-def test_tokens_repeated_inside_strings_cost_more_only_inside_a_string():
-    repeats = StringRepeats(TEXTS, penalty=1.5)
-    write(repeats, 1, 5, 6, 4, 2, 3, 4, 2, 3)  # {"cast": ["Movie", "Movie",
-    scores = torch.zeros(2, len(TEXTS))
-    repeats.penalize(0, scores)
-    assert scores[0].tolist() == [0] * len(TEXTS)  # between items: closing the array is not made dearer
-    write(repeats, 4)  # "
-    repeats.penalize(0, scores)
-    assert scores[0, 2] == -3.0 and scores[0, 5] == -1.5  # Movie twice; the key cast once
-    assert scores[0, [1, 3, 4, 7]].abs().sum() == 0 and scores[1].abs().sum() == 0  # punctuation; the other row
-
-
-def test_an_escaped_quote_stays_inside_the_string():
-    repeats = StringRepeats(TEXTS, penalty=1.0)
-    write(repeats, 1, 9, 8, 9)  # {"x\"x
-    assert repeats.inside[0] and repeats.counts[0] == {9: 2, 8: 1}
