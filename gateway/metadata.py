@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator
 
-Metadata = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=512)]],
-    Field(max_length=16, description="At most 16 pairs; keys up to 64 characters, values up to 512."),
-]
+MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
+
+
+def _checked(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_PAIRS:
+        raise ValueError(f"at most {MAX_PAIRS} key-value pairs")
+    for key, item in value.items():
+        if len(key) > MAX_KEY or len(item) > MAX_VALUE:
+            raise ValueError(f"{key[:MAX_KEY]!r}: keys are at most {MAX_KEY} characters, values {MAX_VALUE}")
+    return value
+
+
+Metadata = Annotated[dict[str, str], AfterValidator(_checked)]

@@ -16,23 +16,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from gateway.knowledge.retrieval import Filters
+from gateway.metadata import MAX_KEY, MAX_PAIRS, MAX_VALUE, Metadata
 from rag.attachments import Status
 from rag.query import MAX_TOP_K, METADATA_KEY
 
 T = TypeVar("T")
 FILE_ID_KEY = "file_id"
 """The metadata key under which a document attached from ``/v1/files`` keeps its file id."""
-MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
 FileId = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-def _metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    if value is not None and len(value) > MAX_PAIRS:
-        raise ValueError(f"at most {MAX_PAIRS} key-value pairs")
-    for key, item in (value or {}).items():
-        if len(key) > MAX_KEY or len(item) > MAX_VALUE:
-            raise ValueError(f"{key[:MAX_KEY]!r}: keys are at most {MAX_KEY} characters, values {MAX_VALUE}")
-    return value
 
 
 def _attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -48,7 +39,6 @@ def _attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-Metadata = Annotated[dict[str, str] | None, AfterValidator(_metadata)]
 Attributes = Annotated[
     dict[str, Annotated[str, Field(strict=True)] | Annotated[float, Field(allow_inf_nan=False)] | bool] | None,
     AfterValidator(_attributes),
@@ -88,7 +78,7 @@ class StoreCreate(BaseModel):
     description: str | None = Field(None, max_length=512)
     expires_after: ExpiresAfter | None = None
     chunking_strategy: ChunkingStrategy | None = None
-    metadata: Metadata = None
+    metadata: Metadata | None = None
 
 
 class StoreUpdate(BaseModel):
@@ -96,7 +86,7 @@ class StoreUpdate(BaseModel):
 
     name: str | None = Field(None, max_length=256)
     expires_after: ExpiresAfter | None = None
-    metadata: Metadata = None
+    metadata: Metadata | None = None
 
 
 class FileCounts(BaseModel):

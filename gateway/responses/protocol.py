@@ -21,6 +21,7 @@ from gateway.api.protocol import ACCEPTED, NOT_SUPPORTED, Seed, _Request
 from gateway.api.tool_protocol import NAME, JsonSchemaFormat, ResponseFormat, Schema
 from gateway.errors import invalid
 from gateway.knowledge.retrieval import Filters
+from gateway.metadata import Metadata
 from rag.query import DEFAULT_TOP_K, MAX_TOP_K
 
 ITEM_TYPES = ("message", "function_call", "function_call_output", "file_search_call")
@@ -234,7 +235,7 @@ class ResponseCreate(_Request):
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     max_tool_calls: int | None = Field(None, ge=0, description="0: no file search.")
-    metadata: dict[str, str] | None = Field(None, max_length=16)
+    metadata: Metadata | None = None
     model: str
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None

@@ -283,7 +283,7 @@ def test_hostile_files_and_labels_are_400_and_store_nothing(trainer, tmp_path):
         client.files.create(file=("train.jsonl", surrogate.encode()), purpose="fine-tune")
     assert [f.id for f in client.files.list()] == before
     file = upload(client, tmp_path, chats())
-    for metadata, param in [({f"k{i}": "v" for i in range(17)}, "metadata"), ({"k": "v" * 513}, "metadata.k"),
+    for metadata, param in [({f"k{i}": "v" for i in range(17)}, "metadata"), ({"k": "v" * 513}, "metadata"),
                             ({"k" * 65: "v"}, "metadata")]:  # fmt: skip
         with pytest.raises(openai.BadRequestError) as refused:
             client.fine_tuning.jobs.create(model=base, training_file=file.id, metadata=metadata)
