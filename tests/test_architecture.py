@@ -33,7 +33,7 @@ ROOMS = {
     "responses": {"api", "knowledge"},  # built on the chat pipeline (api) and knowledge bases
     "cli": {"api", "knowledge", "compare", "data", "jobs"},
 }
-"""Gateway room -> the other rooms it may import; imports run one way."""
+"""Gateway room -> the other rooms it may import (api and responses import each other; no module circles)."""
 MAX_LINES = 310  # "about 300"
 
 
