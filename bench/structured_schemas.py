@@ -6,8 +6,9 @@ know ("Describe Paris as JSON."), half extract from a sentence given in the prom
 
 "Values a person would accept", checked on every parsed object (:func:`problems`):
 
-- every string is non-empty, at most 120 characters (the long text fields of a schema: 600),
-  and does not loop: no piece of 3 or more characters repeated 3 times in a row ("2023_2023_2023");
+- every string holds a letter or a digit (not ``"); "``), is at most 120 characters (the long
+  text fields of a schema: 600), and does not loop: no piece of 3 or more characters repeated 3
+  times in a row ("2023_2023_2023");
 - no string looks like a key or a path instead of a value: none starts with ``.`` or ``/``, and
   none holds ``.`` ``/`` or ``_`` between letters without any space ("landmarks.list", "./Paris_2023"),
   except in the fields where such text is the value (emails, ids);
@@ -307,6 +308,8 @@ def _walk(value, case: Case, field: str, found: list[str], words: set[str]) -> N
         limit = 600 if field in case.free_text else 120
         if not value.strip() or len(value) > limit:
             found.append(f"{field}: {len(value)} characters")
+        elif not any(c.isalnum() for c in value):
+            found.append(f"{field}: no letter or digit ({value!r})")
         elif value.strip().lower() in words:
             found.append(f"{field}: a word of the schema, not a value ({value!r})")
         elif _LOOP.search(value):
