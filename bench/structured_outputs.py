@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +177,9 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     args = parser.parse_args()
 
-    settings = Settings(api_keys=[], admin_keys=[], adapter_refresh_s=0)
+    scratch = Path(tempfile.mkdtemp(prefix="lorag-structured-"))  # the stores the app opens: none in the checkout
+    folders = {name: scratch / name for name in ("jobs_dir", "responses_dir", "kb_dir")}
+    settings = Settings(api_keys=[], admin_keys=[], adapter_refresh_s=0, embedder="hashing-256", **folders)
     adapters = args.adapters or settings.adapters_dir
     wanted = args.models.split(",")
     if "adapter" in wanted and not (adapters / ADAPTER / "lorag.json").exists():
@@ -190,6 +194,7 @@ def main() -> int:
         for which in wanted:
             model = DEFAULT_MODEL if which == "base" else ADAPTER
             results[which] = run_model(client, args.api, model, cases, args.max_tokens)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"\nengine {args.engine}, api {args.api}:")
     for which, outcomes in results.items():
         print(summary(which, outcomes, args.max_tokens))
