@@ -178,7 +178,8 @@ def main() -> int:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="lorag-structured-"))  # the stores the app opens: none in the checkout
-    folders = {name: scratch / name for name in ("jobs_dir", "responses_dir", "kb_dir")}
+    names = [name for name in ("jobs_dir", "responses_dir", "kb_dir") if name in Settings.model_fields]
+    folders = {name: scratch / name for name in names}
     settings = Settings(api_keys=[], admin_keys=[], adapter_refresh_s=0, embedder="hashing-256", **folders)
     adapters = args.adapters or settings.adapters_dir
     wanted = args.models.split(",")
