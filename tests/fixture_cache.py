@@ -38,7 +38,11 @@ def cached(name: str, inputs: Iterable[bytes | str | Path], model_dir: Path, cop
         work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=store))
         try:
             build(work)
-            work.rename(done)
+            try:
+                work.rename(done)
+            except OSError:  # another session built it meanwhile: keep theirs
+                if not done.is_dir():
+                    raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(done, copy_to, dirs_exist_ok=True)
