@@ -43,7 +43,7 @@ from serve.engine import (
     collect,
     prompt_ids,
 )
-from serve.vllm_protocol import STRUCTURED_OUTPUTS, choice_logprobs, stream_body
+from serve.vllm_protocol import choice_logprobs, stream_body
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,6 @@ class VllmEngine:
             "--max-lora-rank", str(self.info.limits.max_rank),
             "--max-model-len", str(self.max_model_len),
             "--kv-cache-memory-bytes", str(self.kv_cache_bytes),
-            "--structured-outputs-config", STRUCTURED_OUTPUTS,
             *self.extra_args,
         ]  # fmt: skip
 

@@ -1,11 +1,11 @@
 """vLLM's OpenAI wire format as the VllmEngine speaks it: the request body of a stream, and the deltas in its chunks.
 
 Structured outputs go in vLLM's ``structured_outputs`` extension, the schema with lorag's default
-bounds (:mod:`serve.schema_bounds`). vLLM's JSON grammars allow any whitespace between tokens,
-which a small model fills with newlines and indentation; vLLM 0.32's xgrammar backend reads
-``disable_any_whitespace`` only from the server's configuration (:data:`STRUCTURED_OUTPUTS`,
-which the VllmEngine starts its server with), not from the request, which still asks for it for
-servers that honour it. Log-probabilities are asked for as OpenAI's chat ``logprobs``/``top_logprobs``
+bounds (:mod:`serve.schema_bounds`), asking for ``disable_any_whitespace``. vLLM 0.32's xgrammar
+backend reads that option only from the server's configuration, so its replies may hold
+whitespace; lorag leaves the server's default on purpose: forced on, vLLM writes JSON with no
+space after ``,`` and ``:``, and SmolLM2 then parsed and filled fewer schemas
+(docs/results/structured_outputs.md). Log-probabilities are asked for as OpenAI's chat ``logprobs``/``top_logprobs``
 and read back as :class:`serve.engine.TokenLogprob`. This module knows nothing about processes,
 replicas or adapters; it imports no vLLM.
 """
@@ -16,10 +16,6 @@ import json
 
 from serve.engine import Message, SamplingParams, TokenLogprob
 from serve.schema_bounds import bounded_text
-
-# ``--structured-outputs-config`` of a vLLM server lorag starts: compact JSON, no free whitespace.
-# disable_any_whitespace needs a named backend (vLLM refuses it with "auto").
-STRUCTURED_OUTPUTS = json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})
 
 
 def stream_body(model: str, messages: list[Message], params: SamplingParams) -> dict:
