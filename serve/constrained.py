@@ -23,7 +23,7 @@ import xgrammar as xgr
 from transformers import LogitsProcessor
 
 from serve.engine import InvalidRequest
-from serve.json_repeats import StringRepeats
+from serve.json_repeats import StringRepeats, closing_tokens
 from serve.schema_bounds import bounded_text
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Grammars:
         for token, text in enumerate(self.texts):
             self.control[token] = any(byte < 0x20 for byte in text)
         self.repeat_penalty = repeat_penalty
+        self.closing = closing_tokens(self.texts)  # for the guard, found once per vocabulary
 
     def _compile(self, schema: str) -> xgr.CompiledGrammar:
         try:
@@ -55,7 +56,8 @@ class Grammars:
     def mask(self, grammars: Sequence[xgr.CompiledGrammar | None], finished: Callable[[int], bool]) -> GrammarMask:
         """The logits processor of a batch whose rows have these grammars (None: a free row)."""
         matchers = [None if g is None else xgr.GrammarMatcher(g) for g in grammars]
-        return GrammarMask(matchers, self.control, finished, StringRepeats(self.texts, self.repeat_penalty))
+        repeats = StringRepeats(self.texts, self.repeat_penalty, self.closing)
+        return GrammarMask(matchers, self.control, finished, repeats)
 
 
 class GrammarMask(LogitsProcessor):

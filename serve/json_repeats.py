@@ -51,10 +51,10 @@ class StringRepeats:
     token repeated inside strings (0: only duplicate items are refused).
     """
 
-    def __init__(self, texts: Sequence[bytes], penalty: float):
+    def __init__(self, texts: Sequence[bytes], penalty: float, closing: list[int] | None = None):
         self.texts = texts
         self.penalty = penalty
-        self.closing = [token for token, text in enumerate(texts) if text[:1] == b'"']
+        self.closing = closing if closing is not None else closing_tokens(texts)
         self.rows: dict[int, _Row] = {}
 
     def add(self, row: int, token: int) -> None:
@@ -90,6 +90,11 @@ class StringRepeats:
             scores[row, tokens] -= self.penalty * times
         if state.item and not state.escaped and _key(state.text) in (state.open[-1] or ()):
             scores[row, self.closing] -= DUPLICATE
+
+
+def closing_tokens(texts: Sequence[bytes]) -> list[int]:
+    """The tokens that begin with a quote: those that close an open string right where it is."""
+    return [token for token, text in enumerate(texts) if text[:1] == b'"']
 
 
 def _key(text: bytearray) -> bytes:
