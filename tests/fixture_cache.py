@@ -29,7 +29,7 @@ def cached(name: str, inputs: Iterable[bytes | str | Path], model_dir: Path, cop
     """``copy_to`` holding what ``build(folder)`` writes into an empty folder, built at most once per key."""
     from gateway.settings import get_settings
 
-    store = get_settings().cache_dir / "test-fixtures"
+    store = get_settings().cache_dir.expanduser() / "test-fixtures"
     done = store / f"{name}-{_key(inputs, model_dir)}"
     if not done.is_dir():
         store.mkdir(parents=True, exist_ok=True)
