@@ -219,7 +219,8 @@ def test_training_needs_a_key_that_may_train(make_gateway, tmp_path):
     with pytest.raises(openai.PermissionDeniedError, match="may not upload training files or train"):
         upload(served.client("reader-key-1"), tmp_path, chats())
     file = upload(served.client("trainer-key-1"), tmp_path, chats())
-    assert [f.id for f in served.client("reader-key-1").files.list()] == [file.id]
+    assert served.client("reader-key-1").files.list().data == []  # another key's file (test_files_and_jobs_belong...)
+    assert [f.id for f in served.client("trainer-key-1").files.list()] == [file.id]
     assert served.client("reader-key-1").fine_tuning.jobs.list().data == []
     with pytest.raises(openai.PermissionDeniedError):
         served.client("reader-key-1").files.content(file.id)
