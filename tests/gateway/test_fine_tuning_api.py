@@ -305,8 +305,8 @@ def test_files_and_jobs_belong_to_the_key_that_made_them(make_gateway, tmp_path)
     with pytest.raises(openai.BadRequestError, match="no file"):
         a.fine_tuning.jobs.create(model="fake-base", training_file=theirs.id)
     job = a.fine_tuning.jobs.create(model="fake-base", training_file=mine.id)
+    assert b.files.list().data == [theirs] and user.files.list().data == []
     for other in (b, user):
-        assert other.files.list().data == [theirs] if other is b else other.files.list().data == []
         assert other.fine_tuning.jobs.list().data == []
         for call in (
             lambda c: c.files.retrieve(mine.id),
