@@ -3,7 +3,7 @@
 A fixture that trains an adapter on the embedded model takes minutes. :func:`cached` builds it once
 into ``<cache>/test-fixtures/<name>-<key>/`` and every later session on the machine copies that
 folder instead, until anything that could change the result changes: the fixture's own inputs
-(recipe, data), the tuner's and the ``lorag`` command line's source and shipped data, the base
+(recipe, data), the tuner's source and data and the command-line modules that start it, the base
 model's hash, or the versions of torch, transformers, TRL and PEFT. Each session gets its own copy,
 so a test that writes into its adapters folder never touches the cache. This module knows nothing
 about what a fixture trains.
@@ -20,7 +20,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-SOURCES = ("tuner", "gateway/cli")
+# what ``lorag finetune`` runs: the tuner, and the command-line modules that start it
+SOURCES = ("tuner", "gateway/cli/main.py", "gateway/cli/common.py", "gateway/cli/engine_starter.py",
+           "gateway/jobs/tuner_process.py")  # fmt: skip
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
 
 
@@ -54,7 +56,8 @@ def _key(inputs: Iterable[bytes | str | Path], model_dir: Path) -> str:
     for item in inputs:
         digest.update(item.read_bytes() if isinstance(item, Path) else item.encode() if isinstance(item, str) else item)
     for folder in SOURCES:
-        for path in sorted((ROOT / folder).rglob("*")):
+        source = ROOT / folder
+        for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     digest.update(json.loads((model_dir / "lorag-model.json").read_text())["sha256"].encode())
