@@ -4,8 +4,9 @@
 moves them to HNSW once it holds `hnsw_threshold` vectors or more (and back below it). HNSW has
 no removal, so removing from it rebuilds it from the vectors it stores.
 
-`BM25Index` keeps each chunk's tokens (lower-cased; stopwords of `language` removed and words
-Snowball-stemmed, unless `language=None`), so chunks can be added and removed; the bm25s model
+`BM25Index` keeps each chunk's tokens (see `rag.tokenize`: words of spaced scripts lower-cased, stopwords
+of `language` removed and Snowball-stemmed unless `language=None`; Chinese segmented by jieba; other
+scripts without spaces cut into character bigrams), so chunks can be added and removed; the bm25s model
 over all of them is rebuilt lazily at the next search after a change. Its defaults are Lucene's
 BM25 with Anserini's k1=0.9, b=0.4.
 
@@ -27,6 +28,7 @@ import faiss
 import numpy as np
 
 from rag.atomic import atomic_write
+from rag.tokenize import TOKENIZER_VERSION, Tokenizer
 
 Scored = list[tuple[int, float]]
 HNSW_THRESHOLD = 100_000
@@ -139,11 +141,7 @@ class BM25Index:
         self._model: bm25s.BM25 | None = None
         self._order = np.zeros(0, dtype=np.int64)
         self._lock = threading.Lock()
-        self._stemmer = None
-        if language is not None:
-            import Stemmer
-
-            self._stemmer = Stemmer.Stemmer(language)
+        self._tokenizer = Tokenizer(language)
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -152,9 +150,7 @@ class BM25Index:
         return np.fromiter(self._tokens, dtype=np.int64, count=len(self._tokens))
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(
-            texts, stopwords=self.language, stemmer=self._stemmer, return_ids=False, show_progress=False
-        )
+        return self._tokenizer(texts)
 
     def add(self, ids: Sequence[int], texts: Sequence[str]) -> None:
         tokens = self.tokenize(list(texts))
@@ -199,7 +195,7 @@ class BM25Index:
             vocabulary: dict[str, int] = {}
             flat = [vocabulary.setdefault(token, len(vocabulary)) for i in ids for token in self._tokens[int(i)]]
             lengths = [len(self._tokens[int(i)]) for i in ids]
-        settings = json.dumps({"language": self.language, "k1": self.k1, "b": self.b})
+        settings = json.dumps({"language": self.language, "k1": self.k1, "b": self.b, "tokenizer": TOKENIZER_VERSION})
         arrays = {
             "settings": np.frombuffer(settings.encode("utf-8"), dtype=np.uint8),
             "ids": ids,
@@ -216,10 +212,13 @@ class BM25Index:
 
     @classmethod
     def load(cls, path: Path) -> BM25Index:
-        """Read an index written by `save`; raises CorruptIndex if the file is not one."""
+        """Read an index written by `save`; raises CorruptIndex if the file is not one, or if its tokens were
+        cut by another tokenizer (an older lorag's: then the caller rebuilds it from the chunks)."""
         try:
             with np.load(path, allow_pickle=False) as stored:
                 settings = json.loads(stored["settings"].tobytes().decode("utf-8"))
+                if settings.pop("tokenizer", None) != TOKENIZER_VERSION:
+                    raise CorruptIndex(f"{path}: tokens cut by an older tokenizer than {TOKENIZER_VERSION}")
                 vocabulary = np.array(stored["vocabulary"].tobytes().decode("utf-8").split("\n"), dtype=object)
                 ids, lengths, flat = stored["ids"], stored["lengths"], stored["tokens"]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
