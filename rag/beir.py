@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from rag.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from rag.loaders import Document, Segment
-from rag.retriever import MODES, Mode, retrieve
+from rag.query import MODES, Mode, RetrievalOptions
+from rag.retriever import retrieve
 from rag.store import KnowledgeBase
 
 NDCG_AT, RECALL_AT = 10, 100
@@ -105,7 +106,7 @@ def evaluate(
         for mode in modes:
             ndcg = recall = 0.0
             for qid, query in tqdm(judged, desc=mode, unit="query", disable=not progress):
-                hits = retrieve(kb, query, top_k=CHUNK_DEPTH, mode=mode)
+                hits = retrieve(kb, query, RetrievalOptions(mode=mode), depth=CHUNK_DEPTH)
                 ranked = list(dict.fromkeys(hit.metadata["beir_id"] for hit in hits))
                 ndcg += ndcg_at_k(ranked, dataset.qrels[qid], NDCG_AT)
                 recall += recall_at_k(ranked, dataset.qrels[qid], RECALL_AT)

@@ -1,8 +1,11 @@
-"""What a retrieval may ask for: the modes, how many chunks, and the grammar of filters.
+"""What a retrieval may ask for: :class:`RetrievalOptions` (mode, how many chunks, a score floor,
+filters, fusion weights) with their limits, and the grammar of filters.
 
-Declared once, here, for the retriever, the chunk database and every caller that validates a
-request before it reaches them (the gateway's wire models import this module without loading
-FAISS or BM25). This module knows nothing about indexes or storage.
+Declared once, here, for the retriever, both knowledge-base backends (the folder and Milvus) and
+every caller that validates a request before it reaches them (the gateway's wire models import
+this module without loading FAISS, BM25 or pymilvus). A retriever stage adds its option here and
+to the gateway's one wire model (``gateway.knowledge.retrieval.RetrievalFields``). This module
+knows nothing about indexes or storage.
 
 Filters take two forms, both parsed by :func:`parse_filters` into one tree of
 :class:`Comparison` and :class:`Compound` nodes:
@@ -25,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rag.errors import InvalidFilter
+from rag.errors import InvalidFilter, InvalidMode
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
@@ -35,6 +38,35 @@ MAX_TOP_K = 50
 """The most chunks one retrieval may ask for."""
 METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _INT64 = range(-(2**63), 2**63)
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """How to retrieve; checked when made (ValueError, InvalidMode or InvalidFilter naming the option at fault)."""
+
+    top_k: int = DEFAULT_TOP_K
+    """Chunks returned, 1..MAX_TOP_K."""
+    mode: Mode = "hybrid"
+    """dense (embeddings), bm25 (words) or hybrid (both, fused by reciprocal rank; see `rag.retriever`)."""
+    min_score: float | None = None
+    """Drop chunks scoring below this in the chosen mode's scale (see `rag.retriever`); None keeps all."""
+    filters: Mapping[str, Any] | None = None
+    """Restrict to documents matching this filter (the grammar below); None or {} for all."""
+    dense_weight: float = 1.0
+    """Weight of the dense ranking in hybrid fusion."""
+    bm25_weight: float = 1.0
+    """Weight of the BM25 ranking in hybrid fusion."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidMode(f"unknown retrieval mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be an integer from 1 to {MAX_TOP_K}, not {self.top_k!r}")
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            raise ValueError(f"min_score must be a finite number, not {self.min_score!r}")
+        if min(self.dense_weight, self.bm25_weight) < 0 or self.dense_weight + self.bm25_weight <= 0:
+            raise ValueError("dense_weight and bm25_weight must be >= 0 and not both 0")
+        check_filters(self.filters)
 
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")

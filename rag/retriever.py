@@ -3,19 +3,18 @@
 Scores by mode: "dense" gives the cosine similarity of query and chunk (-1..1); "bm25" gives
 the BM25 score (0..unbounded); "hybrid" gives the reciprocal rank fusion score
 sum_i w_i / (rrf_k + rank_i), divided by its largest possible value so that 1.0 means first in
-both lists. `min_score` is compared with the score of the chosen mode. Filters restrict the
+both lists. `min_score` is compared with the score of the chosen mode. What may be asked for is
+`rag.query.RetrievalOptions`, checked there. Filters restrict the
 search to chunks whose document matches (see `ChunkDatabase.chunk_ids`). This module knows
 nothing about storage formats or prompts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from rag.errors import InvalidMode
-from rag.query import DEFAULT_TOP_K, MODES, Mode
+from rag.query import RetrievalOptions
 from rag.store import KnowledgeBase
 
 FUSION_DEPTH = 100
@@ -42,20 +41,19 @@ class Hit:
 def retrieve(
     kb: KnowledgeBase,
     query: str,
+    options: RetrievalOptions | None = None,
     *,
-    top_k: int = DEFAULT_TOP_K,
-    mode: Mode = "hybrid",
-    min_score: float | None = None,
-    filters: Mapping[str, Any] | None = None,
+    depth: int | None = None,
     rrf_k: int = 60,
-    dense_weight: float = 1.0,
-    bm25_weight: float = 1.0,
+    **fields: Any,
 ) -> list[Hit]:
-    """The `top_k` best chunks of `kb` for `query`, best first."""
-    if mode not in MODES:
-        raise InvalidMode(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
-    if top_k <= 0 or not query.strip():
+    """The `options.top_k` best chunks of `kb` for `query`, best first. `fields` (RetrievalOptions' fields)
+    replace those of `options`; `depth` replaces `top_k` with more than a request may ask for (evaluation)."""
+    options = replace(options or RetrievalOptions(), **fields) if fields else options or RetrievalOptions()
+    top_k, mode = depth or options.top_k, options.mode
+    if not query.strip():
         return []
+    filters = options.filters
     allowed = kb.database.chunk_ids(filters) if filters else None
     depth = top_k if mode != "hybrid" else max(top_k, FUSION_DEPTH)
     rankings: dict[str, list[tuple[int, float]]] = {}
@@ -65,10 +63,12 @@ def retrieve(
     if mode in ("bm25", "hybrid"):
         rankings["bm25"] = kb.bm25.search(query, depth, allowed)
     if mode == "hybrid":
-        ranked = reciprocal_rank_fusion([rankings["dense"], rankings["bm25"]], [dense_weight, bm25_weight], rrf_k=rrf_k)
+        weights = [options.dense_weight, options.bm25_weight]
+        ranked = reciprocal_rank_fusion([rankings["dense"], rankings["bm25"]], weights, rrf_k=rrf_k)
     else:
         ranked = rankings[mode]
-    ranked = [(chunk_id, score) for chunk_id, score in ranked if min_score is None or score >= min_score][:top_k]
+    floor = options.min_score
+    ranked = [(chunk_id, score) for chunk_id, score in ranked if floor is None or score >= floor][:top_k]
     chunks = kb.database.chunks([chunk_id for chunk_id, _ in ranked])
     return [
         Hit(c.id, c.document_id, c.filename, c.text, score, c.page, c.section, c.start, c.end, c.metadata)

@@ -56,6 +56,7 @@ def reader_rows(folder: Path, people: list[Fact]) -> list[dict]:
     from gateway.data.questions import Question
     from gateway.data.raft import raft_rows
     from rag.loaders import load_document
+    from rag.query import RetrievalOptions
     from rag.store import KnowledgeBases
 
     kb = KnowledgeBases(folder, default_embedder="hashing-256").create("reader")
@@ -65,5 +66,5 @@ def reader_rows(folder: Path, people: list[Fact]) -> list[dict]:
         for i, person in enumerate(people)
         for j, (question, answer) in enumerate(person.questions())
     ]
-    rows, _ = raft_rows(kb, questions, top_k=2, oracle_fraction=1.0, shuffle=True)
+    rows, _ = raft_rows(kb, questions, RetrievalOptions(top_k=2), oracle_fraction=1.0, shuffle=True)
     return rows

@@ -122,13 +122,13 @@ class Completions:
         if not isinstance(body, ChatCompletionRequest):
             raise invalid("model", "knowledge bases are served on /v1/chat/completions, not legacy completions")
         if options is None:
-            return Retrieval(ref.kb)
+            return Retrieval(kb=ref.kb)
         if ref.kb and options.kb and ref.kb != options.kb:
             raise invalid("rag.kb", f"the model names knowledge base '{ref.kb}' but rag.kb is '{options.kb}'")
         kb = ref.kb or options.kb
         if kb is None:
             raise invalid("rag.kb", "name the knowledge base: rag.kb, or a model name '<model>@<kb>'")
-        return Retrieval(kb, **options.model_dump(exclude={"kb"}))
+        return Retrieval(kb=kb, **options.model_dump(exclude={"kb"}))
 
 
 def metric_label(ref: ModelRef, base: str) -> str:

@@ -14,9 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.knowledge.retrieval import Filters, MinScore, TopK
+from gateway.knowledge.retrieval import RetrievalFields
 from rag.embedder import DEFAULT_EMBEDDER
-from rag.query import DEFAULT_TOP_K, Mode
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request
 EMBEDDER_ALIASES = {"all-MiniLM-L6-v2": DEFAULT_EMBEDDER}
@@ -79,14 +78,10 @@ class RetrievedChunk(BaseModel):
     end: int
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(RetrievalFields):
     """POST /v1/knowledge_bases/{kb}/search: the options of a RAG chat, and the query."""
 
     query: str = Field(min_length=1)
-    top_k: TopK = DEFAULT_TOP_K
-    mode: Mode = "hybrid"
-    min_score: MinScore = None
-    filters: Filters = Field(default_factory=dict)
 
 
 class SearchHit(RetrievedChunk):

@@ -131,7 +131,7 @@ async def delete_document(kb: Kb, document_id: str, service: Service) -> Deleted
 @reads.post("/knowledge_bases/{kb}/search")
 async def search(kb: Kb, body: SearchRequest, service: Service) -> ListOf[SearchHit]:
     """The chunks a RAG chat with the same options would put into the prompt, best first."""
-    retrieval = Retrieval(kb, **body.model_dump(exclude={"query"}))
+    retrieval = Retrieval(kb=kb, **body.model_dump(exclude={"query"}))
     hits = await service.search(retrieval, body.query)
     return ListOf[SearchHit](data=[SearchHit.model_validate(hit) for hit in hits])
 

@@ -31,8 +31,7 @@ from pydantic import (
 from gateway.api.messages import ChatMessage
 from gateway.api.tool_calls import ToolUse, add_system
 from gateway.api.tool_protocol import ResponseFormat, Tool, ToolChoice
-from gateway.knowledge.retrieval import Filters, MinScore, TopK
-from rag.query import DEFAULT_TOP_K, Mode
+from gateway.knowledge.retrieval import RetrievalFields
 from serve.engine import Message, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -100,16 +99,12 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class RagOptions(BaseModel):
+class RagOptions(RetrievalFields):
     """Extension: retrieval for a chat. ``model="<m>@<kb>"`` is the same as ``{"kb": "<kb>"}`` with defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
     kb: str | None = Field(None, description="Knowledge base to retrieve from; may come from the model name instead.")
-    top_k: TopK = DEFAULT_TOP_K
-    mode: Mode = "hybrid"
-    min_score: MinScore = None
-    filters: Filters = Field(default_factory=dict)
 
 
 class _Sampling(_Request):

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli import retrieval_options as options
 from gateway.cli.common import fail
 from gateway.data.documents import build_rows, export_documents, write_jsonl
 from gateway.data.questions import QuestionsError, load_questions, question_key, sample
@@ -71,7 +72,10 @@ def raft_data(
     kb: Annotated[str, typer.Argument(help="Knowledge base holding the training questions' documents.")],
     questions: Annotated[Path, typer.Argument(help="Training questions: Wiki-Newpages QA JSON or JSONL with context.")],
     out: Annotated[Path, typer.Option(help="JSONL file to write ({messages} rows for lorag finetune).")],
-    top_k: Annotated[int, typer.Option(help="Sources per prompt (the chat default).")] = DEFAULT_TOP_K,
+    top_k: options.TopK = DEFAULT_TOP_K,
+    mode: options.Mode = "hybrid",
+    min_score: options.MinScore = None,
+    filters: options.Filters = None,
     oracle_fraction: Annotated[float, typer.Option(help="Share of examples sure to hold the gold source.")] = 0.8,
     limit: Annotated[int | None, typer.Option(help="Use a seeded random sample of this many questions.")] = None,
     exclude: Annotated[
@@ -93,7 +97,8 @@ def raft_data(
     except (NotFound, InvalidName):
         fail(f"no knowledge base named '{kb}' in {settings.kb_dir}")
     try:
-        rows, report = raft_rows(base, sample(kept, limit, seed), top_k, oracle_fraction, seed, shuffle)
+        retrieval = options.retrieval(kb, top_k, mode, min_score, filters).options()
+        rows, report = raft_rows(base, sample(kept, limit, seed), retrieval, oracle_fraction, seed, shuffle)
     except (ValueError, QuestionsError) as e:
         fail(str(e))
     report.excluded = len(asked) - len(kept)

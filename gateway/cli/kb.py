@@ -13,19 +13,17 @@ knowledge base. This module knows nothing about engines or chat.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 from tqdm.auto import tqdm
 
-from gateway.cli.common import fail, invalid_option
+from gateway.cli import retrieval_options as options
+from gateway.cli.common import fail
 from gateway.cli.data import raft_data
 from gateway.errors import LoragError, as_lorag_error
-from gateway.knowledge.retrieval import Retrieval
 from gateway.knowledge.service import Knowledge, Upload
 from gateway.settings import get_settings
 from rag.errors import RagError
@@ -76,7 +74,7 @@ def add(
     ] = None,
 ) -> None:
     """Add documents (.txt .md .html .pdf .docx .json .jsonl); unchanged documents are skipped."""
-    extra = _json_object(metadata, "--metadata") if metadata is not None else None
+    extra = options.json_object(metadata, "--metadata") if metadata is not None else None
     knowledge = _knowledge()
     before = {record.id for record in _run(knowledge.documents(name))}
     files = _files(paths)
@@ -144,17 +142,13 @@ def rm(
 def search(
     name: Annotated[str, typer.Argument(help="The knowledge base.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    top_k: Annotated[int, typer.Option(help="How many chunks.")] = DEFAULT_TOP_K,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
-    filters: Annotated[
-        str | None, typer.Option(help='A JSON object: filename, document_id or a metadata key, e.g. {"team": "a"}.')
-    ] = None,
+    top_k: options.TopK = DEFAULT_TOP_K,
+    mode: options.Mode = "hybrid",
+    min_score: options.MinScore = None,
+    filters: options.Filters = None,
 ) -> None:
     """Show the chunks a chat with <model>@<name> would be given for this query."""
-    try:
-        retrieval = Retrieval(name, top_k, mode, filters=_json_object(filters, "--filters"))
-    except ValidationError as e:  # a bad option
-        fail(invalid_option(e))
+    retrieval = options.retrieval(name, top_k, mode, min_score, filters)
     hits = _run(_knowledge().search(retrieval, query))
     for rank, hit in enumerate(hits, start=1):
         where = ", ".join(str(part) for part in (hit.filename, hit.page and f"page {hit.page}", hit.section) if part)
@@ -181,19 +175,6 @@ def eval_beir(
             fail(f"{folder} is not a BEIR folder: {needed} is missing")
     table = evaluate(folder, load_embedder(embedder or get_settings().embedder), split=split)
     typer.echo(format_table(table))
-
-
-def _json_object(text: str | None, option: str) -> dict:
-    """The JSON object `text` ({} for None); one line and exit 1 if it is not one."""
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        fail(f"{option} must be a JSON object")
-    return value
 
 
 def _files(paths: list[Path]) -> list[Path]:

@@ -2,7 +2,7 @@
 
 ``lorag kb raft-data KB QUESTIONS --out data.jsonl`` retrieves, for every training question, from
 knowledge base ``KB`` with the retriever and defaults of a ``<model>@<kb>`` chat
-(:data:`rag.retriever.DEFAULT_TOP_K` sources, hybrid mode) and builds the prompt with
+(``rag.query.RetrievalOptions``: 4 sources, hybrid mode, unless the options say otherwise) and builds the prompt with
 :func:`rag.augment.augment`, the function the gateway serves with, so an adapter trained on it
 sees the prompts it will be served. As in RAFT (Zhang et al., 2024), a share of the examples
 (``oracle_fraction``) is sure to hold the *gold* source, the chunk the answer comes from: if
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from gateway.data.questions import Question
 from rag.augment import augment
-from rag.retriever import DEFAULT_TOP_K, Hit, retrieve
+from rag.query import RetrievalOptions
+from rag.retriever import Hit, retrieve
 from rag.store import KnowledgeBase
 
 
@@ -42,7 +43,7 @@ class RaftReport:
 def raft_rows(
     kb: KnowledgeBase,
     questions: list[Question],
-    top_k: int = DEFAULT_TOP_K,
+    options: RetrievalOptions | None = None,
     oracle_fraction: float = 0.8,
     seed: int = 0,
     shuffle: bool = False,
@@ -52,12 +53,14 @@ def raft_rows(
     cite [1] without reading); the prompt then differs from the served one in the order of its sources only."""
     if not 0.0 <= oracle_fraction <= 1.0:
         raise ValueError(f"oracle_fraction must be between 0 and 1, got {oracle_fraction}")
+    options = options or RetrievalOptions()
+    top_k = options.top_k
     rng, report, rows = random.Random(seed), RaftReport(), []
     for question in questions:
         if not question.context:
             raise ValueError(f"question {question.id} has no context: RAFT needs it to tell the gold source")
         oracle = rng.random() < oracle_fraction
-        hits = retrieve(kb, question.question, top_k=top_k)
+        hits = retrieve(kb, question.question, options)
         retrieved = any(is_gold(hit, question.context) for hit in hits)
         if oracle and not retrieved:
             gold = _gold_hit(kb, question.context)
@@ -66,7 +69,7 @@ def raft_rows(
                 continue
             hits = [*hits[: top_k - 1], gold]
         elif not oracle and retrieved:
-            deeper = retrieve(kb, question.question, top_k=2 * top_k + 2)
+            deeper = retrieve(kb, question.question, options, depth=2 * top_k + 2)
             hits = [hit for hit in deeper if not is_gold(hit, question.context)][:top_k]
         if shuffle:
             hits = rng.sample(hits, len(hits))

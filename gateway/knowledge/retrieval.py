@@ -1,20 +1,22 @@
-"""How a retrieval is asked for: each option declared once, with one limit, for the wire and the CLI.
+"""How a retrieval is asked for on the wire and the command line: one model, built on rag's options.
 
-``TopK``, ``MinScore`` and ``Filters`` are the annotated types that every request model with
-retrieval options uses (the ``rag`` chat extension, the search route); :class:`Retrieval` is the
-validated value the knowledge service takes, the same options plus the knowledge base. Limits
-and defaults come from :mod:`rag.query`, which loads no index, so the OpenAI protocol module
-can import this one without FAISS or BM25. This module knows nothing about HTTP or engines.
+:class:`RetrievalFields` is the one wire model of ``rag.query.RetrievalOptions``' request fields
+(``top_k``, ``mode``, ``min_score``, ``filters``), each with its one limit; the ``rag`` chat
+extension and the search route inherit it, and ``lorag kb search`` fills it. :class:`Retrieval`
+is the validated value the knowledge service takes, the same fields plus the knowledge base, and
+turns itself into rag's options (:meth:`RetrievalFields.options`). A retriever stage adds its
+option to ``RetrievalOptions`` and to this model, nowhere else. Limits and defaults come from
+:mod:`rag.query`, which loads no index, so the OpenAI protocol module can import this one
+without FAISS, BM25 or pymilvus. This module knows nothing about HTTP or engines.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
-from pydantic.dataclasses import dataclass
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from rag.query import DEFAULT_TOP_K, MAX_TOP_K, Mode, check_filters
+from rag.query import DEFAULT_TOP_K, MAX_TOP_K, Mode, RetrievalOptions, check_filters
 
 
 def _checked_filters(filters: dict[str, Any]) -> dict[str, Any]:
@@ -36,12 +38,22 @@ Filters = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Retrieval:
-    """What to retrieve from which knowledge base; invalid options raise pydantic's ValidationError."""
+class RetrievalFields(BaseModel):
+    """The retrieval options a request may give (``rag.query.RetrievalOptions``' request fields)."""
 
-    kb: str
     top_k: TopK = DEFAULT_TOP_K
     mode: Mode = "hybrid"
     min_score: MinScore = None
     filters: Filters = Field(default_factory=dict)
+
+    def options(self) -> RetrievalOptions:
+        """These fields as rag's options."""
+        return RetrievalOptions(**self.model_dump(include=set(RetrievalFields.model_fields)))
+
+
+class Retrieval(RetrievalFields):
+    """What to retrieve from which knowledge base; invalid options raise pydantic's ValidationError."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kb: str

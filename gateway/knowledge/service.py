@@ -156,10 +156,7 @@ class Knowledge:
 
     async def search(self, retrieval: Retrieval, query: str) -> list[Hit]:
         kb = await self.get(retrieval.kb)
-        return await asyncio.to_thread(
-            retrieve, kb, query, top_k=retrieval.top_k, mode=retrieval.mode,
-            min_score=retrieval.min_score, filters=retrieval.filters,
-        )  # fmt: skip
+        return await asyncio.to_thread(retrieve, kb, query, retrieval.options())
 
     async def augment(self, retrieval: Retrieval, messages: list[Message]) -> tuple[list[Message], list[Citation]]:
         """``messages`` with the instruction and the sources for their last user turn in the system turn (after

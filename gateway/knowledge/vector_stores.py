@@ -40,6 +40,7 @@ from gateway.knowledge.vector_store_protocol import (
 )
 from rag.attachments import Attachments
 from rag.errors import InvalidName, KnowledgeBaseNotFound
+from rag.query import RetrievalOptions
 from rag.retriever import Hit, retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import DATABASE, Manifest, validate_name
@@ -221,14 +222,16 @@ class VectorStores:
             raise invalid("ranking_options.hybrid_search", "embedding_weight and text_weight must not both be 0")
         kb, queries = await self.knowledge.get(store_id), body.queries()
 
+        retrieval = RetrievalOptions(
+            top_k=body.max_num_results, mode="dense" if options.ranker == "none" else "hybrid",
+            min_score=options.score_threshold or None, filters=body.filters or None,
+            dense_weight=weights.embedding_weight, bm25_weight=weights.text_weight,
+        )  # fmt: skip
+
         def work() -> list[Hit]:
             best: dict[int, Hit] = {}
             for query in queries:
-                for hit in retrieve(
-                    kb, query, top_k=body.max_num_results, mode="dense" if options.ranker == "none" else "hybrid",
-                    min_score=options.score_threshold or None, filters=body.filters or None,
-                    dense_weight=weights.embedding_weight, bm25_weight=weights.text_weight,
-                ):  # fmt: skip
+                for hit in retrieve(kb, query, retrieval):
                     if hit.chunk_id not in best or hit.score > best[hit.chunk_id].score:
                         best[hit.chunk_id] = hit
             return sorted(best.values(), key=lambda hit: -hit.score)[: body.max_num_results]

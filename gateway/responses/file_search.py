@@ -44,7 +44,7 @@ async def search(stores: VectorStores, tool: FileSearchTool, query: str) -> list
     mode = "dense" if options and options.ranker == "none" else "hybrid"
     names = list(dict.fromkeys(tool.vector_store_ids))
     retrievals = [
-        Retrieval(store, top_k=tool.max_num_results, mode=mode, min_score=threshold, filters=tool.filters or {})
+        Retrieval(kb=store, top_k=tool.max_num_results, mode=mode, min_score=threshold, filters=tool.filters or {})
         for store in names
     ]
     found = await asyncio.gather(*(stores.knowledge.search(retrieval, query) for retrieval in retrievals))

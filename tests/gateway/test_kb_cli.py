@@ -132,3 +132,14 @@ def test_reindex_with_an_embedder_reading_less_recuts_every_document(lorag, fold
     too_long = lorag("kb", "reindex", "handbook", "--chunk-tokens", "64")
     assert too_long.exit_code == 1 and "use at most 8" in too_long.output
     assert len(too_long.output.strip().splitlines()) == 1
+
+
+def test_search_drops_chunks_under_min_score(lorag, folder):
+    assert lorag("kb", "create", "docs").exit_code == 0
+    assert lorag("kb", "add", "docs", str(folder)).exit_code == 0
+    kept = lorag("kb", "search", "docs", "Zorblat bridge", "--mode", "bm25", "--min-score", "0.01")
+    assert kept.exit_code == 0 and "Zorblat" in kept.stdout
+    dropped = lorag("kb", "search", "docs", "Zorblat bridge", "--mode", "bm25", "--min-score", "1000")
+    assert dropped.exit_code == 0 and "no matching chunks" in dropped.stdout
+    bad = lorag("kb", "search", "docs", "Zorblat", "--top-k", "0")
+    assert bad.exit_code == 1 and "top_k" in bad.stderr

@@ -13,6 +13,7 @@ from gateway.data.questions import Question
 from gateway.data.raft import is_gold, raft_rows
 from gateway.knowledge.service import Knowledge, Retrieval
 from rag.loaders import load_document
+from rag.query import RetrievalOptions
 from rag.store import KnowledgeBases
 from serve.engine import Message
 
@@ -39,7 +40,7 @@ def knowledge(tmp_path) -> Knowledge:
 
 def test_oracle_rows_hold_the_gold_source_and_cite_its_number(knowledge):
     kb = knowledge.bases.get("bio")
-    rows, report = raft_rows(kb, questions(), top_k=3, oracle_fraction=1.0)
+    rows, report = raft_rows(kb, questions(), RetrievalOptions(top_k=3), oracle_fraction=1.0)
     assert report.rows == report.with_gold == len(NAMES) and report.gold_missing == 0
     for question, row in zip(questions(), rows, strict=True):
         system, user, assistant = row["messages"]
@@ -55,13 +56,13 @@ def test_the_prompt_is_what_the_gateway_serves(knowledge):
     rows, report = raft_rows(kb, questions(), oracle_fraction=1.0)
     assert report.gold_retrieved == len(rows)  # the hashing embedder finds every name: no source was swapped in
     for question, row in zip(questions(), rows, strict=True):
-        served, _ = asyncio.run(knowledge.augment(Retrieval("bio"), [Message("user", question.question)]))
+        served, _ = asyncio.run(knowledge.augment(Retrieval(kb="bio"), [Message("user", question.question)]))
         assert row["messages"][:2] == [{"role": m.role, "content": m.content} for m in served]
 
 
 def test_without_the_oracle_the_sources_are_distractors_and_the_answer_has_no_citation(knowledge):
     kb = knowledge.bases.get("bio")
-    rows, report = raft_rows(kb, questions(), top_k=3, oracle_fraction=0.0)
+    rows, report = raft_rows(kb, questions(), RetrievalOptions(top_k=3), oracle_fraction=0.0)
     assert report.with_gold == 0 and report.rows == len(NAMES)
     for question, row in zip(questions(), rows, strict=True):
         assert question.context not in row["messages"][0]["content"]
@@ -77,7 +78,7 @@ def test_the_oracle_fraction_is_the_share_of_rows_with_the_gold_source(knowledge
 
 
 def test_a_chunk_is_gold_when_its_text_is_in_the_context(knowledge):
-    hits = asyncio.run(knowledge.search(Retrieval("bio", top_k=2), "Mara Quellin born"))
+    hits = asyncio.run(knowledge.search(Retrieval(kb="bio", top_k=2), "Mara Quellin born"))
     assert is_gold(hits[0], "Intro.  " + fact(0).replace(" ", "  ") + " More.")
     assert not is_gold(hits[0], fact(1))
 
@@ -111,7 +112,7 @@ def test_the_command_writes_rows_and_leaves_out_excluded_questions(tmp_path, mon
 
 def test_shuffled_sources_move_the_gold_one_and_its_citation(knowledge):
     kb = knowledge.bases.get("bio")
-    rows, _ = raft_rows(kb, questions(), top_k=3, oracle_fraction=1.0, shuffle=True, seed=2)
+    rows, _ = raft_rows(kb, questions(), RetrievalOptions(top_k=3), oracle_fraction=1.0, shuffle=True, seed=2)
     cited = [row["messages"][-1]["content"].rsplit("[", 1)[1] for row in rows]
     assert len(set(cited)) > 1  # not always [1]
     for question, row in zip(questions(), rows, strict=True):

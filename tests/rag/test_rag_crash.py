@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rag.embedder import HashingEmbedder
-from rag.retriever import MODES, retrieve
+from rag.query import MODES
+from rag.retriever import retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import KnowledgeBase, Manifest
 

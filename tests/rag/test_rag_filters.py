@@ -6,7 +6,8 @@ import pytest
 
 from rag.errors import InvalidFilter
 from rag.query import Comparison, Compound, parse_filters
-from rag.retriever import MODES, retrieve
+from rag.query import MODES
+from rag.retriever import retrieve
 
 DOCS = {
     "a.txt": (b"Alpha report on the harbour bridge.", {"team": "ops", "year": 2021, "public": True}),

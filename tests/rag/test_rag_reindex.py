@@ -8,7 +8,8 @@ import pytest
 from rag.embedder import HashingEmbedder, load_embedder
 from rag.loaders import load_document
 from rag.query import check_filters
-from rag.retriever import MODES, retrieve
+from rag.query import MODES
+from rag.retriever import retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import KnowledgeBase, Manifest
 

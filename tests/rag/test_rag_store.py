@@ -6,7 +6,8 @@ from rag.augment import augment
 from rag.embedder import HashingEmbedder
 from rag.errors import AlreadyExists, NotFound
 from rag.index import DenseIndex
-from rag.retriever import MODES, retrieve
+from rag.query import MODES
+from rag.retriever import retrieve
 from rag.store import KnowledgeBase, KnowledgeBases, Manifest
 
 PARIS = b"Paris is the capital of France. The Eiffel Tower stands in Paris."
