@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("gateway", "serve", "rag", "tuner")
-MAY_IMPORT = {"gateway": {"gateway", "serve", "rag"}, "serve": {"serve"}, "rag": {"rag"}, "tuner": {"tuner"}}
-"""Package -> the packages of ours it may import: tuner, serve and rag never import each other."""
-NEVER = {"gateway": {"tuner", "trl", "peft", "vllm"}, "rag": {"vllm", "trl", "peft"}, "tuner": {"vllm"}}
+PACKAGES = ("gateway", "serve", "rag", "tuner", "graders")
+MAY_IMPORT = {"gateway": {"gateway", "serve", "rag", "graders"}, "serve": {"serve"}, "rag": {"rag"},
+              "tuner": {"tuner", "graders"}, "graders": {"graders"}}  # fmt: skip
+"""Package -> the packages of ours it may import: tuner, serve and rag never import each other; graders, which
+both the tuner (rewards) and the gateway (the graders API) need, imports none of ours."""
+NEVER = {"gateway": {"tuner", "trl", "peft", "vllm"}, "rag": {"vllm", "trl", "peft"}, "tuner": {"vllm"},
+         "graders": {"torch", "transformers", "sentence_transformers", "trl", "peft", "vllm", "fastapi"}}  # fmt: skip
 """Package -> libraries it must not import: the gateway starts training as a subprocess."""
 VLLM_MODULES = {"serve.vllm_engine"}
 """The only modules that may import vllm (today none does: vLLM runs as its own server process)."""
@@ -126,6 +129,12 @@ def test_every_module_says_what_it_does():
 )
 def test_wire_models_load_no_index(module):
     code = f"import sys, {module}; print(sorted(m for m in ('faiss', 'bm25s', 'torch') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_graders_load_no_model_library():
+    code = "import sys, graders; print(sorted(m for m in ('torch', 'transformers', 'fastapi') if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert loaded.stdout.strip() == "[]"
 
