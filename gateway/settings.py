@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         description="URL prefixes the gateway may call for an API client (a compare judge's base_url), "
         "comma-separated; none: it calls only itself.",
     )
+    allow_python_graders: bool = Field(
+        False,
+        description="Run python graders (user code, in a sandboxed child process with the limits below) in "
+        "/v1/fine_tuning/alpha/graders and reinforcement fine-tuning jobs; off: they are refused with a 400.",
+    )
+    python_grader_cpu_s: int = Field(10, ge=1, description="CPU seconds one python grader run may use.")
+    python_grader_timeout_s: float = Field(20.0, gt=0, description="Wall-clock seconds one python grader run may take.")
+    python_grader_memory_mb: int = Field(1024, ge=64, description="Address space one python grader run may map, MiB.")
 
     @field_validator("vllm_urls", "api_keys", "admin_keys", "outbound_urls", mode="before")
     @classmethod

@@ -32,7 +32,8 @@ ROOMS = {
     "compare": {"data"},
     "console": set(),
     "jobs": set(),
-    "api": {"knowledge", "compare", "console", "jobs", "responses"},  # responses: the app mounts its routes
+    "grading": {"compare"},  # a judge URL is allowed as a compare judge's is
+    "api": {"knowledge", "compare", "console", "jobs", "responses", "grading"},  # responses: the app mounts its routes
     "responses": {"api", "knowledge"},  # built on the chat pipeline (api) and knowledge bases
     "cli": {"api", "knowledge", "compare", "data", "jobs"},
 }

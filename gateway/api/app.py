@@ -31,12 +31,15 @@ from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
 from gateway.compare.service import CompareService
 from gateway.console import route as console
+from gateway.grading import routes as grading_routes
+from gateway.grading.service import Grading
 from gateway.jobs.service import FineTuning
 from gateway.knowledge.service import Knowledge
 from gateway.responses import routes as responses_routes
 from gateway.responses.service import Responses
 from gateway.responses.store import ResponseStore
 from gateway.settings import Settings
+from graders.sandbox import Limits
 from rag.store import KnowledgeBases
 from serve.adapters import AdapterRegistry
 from serve.engine import Engine
@@ -110,6 +113,12 @@ def create_app(
         adapters_dir=settings.adapters_dir,
         cache_dir=settings.cache_dir,
     )
+    bases = gateway.knowledge.bases
+    app.state.grading = Grading(
+        lambda texts: bases.embedder(bases.default_embedder).embed(texts).tolist(), partial(self_client, app),
+        settings.allow_python_graders, Limits(settings.python_grader_cpu_s, settings.python_grader_timeout_s,
+                                              settings.python_grader_memory_mb), tuple(settings.outbound_urls),
+    )  # fmt: skip
     cache = settings.cache_dir.expanduser()
     gateway.fine_tuning = FineTuning(
         settings.jobs_dir, settings.adapters_dir, cache, gateway.base_model,
@@ -143,6 +152,7 @@ def create_app(
     app.include_router(responses_routes.router, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(jobs_routes.reads, prefix="/v1", dependencies=user, responses=ERRORS)
     app.include_router(jobs_routes.writes, prefix="/v1", responses=admin_only | FILE_ERRORS)
+    app.include_router(grading_routes.router, prefix="/v1", dependencies=user, responses=ERRORS)
     console.mount(app)
     return app
 
