@@ -8,7 +8,7 @@ plain function (:class:`graders.run.Context`: ``embed`` for cosine similarity, `
 User Python code runs only in a sandboxed child process (:mod:`graders.sandbox`).
 """
 
-from graders.run import Context, Result, run_grader
+from graders.run import Context, Result, requirements, run_grader
 from graders.shapes import GraderError, parse_grader, validate_grader
 
-__all__ = ["Context", "GraderError", "Result", "parse_grader", "run_grader", "validate_grader"]
+__all__ = ["Context", "GraderError", "Result", "parse_grader", "requirements", "run_grader", "validate_grader"]

@@ -147,11 +147,23 @@ def _content(content, item, sample) -> str:
     return "".join(render(part if isinstance(part, str) else part.text, item, sample) for part in items)
 
 
+def requirements(grader) -> set[str]:
+    """What a checked grader needs to run: ``judge`` (a model grader), ``embed`` (cosine), ``python``."""
+    found = set()
+    for one in grader.named().values() if isinstance(grader, Multi) else [grader]:
+        if isinstance(one, ScoreModel | LabelModel):
+            found.add("judge")
+        elif isinstance(one, Python):
+            found.add("python")
+        elif getattr(one, "evaluation_metric", None) == "cosine":
+            found.add("embed")
+    return found
+
+
 def _needs(grader, context: Context) -> None:
     """GraderError for a grader this context cannot run: a judge or an embedder it lacks."""
-    inner = grader.named().values() if isinstance(grader, Multi) else [grader]
-    for one in inner:
-        if isinstance(one, ScoreModel | LabelModel) and context.judge is None:
-            raise GraderError("grader.model", f"{one.type} graders need a judge model, and none is reachable here")
-        if getattr(one, "evaluation_metric", None) == "cosine" and context.embed is None:
-            raise GraderError("grader.evaluation_metric", "cosine similarity needs an embedder, and none is here")
+    needed = requirements(grader)
+    if "judge" in needed and context.judge is None:
+        raise GraderError("grader.model", "model graders need a judge model, and none is reachable here")
+    if "embed" in needed and context.embed is None:
+        raise GraderError("grader.evaluation_metric", "cosine similarity needs an embedder, and none is here")

@@ -80,6 +80,14 @@ class Recipe(BaseModel):
     """GRPO: lorag's reward functions to score sampled answers with (``tuner.rewards``)."""
     reward_model: str | None = None
     """GRPO: a reward model folder trained with ``method: reward`` on the same base model."""
+    graders: dict | None = None
+    """GRPO: an OpenAI grader (JSON: ``string_check``, ``text_similarity``, ``score_model``, ``label_model``,
+    ``python`` or ``multi``) that scores each sampled answer against its prompt's row (reinforcement fine-tuning,
+    ``tuner.grader_reward``); the rows are then chats or prompts with the extra fields the grader reads."""
+    judge_base_url: str | None = None
+    """GRPO with a ``score_model`` or ``label_model`` grader: the OpenAI-compatible URL (``.../v1``) of its judge."""
+    grader_embedder: str = "sentence-transformers/all-MiniLM-L6-v2"
+    """GRPO with a ``cosine`` text-similarity grader: the sentence-transformers model that embeds the texts."""
 
     # Replay: keep what the base model could do
     replay_prompts: str | None = None
@@ -220,8 +228,10 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _fits_its_method(self):
-        if self.method == "grpo" and not (self.reward_functions or self.reward_model):
-            raise ValueError("method grpo needs reward_functions or a reward_model to score answers with")
+        if self.method == "grpo" and not (self.reward_functions or self.reward_model or self.graders):
+            raise ValueError("method grpo needs reward_functions, a reward_model or graders to score answers with")
+        if self.graders is not None:
+            _check_graders(self.graders, self.judge_base_url)
         formats = {"sft": FORMATS, "grpo": ()}.get(self.method, PREFERENCE_FORMATS)
         if self.dataset_format != "auto" and self.dataset_format not in formats:
             raise ValueError(f"dataset_format '{self.dataset_format}' is not data for method '{self.method}'")
@@ -243,6 +253,19 @@ class Recipe(BaseModel):
     def trl_fields(self) -> dict:
         """The TRL config fields the recipe sets."""
         return dict(self.model_extra or {})
+
+
+def _check_graders(grader: dict, judge_base_url: str | None) -> None:
+    from graders import GraderError, requirements, validate_grader
+
+    try:
+        checked = validate_grader(grader, allow_python=True, where="graders")
+    except GraderError as e:
+        raise ValueError(str(e)) from None
+    if "judge" in requirements(checked) and not judge_base_url:
+        raise ValueError(
+            "a score_model or label_model grader needs judge_base_url, the OpenAI-compatible URL of its judge"
+        )
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

@@ -154,11 +154,44 @@ def test_grpo_learns_from_a_reward_model_and_functions_and_reports_the_reward_be
               "max_completion_length": 6, "eval_dataset": str(prompts)}  # fmt: skip
     adapter = grpo.run(recipe("grpo", prompts, **fields), tiny_model_dir, tmp_path / "a", tmp_path / "r")
     manifest = json.loads((adapter / "lorag.json").read_text())
-    assert manifest["method"] == "grpo" and manifest["rewards"] == {"functions": ["brevity"], "model": str(scorer)}
+    rewards = {"functions": ["brevity"], "model": str(scorer), "graders": None}
+    assert manifest["method"] == "grpo" and manifest["rewards"] == rewards
     assert isinstance(manifest["metrics"]["reward_before"], float) and "reward_after" in manifest["metrics"]
     assert served_answer(tiny_model_dir, adapter) != served_answer(tiny_model_dir)
 
 
 def test_grpo_needs_something_to_score_with(tmp_path):
-    with pytest.raises(ValueError, match="needs reward_functions or a reward_model"):
+    with pytest.raises(ValueError, match="needs reward_functions, a reward_model or graders"):
         Recipe(name="g", method="grpo", dataset="p.jsonl")
+
+
+CAPITAL = {"type": "string_check", "name": "capital", "input": "{{ sample.output_text }}",
+           "reference": "{{ item.reference_answer }}", "operation": "ilike"}  # fmt: skip
+
+
+def test_grpo_with_an_openai_grader_reads_chat_rows_and_scores_held_out_answers_while_training(
+    tiny_model_dir, tmp_path
+):
+    from tuner import grpo
+
+    rows = tmp_path / "rft.jsonl"
+    rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}], "reference_answer": a[:-1]})
+                            + "\n" for q, a in zip(QUESTIONS * 2, SHORT * 2, strict=True)))  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    fields = {"graders": CAPITAL, "num_generations": 2, "max_completion_length": 6, "eval_steps": 1,
+              "events_file": str(events)}  # fmt: skip
+    adapter = grpo.run(recipe("grpo", rows, **fields), tiny_model_dir, tmp_path / "a", tmp_path / "r")
+    manifest = json.loads((adapter / "lorag.json").read_text())
+    assert manifest["rewards"]["graders"] == CAPITAL and 0 <= manifest["metrics"]["reward_after"] <= 1
+    logged = [json.loads(line) for line in events.read_text().splitlines()]
+    assert any("reward" in e for e in logged) and any("eval_reward" in e for e in logged)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"graders": CAPITAL | {"operation": "same"}}, "graders.operation"),
+    ({"graders": {"type": "score_model", "name": "j", "model": "m", "input": [{"role": "user", "content": "x"}]}},
+     "needs judge_base_url"),
+])  # fmt: skip
+def test_grpo_refuses_a_grader_it_cannot_run(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Recipe(name="g", method="grpo", dataset="p.jsonl", **fields)
