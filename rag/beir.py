@@ -98,19 +98,26 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """{mode: {"ndcg@10": ..., "recall@100": ...}} over the judged queries of `split`."""
     dataset = load_beir(folder, split)
-    judged = [(qid, dataset.queries[qid]) for qid in dataset.qrels if qid in dataset.queries]
-    table = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         kb = KnowledgeBase.create(Path(scratch) / "beir", embedder)
         kb.add_documents(corpus_documents(dataset), progress=progress)
-        for mode in modes:
-            ndcg = recall = 0.0
-            for qid, query in tqdm(judged, desc=mode, unit="query", disable=not progress):
-                hits = retrieve(kb, query, RetrievalOptions(mode=mode), depth=CHUNK_DEPTH)
-                ranked = list(dict.fromkeys(hit.metadata["beir_id"] for hit in hits))
-                ndcg += ndcg_at_k(ranked, dataset.qrels[qid], NDCG_AT)
-                recall += recall_at_k(ranked, dataset.qrels[qid], RECALL_AT)
-            table[mode] = {f"ndcg@{NDCG_AT}": ndcg / len(judged), f"recall@{RECALL_AT}": recall / len(judged)}
+        return score(kb, dataset, modes, progress=progress)
+
+
+def score(
+    kb: KnowledgeBase, dataset: BeirDataset, modes: Sequence[Mode], *, progress: bool = True
+) -> dict[str, dict[str, float]]:
+    """{mode: {"ndcg@10": ..., "recall@100": ...}} of `kb` (holding the corpus) over the judged queries."""
+    judged = [(qid, dataset.queries[qid]) for qid in dataset.qrels if qid in dataset.queries]
+    table = {}
+    for mode in modes:
+        ndcg = recall = 0.0
+        for qid, query in tqdm(judged, desc=mode, unit="query", disable=not progress):
+            hits = retrieve(kb, query, RetrievalOptions(mode=mode), depth=CHUNK_DEPTH)
+            ranked = list(dict.fromkeys(hit.metadata["beir_id"] for hit in hits))
+            ndcg += ndcg_at_k(ranked, dataset.qrels[qid], NDCG_AT)
+            recall += recall_at_k(ranked, dataset.qrels[qid], RECALL_AT)
+        table[mode] = {f"ndcg@{NDCG_AT}": ndcg / len(judged), f"recall@{RECALL_AT}": recall / len(judged)}
     return table
 
 

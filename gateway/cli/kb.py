@@ -7,7 +7,9 @@ reads, chunks and embeds, and so does ``reindex`` (another embedder or chunking:
 cut again and re-embedded). The commands open the folder directly: while ``lorag serve`` has the
 same knowledge base open, change it through the API instead, since a running server does not
 see another process's writes. ``eval-beir`` measures retrieval on a BEIR dataset in a temporary
-knowledge base. This module knows nothing about engines or chat.
+knowledge base (``--tune``: before and after tuning the embedder on the corpus alone); ``tune``
+(:mod:`gateway.cli.kb_tune`) tunes a knowledge base's embedder on its documents. This module
+knows nothing about engines or chat.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 from gateway.cli import retrieval_options as options
 from gateway.cli.common import fail
 from gateway.cli.data import raft_data
+from gateway.cli.kb_tune import tune_command
 from gateway.errors import LoragError, as_lorag_error
 from gateway.knowledge.service import Knowledge, Upload
 from gateway.settings import get_settings
@@ -165,16 +168,30 @@ def eval_beir(
         str | None, typer.Option(help="sentence-transformers id or path (default: LORAG_EMBEDDER).")
     ] = None,
     split: Annotated[str, typer.Option(help="The qrels split to score.")] = "test",
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Also tune the embedder on the corpus alone and score again.")
+    ] = False,
+    max_pairs: Annotated[int, typer.Option(help="With --tune: training pairs at most.")] = 2000,
+    keep: Annotated[Path | None, typer.Option(help="With --tune: keep the tuned embedder in this folder.")] = None,
 ) -> None:
-    """nDCG@10 and recall@100 of BM25, dense and hybrid retrieval on a BEIR dataset."""
+    """nDCG@10 and recall@100 of BM25, dense and hybrid retrieval on a BEIR dataset (--tune: before and after)."""
     from rag.beir import evaluate, format_table
     from rag.embedder import load_embedder
 
     for needed in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
         if not (folder / needed).is_file():
             fail(f"{folder} is not a BEIR folder: {needed} is missing")
-    table = evaluate(folder, load_embedder(embedder or get_settings().embedder), split=split)
-    typer.echo(format_table(table))
+    loaded = load_embedder(embedder or get_settings().embedder)
+    if not tune:
+        typer.echo(format_table(evaluate(folder, loaded, split=split)))
+        return
+    from rag.beir_tuning import evaluate_tuned
+    from rag.tuning import TuningSettings
+
+    report = evaluate_tuned(folder, loaded, TuningSettings(max_pairs=max_pairs), split=split, keep=keep)
+    typer.echo(f"before tuning\n{format_table(report['before'])}\nafter tuning on the corpus alone\n"
+               f"{format_table(report['after'])}\nheld-out corpus pairs: {report['tuning']['held_out_before']} -> "
+               f"{report['tuning']['held_out_after']}\nseconds: {report['seconds']}")  # fmt: skip
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -192,3 +209,4 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 kb_app.command("raft-data")(raft_data)
+kb_app.command("tune")(tune_command)
