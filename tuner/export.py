@@ -39,7 +39,9 @@ def merge(adapter_dir: Path, model_dir: Path, out: Path, dtype: str | None = Non
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     adapter_dir, out = Path(adapter_dir), Path(out)
-    manifest = _adapter_manifest(adapter_dir)
+    manifest = adapter_manifest(adapter_dir)
+    if manifest.get("kind") == "reward_model":
+        raise ExportError(f"{adapter_dir.name} is a reward model: it scores answers and does not generate text")
     base = read_base_model(model_dir)
     if manifest.get("base_model", {}).get("sha256") != base["sha256"]:
         raise ExportError(f"{adapter_dir.name} was trained on another base model than {model_dir}")
@@ -77,7 +79,7 @@ def merge(adapter_dir: Path, model_dir: Path, out: Path, dtype: str | None = Non
     return out
 
 
-def _adapter_manifest(adapter_dir: Path) -> dict:
+def adapter_manifest(adapter_dir: Path) -> dict:
     try:
         return json.loads((adapter_dir / MANIFEST).read_text())
     except FileNotFoundError:
