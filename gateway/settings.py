@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Days a stored response is kept; older ones are deleted (OpenAI keeps 30)."
     )
     kb_dir: Path = Field(Path("knowledge_bases"), description="Folder of knowledge bases: one sub-folder each.")
+    milvus_uri: str | None = Field(
+        None,
+        description="Keep every knowledge base in Milvus at this URI instead of LORAG_KB_DIR (e.g. "
+        "http://milvus:19530): every gateway with the same URI shares them (docs/rag.md).",
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password, or a Zilliz Cloud key).")
+    milvus_db: str | None = Field(None, description="Milvus database of the knowledge bases (default: 'default').")
     embedder: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",
         description="Embedder of new knowledge bases and of /v1/embeddings: a sentence-transformers id or path.",

@@ -53,15 +53,8 @@ def retrieve(
     top_k, mode = depth or options.top_k, options.mode
     if not query.strip():
         return []
-    filters = options.filters
-    allowed = kb.database.chunk_ids(filters) if filters else None
-    depth = top_k if mode != "hybrid" else max(top_k, FUSION_DEPTH)
-    rankings: dict[str, list[tuple[int, float]]] = {}
-    if mode in ("dense", "hybrid"):
-        vector = kb.embedder.embed([query])[0]
-        rankings["dense"] = kb.dense.search(vector, depth, allowed)
-    if mode in ("bm25", "hybrid"):
-        rankings["bm25"] = kb.bm25.search(query, depth, allowed)
+    modes = ("dense", "bm25") if mode == "hybrid" else (mode,)
+    rankings = kb.rankings(query, modes, top_k if mode != "hybrid" else max(top_k, FUSION_DEPTH), options.filters)
     if mode == "hybrid":
         weights = [options.dense_weight, options.bm25_weight]
         ranked = reciprocal_rank_fusion([rankings["dense"], rankings["bm25"]], weights, rrf_k=rrf_k)
@@ -69,7 +62,7 @@ def retrieve(
         ranked = rankings[mode]
     floor = options.min_score
     ranked = [(chunk_id, score) for chunk_id, score in ranked if floor is None or score >= floor][:top_k]
-    chunks = kb.database.chunks([chunk_id for chunk_id, _ in ranked])
+    chunks = kb.chunks([chunk_id for chunk_id, _ in ranked])
     return [
         Hit(c.id, c.document_id, c.filename, c.text, score, c.page, c.section, c.start, c.end, c.metadata)
         for chunk_id, score in ranked

@@ -31,33 +31,17 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rag.atomic import fsync_directory, remove_stale_temporaries
-from rag.database import ChunkDatabase, DocumentRecord
+from rag.backend import NAME, Embedders, validate_name
+from rag.database import ChunkDatabase, ChunkRecord, DocumentRecord
 from rag.embedder import DEFAULT_EMBEDDER, Embedder, embed_all, load_embedder
-from rag.errors import AlreadyExists, EmbedderUnavailable, InvalidName, KnowledgeBaseNotFound
-from rag.folder import (
-    BM25_INDEX,
-    DATABASE,
-    DENSE_INDEX,
-    MANIFEST,
-    Manifest,
-    open_indexes,
-    reindex,
-    save_indexes,
-)
-from rag.index import HNSW_THRESHOLD, BM25Index, DenseIndex
+from rag.errors import AlreadyExists, KnowledgeBaseNotFound
+from rag.folder import BM25_INDEX, DATABASE, DENSE_INDEX, MANIFEST, Manifest, open_indexes, reindex, save_indexes
+from rag.index import HNSW_THRESHOLD, BM25Index, DenseIndex, Scored
 from rag.loaders import Document, load_document
 from rag.splitter import ChunkingSettings, split_document
 from rag.writer_lock import acquire, release
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _LEFTOVER = re.compile(r"\.[a-z0-9_-]+\.(creating|deleting)-[0-9a-f]{32}")
-
-
-def validate_name(name: str) -> str:
-    """Return `name` if it is 1-64 of lowercase letters, digits, '-' and '_'; else raise InvalidName."""
-    if not _NAME.fullmatch(name):
-        raise InvalidName(f"invalid knowledge base name {name!r}: use 1-64 of a-z, 0-9, '-' and '_'")
-    return name
 
 
 class KnowledgeBase:
@@ -211,6 +195,17 @@ class KnowledgeBase:
         """The document with this id; raises NotFound."""
         return self.database.document(document_id)
 
+    def rankings(self, query: str, modes: Sequence[str], depth: int, filters: Any = None) -> dict[str, Scored]:
+        """The `depth` best (chunk id, score) of each of `modes` ("dense", "bm25"), restricted to `filters`."""
+        allowed = self.database.chunk_ids(filters) if filters else None
+        found = {"bm25": self.bm25.search(query, depth, allowed)} if "bm25" in modes else {}
+        if "dense" in modes:
+            found["dense"] = self.dense.search(self.embedder.embed([query])[0], depth, allowed)
+        return found
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        return self.database.chunks(ids)
+
     def stats(self) -> dict[str, Any]:
         documents, chunks = self.database.counts()
         return {"documents": documents, "chunks": chunks, "dense_index": self.dense.kind}
@@ -226,8 +221,7 @@ class KnowledgeBases:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.default_embedder = default_embedder
-        self._factory = embedder_factory
-        self._embedders: dict[str, Embedder] = {}
+        self._embedders = Embedders(embedder_factory)
         self._open: dict[str, KnowledgeBase] = {}
         self._lock = threading.RLock()
         for leftover in self.root.glob(".*"):  # a create or delete that crashed half-way
@@ -235,14 +229,8 @@ class KnowledgeBases:
                 shutil.rmtree(leftover)
 
     def embedder(self, embedder_id: str) -> Embedder:
-        """The embedder with this id, built once by the factory; EmbedderUnavailable if it cannot be built."""
-        with self._lock:
-            if embedder_id not in self._embedders:
-                try:
-                    self._embedders[embedder_id] = self._factory(embedder_id)
-                except (OSError, ImportError, ValueError) as e:
-                    raise EmbedderUnavailable(f"cannot load embedder '{embedder_id}': {e}") from e
-            return self._embedders[embedder_id]
+        """The embedder with this id, built once; EmbedderUnavailable if it cannot be built."""
+        return self._embedders(embedder_id)
 
     def create(
         self, name: str, *, embedder: str | None = None, chunking: ChunkingSettings | None = None,
@@ -285,11 +273,19 @@ class KnowledgeBases:
             raise
         return kb
 
+    def counts(self, name: str) -> tuple[int, int]:
+        """(documents, chunks) of knowledge base `name`, read without opening its indexes."""
+        return ChunkDatabase(self.root / validate_name(name) / DATABASE).counts()
+
+    def manifest(self, name: str) -> Manifest:
+        """The manifest of knowledge base `name`, read without opening it; raises NotFound."""
+        return Manifest.read(self.root / validate_name(name))
+
     def list(self) -> list[Manifest]:
         return [
             Manifest.read(path)
             for path in sorted(self.root.iterdir())
-            if _NAME.fullmatch(path.name) and (path / MANIFEST).is_file()
+            if NAME.fullmatch(path.name) and (path / MANIFEST).is_file()
         ]
 
     def delete(self, name: str) -> None:

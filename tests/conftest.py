@@ -229,3 +229,25 @@ def reader_adapter(embedded_model_dir, tmp_path_factory) -> Path:
     inputs = [recipe, Path(__file__).parent / "reader.py"]
     work = cached("reader", inputs, embedded_model_dir, tmp_path_factory.mktemp("reader"), train)
     return work / "adapters" / "reader"
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> str:
+    """The URI of a ``milvus-lite server`` started once per test session (tests/milvus_server.py)."""
+    from tests.milvus_server import milvus_lite_server
+
+    folder = tmp_path_factory.mktemp("milvus")
+    with milvus_lite_server(folder / "data") as uri:
+        yield uri
+
+
+@pytest.fixture
+def milvus_db(milvus_uri) -> str:
+    """A database of the session's Milvus that no other test uses."""
+    from tests.milvus_server import fresh_database
+
+    return fresh_database(milvus_uri)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "folder_only: knowledge-base internals of the folder backend (no Milvus run)")

@@ -20,10 +20,10 @@ from gateway.cli.common import fail
 from gateway.data.documents import build_rows, export_documents, write_jsonl
 from gateway.data.questions import QuestionsError, load_questions, question_key, sample
 from gateway.data.raft import raft_rows
+from gateway.knowledge.backends import open_bases
 from gateway.settings import get_settings
 from rag.errors import InvalidName, NotFound
 from rag.query import DEFAULT_TOP_K
-from rag.store import KnowledgeBases
 
 data_app = typer.Typer(help="Training data from documents and question sets.", no_args_is_help=True)
 
@@ -93,7 +93,7 @@ def raft_data(
     kept = [q for q in asked if question_key(q.question) not in banned]
     settings = get_settings()
     try:
-        base = KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder).get(kb)
+        base = open_bases(settings).get(kb)
     except (NotFound, InvalidName):
         fail(f"no knowledge base named '{kb}' in {settings.kb_dir}")
     try:

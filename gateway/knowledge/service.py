@@ -1,6 +1,7 @@
 """Knowledge bases as the gateway serves them: the ``rag`` package behind async calls.
 
-:class:`Knowledge` wraps :class:`rag.store.KnowledgeBases`: every call that reads files or runs
+:class:`Knowledge` wraps the knowledge bases of either backend (:class:`rag.backend.KnowledgeBasesLike`:
+the folder or Milvus, as the settings choose): every call that reads files or runs
 the embedder goes to a worker thread, so the event loop keeps streaming other requests while a
 document is embedded. rag's typed errors (``rag.errors``) pass through, and the gateway maps
 them in one table (:data:`gateway.errors.LAYER_ERRORS`); a name that cannot be a knowledge
@@ -21,17 +22,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import LoragError, invalid, too_large
+from gateway.knowledge.backends import open_bases
 from gateway.knowledge.retrieval import Retrieval
 from gateway.settings import Settings
 from rag.augment import Citation, citations_of, system_prompt
-from rag.database import ChunkDatabase, DocumentRecord
+from rag.backend import KnowledgeBaseLike, KnowledgeBasesLike
+from rag.database import DocumentRecord
 from rag.embedder import Embedder
 from rag.errors import DocumentNotFound, InvalidName, KnowledgeBaseNotFound
 from rag.loaders import DEFAULT_LIMITS, Document, load_document
 from rag.office_files import MIB, Limits
 from rag.retriever import Hit, retrieve
 from rag.splitter import ChunkingSettings
-from rag.store import DATABASE, KnowledgeBase, KnowledgeBases, Manifest, validate_name
+from rag.store import Manifest, validate_name
 from serve.engine import Message
 
 
@@ -46,25 +49,26 @@ class Upload:
 class Knowledge:
     """The knowledge bases under one folder, for concurrent async callers."""
 
-    def __init__(self, bases: KnowledgeBases, max_upload_bytes: int, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, bases: KnowledgeBasesLike, max_upload_bytes: int, limits: Limits = DEFAULT_LIMITS):
         self.bases = bases
         self.max_upload_bytes = max_upload_bytes
         self.limits = limits
 
     @classmethod
-    def from_settings(cls, settings: Settings, bases: KnowledgeBases | None = None) -> Knowledge:
-        """The knowledge bases of ``settings.kb_dir`` (or ``bases``) with the configured upload limits."""
-        bases = bases or KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder)
+    def from_settings(cls, settings: Settings, bases: KnowledgeBasesLike | None = None) -> Knowledge:
+        """The knowledge bases the settings choose (``gateway.knowledge.backends``), or ``bases``, with the
+        configured upload limits."""
+        bases = bases or open_bases(settings)
         limits = Limits(int(settings.max_unpacked_mb * MIB), int(settings.max_text_mb * MIB))
         return cls(bases, int(settings.max_upload_mb * MIB), limits)
 
     async def create(
         self, name: str, embedder: str | None = None, chunk_size: int | None = None, chunk_overlap: int | None = None
-    ) -> KnowledgeBase:
+    ) -> KnowledgeBaseLike:
         validate_name(name)
         embedder = embedder or self.bases.default_embedder
 
-        def work() -> KnowledgeBase:
+        def work() -> KnowledgeBaseLike:
             loaded = self._embedder(embedder)
             default = ChunkingSettings.for_embedder(loaded.max_tokens)
             chunking = chunking_for(loaded, chunk_size, chunk_overlap, default)
@@ -79,7 +83,7 @@ class Knowledge:
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         progress: bool = False,
-    ) -> KnowledgeBase:
+    ) -> KnowledgeBaseLike:
         """Give a knowledge base another embedder or chunking: every document is cut again and re-embedded.
 
         Without chunk settings the current ones are kept, the chunk size cut to what the new
@@ -88,7 +92,7 @@ class Knowledge:
         """
         kb = await self.get(name)
 
-        def work() -> KnowledgeBase:
+        def work() -> KnowledgeBaseLike:
             loaded = self._embedder(embedder) if embedder else kb.embedder
             chunking = chunking_for(loaded, chunk_size, chunk_overlap, kb.manifest.chunking)
             return self.bases.set_embedder(name, embedder, chunking=chunking, progress=progress)
@@ -103,13 +107,13 @@ class Knowledge:
         return [manifest.name for manifest in self.bases.list()]
 
     def counts(self, name: str) -> tuple[int, int]:
-        """(documents, chunks) of a knowledge base, read from its database without opening its indexes."""
-        return ChunkDatabase(self.bases.root / name / DATABASE).counts()
+        """(documents, chunks) of a knowledge base, read without opening its indexes."""
+        return self.bases.counts(name)
 
     def manifests(self) -> list[Manifest]:
         return self.bases.list()
 
-    async def get(self, name: str) -> KnowledgeBase:
+    async def get(self, name: str) -> KnowledgeBaseLike:
         """The open knowledge base; KnowledgeBaseNotFound if there is none by that name."""
         try:
             return await asyncio.to_thread(self.bases.get, name)

@@ -43,7 +43,7 @@ from rag.errors import InvalidName, KnowledgeBaseNotFound
 from rag.query import RetrievalOptions
 from rag.retriever import Hit, retrieve
 from rag.splitter import ChunkingSettings
-from rag.store import DATABASE, Manifest, validate_name
+from rag.store import DATABASE, Manifest
 
 STORE = "vector_store"
 """The key of a manifest's ``extra`` that holds the store's fields."""
@@ -80,7 +80,7 @@ def may_use(knowledge: Knowledge, name: str, caller: Caller) -> bool:
     """Whether ``caller`` may use the knowledge base (vector store) ``name``, per :func:`may_see`; False if there is
     none. For every door that names one: chat's ``<model>@<name>``, ``file_search``'s ``vector_store_ids``."""
     try:
-        return may_see(caller, Manifest.read(knowledge.bases.root / validate_name(name)))
+        return may_see(caller, knowledge.bases.manifest(name))
     except (InvalidName, KnowledgeBaseNotFound):
         return False
 
@@ -114,7 +114,7 @@ class VectorStores:
     def manifest(self, store_id: str, caller: Caller) -> Manifest:
         """The store's manifest; 404 if there is none or ``caller`` may not see it."""
         try:
-            manifest = Manifest.read(self.knowledge.bases.root / validate_name(store_id))
+            manifest = self.knowledge.bases.manifest(store_id)
         except (InvalidName, KnowledgeBaseNotFound):
             raise not_found(store_id) from None
         if not may_see(caller, manifest):

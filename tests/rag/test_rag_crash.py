@@ -13,6 +13,8 @@ from rag.retriever import retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import KnowledgeBase, Manifest
 
+pytestmark = pytest.mark.folder_only  # the folder's SQLite, index files and their repair
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Ingests a file into an existing knowledge base; at the named step it touches a marker file

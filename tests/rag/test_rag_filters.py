@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import InvalidFilter
-from rag.query import Comparison, Compound, parse_filters
-from rag.query import MODES
+from rag.query import MODES, Comparison, Compound, parse_filters
 from rag.retriever import retrieve
 
 DOCS = {

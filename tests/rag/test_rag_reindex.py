@@ -7,8 +7,7 @@ import pytest
 
 from rag.embedder import HashingEmbedder, load_embedder
 from rag.loaders import load_document
-from rag.query import check_filters
-from rag.query import MODES
+from rag.query import MODES, check_filters
 from rag.retriever import retrieve
 from rag.splitter import ChunkingSettings
 from rag.store import KnowledgeBase, Manifest
@@ -39,6 +38,7 @@ def filled(kb):
     return kb
 
 
+@pytest.mark.folder_only
 def test_an_embedder_reading_less_recuts_every_document_from_its_text(filled, tmp_path):
     filled.set_embedder(SMALL)
     assert filled.manifest.chunking == ChunkingSettings(16, 2)  # 48/6 cut to 16, the overlap scaled with it
@@ -63,6 +63,7 @@ def test_an_embedder_reading_less_recuts_every_document_from_its_text(filled, tm
     assert_consistent(reopened)
 
 
+@pytest.mark.folder_only
 def test_the_same_tokens_keep_the_chunks_and_their_ids(filled):
     before = filled.database.chunks()
     filled.set_embedder(HashingEmbedder(32, max_tokens=48))
@@ -71,6 +72,7 @@ def test_the_same_tokens_keep_the_chunks_and_their_ids(filled):
     assert_consistent(filled)
 
 
+@pytest.mark.folder_only
 def test_new_chunk_settings_with_the_same_embedder(filled):
     filled.set_embedder(filled.embedder, chunking=ChunkingSettings(24, 0))
     assert filled.manifest.chunking == ChunkingSettings(24, 0)
@@ -78,6 +80,7 @@ def test_new_chunk_settings_with_the_same_embedder(filled):
     assert_consistent(filled)
 
 
+@pytest.mark.folder_only
 def test_chunks_longer_than_the_embedder_reads_are_refused_and_nothing_changes(filled, tmp_path, embedder):
     with pytest.raises(ValueError, match="over the 48 tokens hashing-64-48 reads"):
         KnowledgeBase.create(tmp_path / "too-big", embedder, chunking=ChunkingSettings(100, 8))
@@ -88,6 +91,7 @@ def test_chunks_longer_than_the_embedder_reads_are_refused_and_nothing_changes(f
     assert (cut(filled), Manifest.read(filled.path)) == before == (cut(filled), filled.manifest)
 
 
+@pytest.mark.folder_only
 def test_a_failed_commit_leaves_the_knowledge_base_as_it_was(filled, monkeypatch):
     before = (cut(filled), Manifest.read(filled.path))
     monkeypatch.setattr(type(filled.database), "replace_chunks", lambda *a: (_ for _ in ()).throw(OSError("full")))
@@ -98,6 +102,7 @@ def test_a_failed_commit_leaves_the_knowledge_base_as_it_was(filled, monkeypatch
     assert cut(KnowledgeBase(filled.path, filled.embedder)) == before[0]
 
 
+@pytest.mark.folder_only
 def test_a_knowledge_base_from_before_texts_were_stored_is_upgraded_and_recut_within_its_chunks(filled):
     with sqlite3.connect(filled.path / "chunks.sqlite") as db:  # the schema of earlier lorag versions
         db.execute("ALTER TABLE documents DROP COLUMN text")

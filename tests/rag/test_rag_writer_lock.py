@@ -10,6 +10,8 @@ import pytest
 from rag.errors import KnowledgeBaseLocked
 from rag.store import KnowledgeBase, KnowledgeBases
 
+pytestmark = pytest.mark.folder_only  # the folder's writer lock
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Opens the knowledge base (optionally adds a document), says so, and holds it until stdin closes.

@@ -1,0 +1,188 @@
+"""The Milvus collections that hold lorag's knowledge bases, and the client calls the Milvus store makes.
+
+One Milvus database (any: milvus-lite, Standalone, a cluster, Zilliz Cloud; `pymilvus` reaches
+them all by URI) holds every knowledge base in these collections:
+
+- `lorag_knowledge_bases`: a row per knowledge base, `name` (primary key) and `settings` (JSON:
+  the `rag.folder.Manifest` fields, embedder and chunking included, and the chunk `generation`).
+- `lorag_documents`: a row per committed document, keyed `<kb>/<document id>`: filename, sha256,
+  size, created, metadata (JSON), chunk count. Its existence is what makes the chunks visible.
+- `lorag_operations`: an upload or delete under way, keyed `<kb>/<document id>/<owner>`: the
+  operation, the `owner` (the gateway) doing it and when it last wrote (`updated`); see
+  `rag.milvus_store`.
+- `lorag_document_texts`: each document's text and segments (JSON), cut into pieces of at most
+  `TEXT_PIECE` characters, so that another embedder or chunking can cut it again.
+- `lorag_chunks_<kb>_g<generation>`: one collection per knowledge base and generation (a change
+  of embedder or chunking makes the next one): the chunk `id` (INT64, derived from the document's
+  sha256 and the chunk's ordinal, so the same content always has the same ids), `document_id`,
+  `ordinal`, `text`, `indexed` (the section trail and text, an analysed VARCHAR), `sparse` (its
+  BM25 vector, made by Milvus's BM25 function), `dense` (the embedder's unit vector, inner
+  product) and `place` (JSON: start, end, page, section).
+
+Every collection is created with Strong consistency, so a read sees every write acknowledged
+before it, from any client. Milvus needs a vector field in each collection: all but the chunks' carry a
+2-dimensional placeholder `_v`. BM25 uses Lucene's k1=0.9, b=0.4 (as `rag.index.BM25Index`) over
+words lower-cased, the 33 English stopwords removed and (on Milvus proper) Snowball-stemmed; milvus-lite
+ignores the stemmer. This module knows nothing about documents' visibility, uploads or ranking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from bm25s.stopwords import STOPWORDS_EN
+from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+KNOWLEDGE_BASES, DOCUMENTS, TEXTS = "lorag_knowledge_bases", "lorag_documents", "lorag_document_texts"
+OPERATIONS = "lorag_operations"
+TEXT_PIECE = 16_000
+"""Characters of a document's stored text per row (a VARCHAR holds at most 65,535 bytes)."""
+MAX_CHUNK_TEXT = 65_535
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stop", "stop_words": list(STOPWORDS_EN)},
+        {"type": "stemmer", "language": "english"},
+    ],
+}
+BM25_PARAMS = {"bm25_k1": 0.9, "bm25_b": 0.4}
+PLACEHOLDER = [0.0, 1.0]
+PAGE = 1000
+"""Rows per page when reading a whole set (a query returns at most 16,384 rows)."""
+logging.getLogger("pymilvus").setLevel(logging.ERROR)  # the query iterator warns about client-side timestamps
+
+
+def connect(uri: str, token: str | None = None, db_name: str | None = None) -> MilvusClient:
+    """A client of the database `db_name` ("default" if None) at `uri`, its four shared collections made."""
+    client = MilvusClient(uri=uri, token=token or "", db_name=db_name or "")
+    existing = set(client.list_collections())
+    made = ((KNOWLEDGE_BASES, _settings_schema), (DOCUMENTS, _documents_schema), (TEXTS, _texts_schema),
+            (OPERATIONS, _operations_schema))  # fmt: skip
+    for name, make in made:
+        if name not in existing:
+            _create(client, name, make(client), _placeholder_index(client))
+    return client
+
+
+def chunks_collection(kb: str, generation: int) -> str:
+    """The chunk collection of knowledge base `kb` (a valid name) at `generation`."""
+    return f"{_chunks_prefix(kb)}{generation}"
+
+
+def _chunks_prefix(kb: str) -> str:
+    """What every chunk collection of `kb` starts with, and no other knowledge base's ('_', '-' spelled out)."""
+    return "lorag_chunks_" + kb.replace("_", "_u").replace("-", "_h") + "_g"
+
+
+def create_chunks(client: MilvusClient, kb: str, generation: int, dimension: int) -> str:
+    """Make (anew) the chunk collection of `kb` at `generation` for vectors of `dimension`; its name."""
+    name = chunks_collection(kb, generation)
+    if client.has_collection(name):
+        client.drop_collection(name)
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("document_id", DataType.VARCHAR, max_length=64)
+    schema.add_field("ordinal", DataType.INT64)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
+    schema.add_field("indexed", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT, enable_analyzer=True,
+                     analyzer_params=ANALYZER)  # fmt: skip
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("place", DataType.JSON)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["indexed"],
+                                 output_field_names=["sparse"]))  # fmt: skip
+    index = client.prepare_index_params()
+    index.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
+    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+    _create(client, name, schema, index)
+    return name
+
+
+def chunk_collections(client: MilvusClient, kb: str) -> list[str]:
+    """Every chunk collection of `kb`, of any generation."""
+    prefix = _chunks_prefix(kb)
+    return [name for name in client.list_collections() if name.startswith(prefix) and name[len(prefix) :].isdigit()]
+
+
+def rows(client: MilvusClient, collection: str, where: str, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Every row of `collection` matching the filter expression `where`, with `fields`, a page at a time."""
+    pages = client.query_iterator(collection, batch_size=PAGE, filter=where, output_fields=list(fields))
+    try:
+        while page := pages.next():
+            yield from page
+    finally:
+        pages.close()
+
+
+def quoted(value: str) -> str:
+    """`value` as a string literal of Milvus's filter expressions."""
+    return json.dumps(value)
+
+
+def one_of(field: str, values: Sequence[Any]) -> str:
+    """The filter expression `field in [values]`."""
+    return f"{field} in {json.dumps(list(values))}"
+
+
+def _create(client: MilvusClient, name: str, schema: Any, index: Any) -> None:
+    """Create, index and load a collection; the index is not waited for (Milvus's load waits for it, while
+    pymilvus would poll every half second)."""
+    client.create_collection(name, schema=schema, consistency_level="Strong")
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
+
+
+def _placeholder_index(client: MilvusClient) -> Any:
+    index = client.prepare_index_params()
+    index.add_index("_v", index_type="FLAT", metric_type="L2")
+    return index
+
+
+def _settings_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("settings", DataType.JSON)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def _documents_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=160)
+    schema.add_field("kb", DataType.VARCHAR, max_length=64)
+    schema.add_field("id", DataType.VARCHAR, max_length=64)
+    schema.add_field("filename", DataType.VARCHAR, max_length=4096)
+    schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+    schema.add_field("size", DataType.INT64)
+    schema.add_field("created", DataType.INT64)
+    schema.add_field("metadata", DataType.JSON)
+    schema.add_field("chunk_count", DataType.INT64)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def _operations_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=700)
+    schema.add_field("kb", DataType.VARCHAR, max_length=64)
+    schema.add_field("document_id", DataType.VARCHAR, max_length=64)
+    schema.add_field("operation", DataType.VARCHAR, max_length=16)
+    schema.add_field("owner", DataType.VARCHAR, max_length=512)
+    schema.add_field("updated", DataType.INT64)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def _texts_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=200)
+    schema.add_field("kb", DataType.VARCHAR, max_length=64)
+    schema.add_field("document_id", DataType.VARCHAR, max_length=64)
+    schema.add_field("part", DataType.INT64)
+    schema.add_field("body", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
