@@ -15,13 +15,15 @@ from pathlib import Path
 from tuner.config import Recipe
 from tuner.formats import DatasetError, load_conversations, read_records
 from tuner.preferences import detect_preference_format, load_preferences
+from tuner.prompts import read_prompts
 
 PAIRED = {"dpo": True, "orpo": True, "reward": True, "kto": False}
 """Preference methods -> whether they train on pairs (else on labelled single answers)."""
 
 
 def check_file(path: Path) -> dict:
-    """The file's format and row count, every row checked; chats for SFT or preferences for the others."""
+    """The file's format and row count, every row checked; chats for SFT, preferences for the preference methods,
+    or prompts (chats ending with the user's turn, or ``prompt`` rows) for GRPO."""
     path = Path(path)
     first = next(iter(read_records(path)), None)
     if first is None:
@@ -29,7 +31,14 @@ def check_file(path: Path) -> dict:
     try:
         detect_preference_format(path, *first)
     except DatasetError:
-        data = load_conversations(path)
+        try:
+            data = load_conversations(path)
+        except DatasetError:
+            try:  # prompts to sample answers to (GRPO, reinforcement fine-tuning)
+                return {"format": "prompts", "rows": len(read_prompts(path)), "methods": ["grpo"]}
+            except DatasetError:
+                pass
+            raise
         return {"format": data.format, "rows": len(data.rows), "methods": ["sft"]}
     data = load_preferences(path)
     methods = [method for method, paired in PAIRED.items() if paired == data.paired]

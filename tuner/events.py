@@ -46,7 +46,8 @@ class EventsFile(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         metrics = {k: v for k, v in self.latest.items() if k in ("loss", "eval_loss", "mean_token_accuracy",
-                                                                 "eval_mean_token_accuracy")}  # fmt: skip
+                                                                 "eval_mean_token_accuracy", "reward",
+                                                                 "eval_reward")}  # fmt: skip
         self._write(state, {"type": "checkpoint", "step": state.global_step, "path": str(path), "metrics": metrics})
 
 

@@ -15,19 +15,15 @@ training (TRL's ``eval_reward``). Every field of TRL's ``GRPOConfig`` can be set
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tuner.config import Recipe
-from tuner.formats import DatasetError, openai_messages, read_records
 from tuner.generation import greedy_answers
 from tuner.grader_reward import ITEM_COLUMN, grader_reward
 from tuner.manifest import file_sha256
+from tuner.prompts import Prompt, read_prompts
 from tuner.rewards import REWARD_FUNCTIONS, load_reward_model, model_reward
 from tuner.training import TrainingError, callbacks, publish, split_held_out, start, train, trl_config
-
-Prompt = tuple[list[dict], str]
-"""A prompt's chat messages, and its whole row as JSON text (a grader's ``item``)."""
 
 
 def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
@@ -81,27 +77,6 @@ def datasets(recipe) -> tuple[list[Prompt], list[Prompt], dict]:
     if recipe.eval_dataset:
         return prompts, read_prompts(Path(recipe.eval_dataset)), {}
     return split_held_out(recipe, prompts, repr)
-
-
-def read_prompts(path: Path) -> list[Prompt]:
-    """The prompts of a JSONL (or .json, .csv, .parquet) of ``{"prompt": str | messages}`` or OpenAI's
-    ``{"messages": [...]}`` ending with a user turn, as chat messages, each with its row."""
-    out = []
-    for where, row in read_records(path):
-        prompt = row.get("prompt", row.get("messages"))
-        if isinstance(prompt, str) and prompt.strip():
-            messages = [{"role": "user", "content": prompt}]
-        elif isinstance(prompt, list) and prompt:
-            messages = openai_messages(path, where, {"messages": prompt})
-            if messages[-1]["role"] != "user":
-                raise DatasetError(f"{path}:{where}: the last message must be the user's: the model answers it")
-        else:
-            raise DatasetError(f"{path}:{where}: 'prompt' (a non-empty string or list of messages) or 'messages' "
-                               "is needed")  # fmt: skip
-        out.append((messages, json.dumps(row)))
-    if not out:
-        raise DatasetError(f"{path}: no rows")
-    return out
 
 
 def _mean_reward(model, tokenizer, prompts: list[Prompt], rewards: list, recipe: Recipe) -> float | None:

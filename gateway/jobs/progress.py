@@ -21,8 +21,9 @@ from gateway.jobs.ids import new_id
 from gateway.jobs.protocol import Checkpoint, CheckpointMetrics, JobEvent
 
 RENAMED = {"loss": "train_loss", "eval_loss": "valid_loss", "mean_token_accuracy": "train_mean_token_accuracy",
-           "eval_mean_token_accuracy": "valid_mean_token_accuracy"}  # fmt: skip
-"""transformers' log names -> OpenAI's metric names."""
+           "eval_mean_token_accuracy": "valid_mean_token_accuracy", "reward": "train_reward_mean",
+           "eval_reward": "valid_reward_mean"}  # fmt: skip
+"""transformers' and TRL's log names -> OpenAI's metric names (GRPO's rewards: reinforcement jobs)."""
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Progress:
             data = {"step": step, "total_steps": total} | {
                 RENAMED.get(k, k): v for k, v in entry.items() if k not in ("type", "step", "max_steps")
             }
-            shown = ", ".join(f"{k}={data[k]:.4g}" for k in ("train_loss", "valid_loss") if k in data)
+            shown = ", ".join(f"{k}={data[k]:.4g}" for k in ("train_loss", "valid_loss", "train_reward_mean",
+                                                              "valid_reward_mean") if k in data)  # fmt: skip
             found.events.append(
                 JobEvent(
                     id=new_id("ftevent"),

@@ -1,7 +1,7 @@
 """OpenAI's files and fine-tuning wire models, as lorag takes and sends them; fields in the reference's order.
 
-Requests: :class:`JobCreate` with OpenAI's ``method`` (``supervised`` or ``dpo``, with their
-hyperparameters, ``"auto"`` allowed) and lorag's extension ``lorag`` (any recipe field: another
+Requests: :class:`JobCreate` with OpenAI's ``method`` (``supervised``, ``dpo`` or ``reinforcement`` with
+its grader, with their hyperparameters, ``"auto"`` allowed) and lorag's extension ``lorag`` (any recipe field: another
 method such as ``kto``, a tuning type, LoRA settings). Responses: :class:`FileObject`,
 :class:`Job`, :class:`JobEvent`, :class:`Checkpoint` and the paginated :class:`Page`. Lorag
 extensions are marked ``# extension``. This module knows nothing about storage or training.
@@ -73,13 +73,40 @@ class MethodSettings(BaseModel):
     hyperparameters: Hyperparameters = Hyperparameters()
 
 
+class ReinforcementHyperparameters(BaseModel):
+    """OpenAI's reinforcement fine-tuning hyperparameters; each maps onto GRPO's (docs/fine-tuning-api.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: Annotated[int, Field(ge=1, le=1024)] | Auto = "auto"
+    compute_multiplier: Annotated[float, Field(gt=0, le=16)] | Auto = Field(
+        "auto", description="Samples per prompt: 4 times this (at least 2); auto: 4."
+    )
+    eval_interval: Annotated[int, Field(ge=1, le=1_000_000)] | Auto = Field(
+        "auto", description="Training steps between rewards on the validation file; auto: once, at the end."
+    )
+    eval_samples: Annotated[int, Field(ge=1, le=64)] | Auto = Field(
+        "auto", description="Samples per validation prompt; auto: as many as in training."
+    )
+    learning_rate_multiplier: Annotated[float, Field(gt=0, le=1000)] | Auto = "auto"
+    n_epochs: Annotated[int, Field(ge=1, le=10000)] | Auto = "auto"
+    reasoning_effort: Literal["default", "low", "medium", "high"] | None = None
+
+
+class ReinforcementSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grader: dict[str, Any] = Field(description="The grader, in OpenAI's shape; checked as graders/validate does.")
+    hyperparameters: ReinforcementHyperparameters = ReinforcementHyperparameters()
+
+
 class Method(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: MethodSettings | None = None
     dpo: MethodSettings | None = None
-    reinforcement: dict | None = None
+    reinforcement: ReinforcementSettings | None = None
 
 
 class JobCreate(BaseModel):
@@ -116,6 +143,10 @@ class ResolvedHyperparameters(BaseModel):
     learning_rate_multiplier: float | Auto
     n_epochs: int | Auto
     beta: float | Auto | None = Field(None, exclude_if=lambda v: v is None)
+    compute_multiplier: float | Auto | None = Field(None, exclude_if=lambda v: v is None)
+    eval_interval: int | Auto | None = Field(None, exclude_if=lambda v: v is None)
+    eval_samples: int | Auto | None = Field(None, exclude_if=lambda v: v is None)
+    reasoning_effort: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class Job(BaseModel):
@@ -160,6 +191,8 @@ class CheckpointMetrics(BaseModel):
     valid_mean_token_accuracy: float | None = None
     full_valid_loss: float | None = None
     full_valid_mean_token_accuracy: float | None = None
+    train_reward_mean: float | None = None  # reinforcement: the mean reward of the step's samples
+    valid_reward_mean: float | None = None  # reinforcement: the mean reward on the validation file
 
 
 class Checkpoint(BaseModel):

@@ -1,9 +1,14 @@
 """A fine-tuning job request turned into a tuner recipe, and OpenAI's ``"auto"`` hyperparameters resolved.
 
-OpenAI's ``method.type`` picks the tuner's method (``supervised`` -> ``sft``, ``dpo`` -> ``dpo``);
-its hyperparameters become recipe fields (``n_epochs`` -> ``num_train_epochs``, ``batch_size``,
-``learning_rate_multiplier``, ``beta``). One left ``"auto"`` (or out) is left out of the recipe, so
-the tuner's ``auto`` policy chooses it from the data and the model; the job shows the value once
+OpenAI's ``method.type`` picks the tuner's method (``supervised`` -> ``sft``, ``dpo`` -> ``dpo``,
+``reinforcement`` -> ``grpo`` with the grader as its reward); its hyperparameters become recipe fields
+(``n_epochs`` -> ``num_train_epochs``, ``batch_size``, ``learning_rate_multiplier``, ``beta``; for
+reinforcement ``compute_multiplier`` -> ``num_generations``, 4 per unit, ``eval_interval`` -> ``eval_steps``,
+``eval_samples`` -> ``num_generations_eval``, and ``reasoning_effort`` refused: lorag's models do not reason).
+A grader is checked as ``graders/validate`` checks it; model graders are refused in jobs (the training
+process has no judge to ask yet), python graders unless the operator allows them. A hyperparameter left
+``"auto"`` (or out) is left out of the recipe, so the tuner's ``auto`` policy chooses it from the data and the
+model; the job shows the value once
 training starts (:mod:`gateway.jobs.progress`). The ``lorag`` extension adds the recipe fields
 :mod:`gateway.jobs.extension` allows, ``method`` included (``kto``, ``orpo``, ``grpo``), each
 bounded; the tuner validates the recipe again when the job is checked. The fields a job sets
@@ -19,8 +24,11 @@ from pathlib import Path
 from gateway.errors import invalid
 from gateway.jobs.extension import checked
 from gateway.jobs.protocol import Hyperparameters, JobCreate, ResolvedHyperparameters
+from graders import GraderError, requirements, validate_grader
 
-METHODS = {"supervised": "sft", "dpo": "dpo"}
+METHODS = {"supervised": "sft", "dpo": "dpo", "reinforcement": "grpo"}
+SAMPLES_PER_UNIT = 4
+"""Samples per prompt for ``compute_multiplier`` 1 (GRPO's ``num_generations``; lorag's default for grpo too)."""
 SET_BY_JOBS = {"name", "model", "dataset", "eval_dataset", "events_file", "overwrite", "resume_from_checkpoint"}
 """Recipe fields a job sets itself: the ``lorag`` extension may not."""
 NOT_SERVABLE = {
@@ -38,13 +46,9 @@ def job_method(request: JobCreate) -> tuple[str, Hyperparameters]:
     if request.method is None:
         return "supervised", request.hyperparameters or Hyperparameters()
     kind = request.method.type
-    if kind == "reinforcement":
-        raise invalid(
-            "method.type",
-            "reinforcement fine-tuning with OpenAI's graders is not supported: train online RL with "
-            "lorag={'method': 'grpo', 'reward_functions': [...]}, or use 'supervised' or 'dpo'",
-        )
     settings = getattr(request.method, kind)
+    if kind == "reinforcement" and settings is None:
+        raise invalid("method.reinforcement", "a reinforcement job needs method.reinforcement.grader")
     return kind, settings.hyperparameters if settings else Hyperparameters()
 
 
@@ -52,14 +56,29 @@ def resolve(kind: str, given: Hyperparameters) -> ResolvedHyperparameters:
     """The job's hyperparameters as created: given values checked, ``"auto"`` kept until the tuner chooses;
     ``beta`` only for DPO."""
     values = given.model_dump()
+    effort = values.pop("reasoning_effort", None)
+    if effort not in (None, "default"):
+        raise invalid("method.reinforcement.hyperparameters.reasoning_effort",
+                      "reasoning_effort is for reasoning models; the models lorag serves do not reason")  # fmt: skip
     if kind == "dpo":
         values["beta"] = "auto" if values["beta"] is None else values["beta"]
-    elif values["beta"] is not None:
+    elif values.get("beta") is not None:
         raise invalid("method.supervised.hyperparameters.beta", "beta is a DPO hyperparameter")
     for name, value in values.items():
         if value not in (None, "auto") and value <= 0:
             raise invalid(f"method.{kind}.hyperparameters.{name}", f"{name} must be above 0, not {value}")
     return ResolvedHyperparameters(**values)
+
+
+def check_grader(grader: dict, allow_python: bool, param: str) -> None:
+    """400 naming the field for a grader a job cannot train with."""
+    try:
+        found = requirements(validate_grader(grader, allow_python, where=param))
+    except GraderError as e:
+        raise invalid(e.param, str(e)) from None
+    if "judge" in found:
+        raise invalid(param, "score_model and label_model graders are not supported in fine-tuning jobs yet: use "
+                             "them through graders/run, or train with `lorag finetune` and judge_base_url")  # fmt: skip
 
 
 def fine_tuned_name(base: str, suffix: str | None, job_id: str) -> str:
@@ -71,7 +90,7 @@ def fine_tuned_name(base: str, suffix: str | None, job_id: str) -> str:
 
 def recipe_for(
     request: JobCreate, kind: str, hyperparameters: ResolvedHyperparameters, name: str, training: Path,
-    validation: Path | None, admin: bool = False, folders: list[Path] = (),
+    validation: Path | None, admin: bool = False, folders: list[Path] = (), allow_python: bool = False,
 ) -> dict:  # fmt: skip
     """The recipe fields of the job: its data, OpenAI's hyperparameters, then the ``lorag`` extension (checked
     against :mod:`gateway.jobs.extension`'s allow-list; an admin's paths only inside ``folders``)."""
@@ -90,6 +109,17 @@ def recipe_for(
         "learning_rate_multiplier": hyperparameters.learning_rate_multiplier,
         "beta": hyperparameters.beta,
     }
+    if kind == "reinforcement":
+        check_grader(request.method.reinforcement.grader, allow_python, "method.reinforcement.grader")
+        recipe["graders"] = request.method.reinforcement.grader
+        samples = hyperparameters.compute_multiplier
+        if samples not in (None, "auto"):
+            given["num_generations"] = max(2, round(SAMPLES_PER_UNIT * samples))
+        given |= {"eval_steps": hyperparameters.eval_interval, "num_generations_eval": hyperparameters.eval_samples}
+        if hyperparameters.batch_size == "auto":  # a step's samples must fill whole groups
+            given["batch_size"] = given.get("num_generations", SAMPLES_PER_UNIT)
+    elif "graders" in extension:
+        check_grader(extension["graders"], allow_python, "lorag.graders")
     recipe |= {field: value for field, value in given.items() if value not in (None, "auto")}  # fmt: skip
     if validation is not None:
         recipe["eval_dataset"] = str(validation)

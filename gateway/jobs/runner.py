@@ -192,7 +192,8 @@ class Runner:
             job = self.store.job(job_id)
             resolved = ResolvedHyperparameters(**job.hyperparameters.model_dump() | found.hyperparameters)
             kind = job.method["type"]
-            method = job.method | {kind: {"hyperparameters": resolved.model_dump(exclude_none=True)}}
+            method = job.method | {kind: job.method.get(kind, {}) | {"hyperparameters": resolved.model_dump(
+                exclude_none=True)}}  # fmt: skip
             changes |= {"hyperparameters": resolved, "method": method}
         if changes:
             self.update(job_id, pid=pid, **changes)

@@ -49,9 +49,11 @@ class FineTuning:
     def __init__(
         self, folder: Path, adapters_dir: Path, cache_dir: Path, base_model: Callable[[], str],
         base_model_dir: Callable[[], Path], serve: Serve, max_file_bytes: int, max_jobs: int = 1,
-        quota_bytes: int = 0,
+        quota_bytes: int = 0, allow_python_graders: bool = False,
     ):  # fmt: skip
-        """``quota_bytes``: the most one key may keep stored in files (0: no limit)."""
+        """``quota_bytes``: the most one key may keep stored in files (0: no limit); ``allow_python_graders``:
+        whether a reinforcement job's grader may be python code."""
+        self.allow_python_graders = allow_python_graders
         self.folder, self.files_dir = Path(folder), Path(folder) / "files"
         self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
         self.base_model, self.base_model_dir, self.serve = base_model, base_model_dir, serve
@@ -194,13 +196,15 @@ class FineTuning:
         job_id = new_id("ftjob")
         name = fine_tuned_name(base, request.suffix, job_id)
         folders = [self.adapters_dir, self.folder]
-        recipe = recipe_for(request, kind, hyperparameters, name, training, validation, admin, folders)
+        recipe = recipe_for(request, kind, hyperparameters, name, training, validation, admin, folders,
+                            self.allow_python_graders)  # fmt: skip
         job = Job(
             id=job_id, created_at=int(time.time()), hyperparameters=hyperparameters, model=base,
             seed=request.seed if request.seed is not None else 42, status="validating_files",
             training_file=request.training_file, validation_file=request.validation_file,
             integrations=request.integrations, metadata=request.metadata, user_provided_suffix=request.suffix,
-            method={"type": kind, kind: {"hyperparameters": hyperparameters.model_dump(exclude_none=True)}},
+            method={"type": kind, kind: {"hyperparameters": hyperparameters.model_dump(exclude_none=True)}
+                    | ({"grader": recipe["graders"]} if kind == "reinforcement" else {})},
             lorag=request.lorag,
         )  # fmt: skip
         self.store.add_job(job, recipe)

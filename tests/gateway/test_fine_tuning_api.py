@@ -146,6 +146,21 @@ def test_a_bad_row_is_refused_with_its_line_and_nothing_is_stored(trainer, tmp_p
     assert not [p for p in (served.adapters_dir.parent / "adapters-jobs" / "files").iterdir() if p.name.startswith(".")]
 
 
+CAPITAL = {"type": "string_check", "name": "capital", "input": "{{ sample.output_text }}",
+           "reference": "{{ item.reference_answer }}", "operation": "ilike"}  # fmt: skip
+
+
+PYTHON = {"type": "python", "name": "p", "source": "def grade(sample, item):\n    return 1\n"}
+JUDGED = {"type": "score_model", "name": "j", "input": [{"role": "user", "content": "Good?"}]}
+
+
+def reinforcement(grader: dict = CAPITAL, **hyperparameters) -> dict:
+    return {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": hyperparameters}}
+
+
+THINKING = reinforcement(reasoning_effort="high")
+
+
 def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, tmp_path):
     served, base = trainer
     client = served.client()
@@ -155,7 +170,11 @@ def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, t
     wrong = {
         "model": good | {"model": "gpt-4o-mini"},
         "training_file": good | {"training_file": "file-nope"},
-        "method.type": good | {"method": {"type": "reinforcement"}},
+        "method.reinforcement": good | {"method": {"type": "reinforcement"}},
+        "method.reinforcement.hyperparameters.reasoning_effort": good | {"method": THINKING},
+        "method.reinforcement.grader.operation": good | {"method": reinforcement(CAPITAL | {"operation": "is"})},
+        "method.reinforcement.grader.type": good | {"method": reinforcement(PYTHON)},
+        "method.reinforcement.grader": good | {"method": reinforcement(JUDGED | {"model": base})},
         "lorag.dataset": good | {"extra_body": {"lorag": {"dataset": "/etc/x"}}},
         "lorag.peft_method": good | {"extra_body": {"lorag": {"peft_method": "full"}}},
         "lorag.method": good | {"extra_body": {"lorag": {"method": "reward"}}},
@@ -177,6 +196,31 @@ def test_a_job_request_that_cannot_run_is_refused_before_it_is_stored(trainer, t
     with pytest.raises(openai.NotFoundError):
         client.fine_tuning.jobs.retrieve("ftjob-nope")
     assert len(client.fine_tuning.jobs.list().data) == count
+
+
+def test_a_reinforcement_job_trains_with_its_grader_reports_rewards_and_is_served_at_once(trainer, tmp_path):
+    served, base = trainer
+    client = served.client()
+    rows = [{"messages": [{"role": "user", "content": f"Capital of {c}?"}], "reference_answer": a}
+            for c, a in (("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"))]  # fmt: skip
+    text = "".join(json.dumps(row) + "\n" for row in rows * 3)
+    file, held_out = upload(client, tmp_path, text), upload(client, tmp_path, text[: len(text) // 3], "valid.jsonl")
+    job = client.fine_tuning.jobs.create(
+        model=base, training_file=file.id, validation_file=held_out.id, suffix="rft",
+        method=reinforcement(n_epochs=1, batch_size=6, compute_multiplier=0.5, eval_interval=1,
+                             learning_rate_multiplier=10),
+        extra_body={"lorag": {"max_completion_length": 4, "replay_prompts": None}},
+    )  # fmt: skip
+    assert job.method.type == "reinforcement" and job.method.reinforcement.grader.name == "capital"
+    job = finished(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.method.reinforcement.hyperparameters.compute_multiplier == 0.5
+    events = client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+    metrics = [e.data for e in events if e.type == "metrics" and e.data]
+    assert any("train_reward_mean" in m for m in metrics) and any("valid_reward_mean" in m for m in metrics)
+    assert any("reward_before" in e.message for e in events)
+    reply = client.chat.completions.create(model=job.fine_tuned_model, messages=rows[0]["messages"], max_tokens=4)
+    assert reply.model == job.fine_tuned_model
 
 
 def test_a_job_the_tuner_refuses_fails_with_the_reason(trainer, tmp_path):
