@@ -7,20 +7,21 @@ own process so its peak memory is its own. Throughput is preference pairs per se
 steps, after warm-up steps.
 
 Arms:
-  trl     DPOTrainer(DPOConfig()) with TRL's defaults (gradient checkpointing on), except bf16=False:
-          TRL's bf16 default refuses to start on a CPU without bf16 support
+  trl     DPOTrainer(DPOConfig()) with TRL's defaults (gradient checkpointing on), except bf16=False on
+          CPU: TRL's bf16 default refuses to start on a CPU without bf16 support
   lorag   `method: dpo` as `lorag finetune` runs it
 
-    python bench/dpo_throughput.py [--steps 6] [--warmup 2] [--arms lorag,trl]
+Where CUDA is, both arms train in bf16 and the memory compared is the GPU's peak allocation.
+
+    python bench/dpo_throughput.py [--steps 6] [--warmup 2] [--batch 4] [--arms lorag,trl]
 """
 
 from __future__ import annotations
 
-import resource
 import tempfile
 from pathlib import Path
 
-from training_arms import run_arms, timed_train
+from training_arms import SAME_ROWS, memory_column, peak_memory, run_arms, timed_train, trl_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tuner" / "data" / "brevity" / "trimmed-pairs.jsonl"
@@ -29,14 +30,14 @@ ARMS = ["trl", "lorag"]
 BATCH, RANK, ALPHA = 4, 8, 16
 
 
-def trl_trainer(model_dir: Path, steps: int, out: Path):
+def trl_trainer(model_dir: Path, steps: int, out: Path, batch: int = BATCH):
     from datasets import load_dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=BATCH, logging_steps=1,
-                     save_strategy="no", report_to="none", bf16=False)  # fmt: skip
+    args = DPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, logging_steps=1,
+                     save_strategy="no", report_to="none", **trl_precision())  # fmt: skip
     return DPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
         args=args,
@@ -46,42 +47,44 @@ def trl_trainer(model_dir: Path, steps: int, out: Path):
     )
 
 
-def lorag_trainer(model_dir: Path, steps: int, out: Path):
+def lorag_trainer(model_dir: Path, steps: int, out: Path, batch: int = BATCH):
     from trl import DPOTrainer
 
     from tuner.config import Recipe
     from tuner.preference_training import build_preference_trainer
 
-    recipe = Recipe(name="bench", method="dpo", dataset=str(DATA), max_steps=steps, batch_size=BATCH, lora_r=RANK,
-                    lora_alpha=ALPHA, logging_steps=1, save_steps=10**9)  # fmt: skip
+    recipe = Recipe(name="bench", method="dpo", dataset=str(DATA), max_steps=steps, batch_size=batch, lora_r=RANK,
+                    lora_alpha=ALPHA, logging_steps=1, save_steps=10**9,
+                    **SAME_ROWS)  # fmt: skip
     return build_preference_trainer(recipe, DPOTrainer, True, model_dir, out)[0]
 
 
-def measure(arm: str, model_dir: Path, steps: int, warmup: int) -> dict:
+def measure(arm: str, model_dir: Path, steps: int, warmup: int, batch: int = BATCH) -> dict:
     """Train one arm in this process; pairs/s over the steps after ``warmup``."""
     with tempfile.TemporaryDirectory() as out:
-        trainer = (trl_trainer if arm == "trl" else lorag_trainer)(model_dir, warmup + steps, Path(out))
+        trainer = (trl_trainer if arm == "trl" else lorag_trainer)(model_dir, warmup + steps, Path(out), batch)
         seconds = timed_train(trainer, warmup)
     return {
         "arm": arm,
-        "pairs_per_s": steps * BATCH / seconds,
+        "pairs_per_s": steps * batch / seconds,
         "s_per_step": seconds / steps,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-    }
+        "bf16": bool(trainer.args.bf16),
+    } | peak_memory()
 
 
 def report(results: list[dict], args) -> None:
     peer = next((r for r in results if r["arm"] == "trl"), results[0])
-    print(f"\nDPO throughput, {args.steps} timed steps, batch {BATCH}, LoRA r={RANK} all-linear, {args.model_dir.name}")
-    header = ("arm", "pairs/s", "s/step", "peak RSS GiB", "speed vs peer", "memory vs peer")
+    memory, label = memory_column(results)
+    print(f"\nDPO throughput, {args.steps} steps, batch {args.batch}, LoRA r={RANK} all-linear,", args.model_dir.name)
+    header = ("arm", "pairs/s", "s/step", label, "speed vs peer", "memory vs peer")
     print("{:<8} {:>8} {:>7} {:>13} {:>14} {:>15}".format(*header))
     for r in results:
         print(
-            f"{r['arm']:<8} {r['pairs_per_s']:>8.2f} {r['s_per_step']:>7.2f} {r['peak_rss_gib']:>13.2f} "
-            f"{r['pairs_per_s'] / peer['pairs_per_s']:>13.2f}x {r['peak_rss_gib'] / peer['peak_rss_gib']:>14.2f}x"
+            f"{r['arm']:<8} {r['pairs_per_s']:>8.2f} {r['s_per_step']:>7.2f} {r[memory]:>13.2f} "
+            f"{r['pairs_per_s'] / peer['pairs_per_s']:>13.2f}x {r[memory] / peer[memory]:>14.2f}x"
         )
     print(f"(peer: {peer['arm']})")
 
 
 if __name__ == "__main__":
-    run_arms(__file__, __doc__, ARMS, measure, report, STEPS)
+    run_arms(__file__, __doc__, ARMS, measure, report, STEPS, BATCH)

@@ -97,6 +97,15 @@ async def throughput(
     engine, adapters: list[str | None], concurrency: int, max_tokens: int, requests: int = REQUESTS
 ) -> float:
     """Output tokens/s for ``requests`` requests cycling through ``adapters``, ``concurrency`` at a time."""
+    tokens, seconds = await timed_requests(engine, adapters, concurrency, max_tokens, requests)
+    return tokens / seconds
+
+
+async def timed_requests(
+    engine, adapters: list[str | None], concurrency: int, max_tokens: int, requests: int
+) -> tuple[int, float]:
+    """(output tokens, seconds) of ``requests`` greedy requests cycling through ``adapters``, ``concurrency`` at a
+    time."""
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
     slots = asyncio.Semaphore(concurrency)
 
@@ -107,7 +116,7 @@ async def throughput(
 
     start = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(requests)))
-    return sum(r.completion_tokens for r in results) / (time.perf_counter() - start)
+    return sum(r.completion_tokens for r in results), time.perf_counter() - start
 
 
 async def load_latency(engine, spec: AdapterSpec) -> float:

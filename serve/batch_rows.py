@@ -67,10 +67,11 @@ class Rows(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         self.between_steps()
+        tokens = input_ids[:, -1].tolist()  # one copy from the device per step, not one per row
         for row, request in enumerate(self.requests):
             if request.done:
                 continue
-            token = int(input_ids[row, -1])
+            token = tokens[row]
             if request.cancelled:
                 request.done = True
             elif token in self.eos_ids:

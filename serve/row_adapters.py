@@ -139,9 +139,10 @@ def batch_inputs(
     slots = [row.embeddings.shape[0] if isinstance(row, PromptTuning) else 0 for row in rows]
     ids = [[pad_id] * n + prompt for n, prompt in zip(slots, prompts, strict=True)]  # placeholders, then the prompt
     width = max(len(row) for row in ids)
-    starts = [width - len(row) for row in ids]
-    input_ids = torch.tensor([[pad_id] * start + row for start, row in zip(starts, ids, strict=True)])
-    attention_mask = torch.tensor([[0] * start + [1] * len(row) for start, row in zip(starts, ids, strict=True)])
+    starts, device = [width - len(row) for row in ids], model.device  # the batch lives where the weights do
+    input_ids = torch.tensor([[pad_id] * start + row for start, row in zip(starts, ids, strict=True)], device=device)
+    mask = [[0] * start + [1] * len(row) for start, row in zip(starts, ids, strict=True)]
+    attention_mask = torch.tensor(mask, device=device)
     prefixes = [row if isinstance(row, PrefixTuning) else None for row in rows]
     cache = None
     if any(prefixes):
@@ -153,7 +154,7 @@ def batch_inputs(
 def _prefix_cache(model: torch.nn.Module, prefixes: list[PrefixTuning | None]) -> tuple[DynamicCache, torch.Tensor]:
     """A KV cache holding each row's prefix, right-aligned in ``max P`` slots, and the mask of those slots."""
     slots = max(p.length for p in prefixes if p)
-    mask = torch.zeros(len(prefixes), slots, dtype=torch.long)
+    mask = torch.zeros(len(prefixes), slots, dtype=torch.long, device=model.device)
     for row, prefix in enumerate(prefixes):
         if prefix:
             mask[row, slots - prefix.length :] = 1
@@ -169,7 +170,7 @@ def _prefix_cache(model: torch.nn.Module, prefixes: list[PrefixTuning | None]) -
             if tensors is not None:
                 keys[row, :, slots - tensors[0].shape[1] :] = tensors[0]
                 values[row, :, slots - tensors[1].shape[1] :] = tensors[1]
-        cache.update(keys, values, layer, cache_kwargs={"cache_position": torch.arange(slots)})
+        cache.update(keys, values, layer, cache_kwargs={"cache_position": torch.arange(slots, device=model.device)})
     return cache, mask
 
 
