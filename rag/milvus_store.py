@@ -217,7 +217,8 @@ class MilvusKnowledgeBase:
             records = self.database.documents()
             sources = self.database.sources([record.id for record in records])
             cut = {record.id: split_document(source, chunking, embedder.count_tokens)
-                   for record in records if (source := sources[record.id]) is not None}  # fmt: skip
+                   for record in tqdm(records, desc="re-splitting", unit="doc", disable=not progress)
+                   if (source := sources[record.id]) is not None}  # fmt: skip
             vectors = embed_all(
                 embedder, [c.indexed_text for chunks in cut.values() for c in chunks], progress=progress
             )

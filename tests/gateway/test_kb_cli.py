@@ -11,14 +11,18 @@ from gateway.cli.main import app
 from tests.documents import docx_bytes, pdf_bytes
 
 
-@pytest.fixture
-def lorag(tmp_path, monkeypatch):
+@pytest.fixture(params=["folder", "milvus"])
+def lorag(request, tmp_path, monkeypatch):
     """``lorag(*args)`` -> the CliRunner result (progress bars go to stderr, so parse ``stdout``).
 
-    LORAG_KB_DIR is in tmp_path; knowledge bases use the hashing embedder.
+    LORAG_KB_DIR is in tmp_path, or (the milvus run) knowledge bases are in a fresh database of the session's
+    Milvus; they use the hashing embedder.
     """
     monkeypatch.setenv("LORAG_KB_DIR", str(tmp_path / "kbs"))
     monkeypatch.setenv("LORAG_EMBEDDER", "hashing-256")
+    if request.param == "milvus":
+        monkeypatch.setenv("LORAG_MILVUS_URI", request.getfixturevalue("milvus_uri"))
+        monkeypatch.setenv("LORAG_MILVUS_DB", request.getfixturevalue("milvus_db"))
     runner = CliRunner()
 
     def run(*args: str, input: str | None = None):

@@ -1,7 +1,9 @@
 """Knowledge bases through the HTTP API and RAG chat through the openai client, on the fake engine.
 
 The fake engine echoes the last user turn, so a retrieval-augmented answer shows exactly which
-sources went into the prompt. Knowledge bases use the hashing embedder (see ``fake_settings``).
+sources went into the prompt. Knowledge bases use the hashing embedder (see ``fake_settings``), and
+every test runs on both backends: the folder, and Milvus (the session's milvus-lite server, a
+fresh database per test).
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ import pytest
 FACT = "The Zorblat bridge in Quenville was painted teal in 1987 by the harbour guild."
 OTHER = "Sourdough bread needs a starter of flour and water that is fed every day."
 QUESTION = [{"role": "user", "content": "What colour is the Zorblat bridge?"}]
+
+
+@pytest.fixture(params=["folder", "milvus"])
+def make_gateway(request, make_gateway):
+    """The conftest's ``make_gateway``, on the folder or on Milvus."""
+    if request.param == "folder":
+        return make_gateway
+    milvus = {"milvus_uri": request.getfixturevalue("milvus_uri"), "milvus_db": request.getfixturevalue("milvus_db")}
+    return lambda engine=None, **settings: make_gateway(engine, **(milvus | settings))
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway()
 
 
 def upload(http, kb: str, *files: tuple[str, bytes], **form):
