@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := tuner/configs/lorag-identity.yaml
 
-.PHONY: install model finetune serve up test test-fast bench bench-defaults lint
+.PHONY: install model finetune serve up test test-fast bench bench-defaults gpu-wheels lint
 
 install: $(VENV)/.installed $(VENV)/.embedded
 
@@ -61,6 +61,11 @@ bench: finetune
 # Small-data fine-tuning on defaults only: six tasks, three seeds each (about 1.5 hours on 2 CPU cores).
 bench-defaults: install
 	$(BIN)/python bench/defaults.py --out docs/results/defaults.md
+
+# The wheels bench/gpu_check.sh carries to a GPU machine whose image lacks them (TRL, datasets, pydantic, xgrammar
+# ...), for its CPython 3.12 on x86-64; prints what a device call would send (docs/serving.md, "On a GPU").
+gpu-wheels: install
+	$(BIN)/python bench/gpu_carry.py --download
 
 lint: install
 	$(BIN)/ruff check .

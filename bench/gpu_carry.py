@@ -31,6 +31,7 @@ WHEELS = [
     "pydantic-core==2.50.5",
     "annotated-types==0.8.0",
     "typing-inspection==0.4.5",
+    "typing-extensions==4.16.0",  # pydantic-core needs 4.14 or later (Sentinel); the image's may be older
     "xgrammar==0.2.8",  # the LocalEngine's structured outputs (imported with it)
     "apache-tvm-ffi==0.1.15.post2",  # xgrammar's
 ]

@@ -29,8 +29,8 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 cd "$ROOT" || exit 1
 
 if compgen -G "bench/gpu-wheels/*.whl" >/dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
-        bench/gpu-wheels/*.whl || { echo "gpu_check: installing bench/gpu-wheels failed"; exit 1; }
+    "$PYTHON" -m pip install -q --root-user-action=ignore --no-index --no-deps --no-compile --no-cache-dir \
+        --upgrade --target "$WORK/site" bench/gpu-wheels/*.whl || { echo "gpu_check: installing bench/gpu-wheels failed"; exit 1; }
     export PYTHONPATH="$WORK/site:$ROOT"
 else
     echo "gpu_check: no wheels in bench/gpu-wheels (make gpu-wheels); using what $PYTHON has"
