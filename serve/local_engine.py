@@ -1,8 +1,9 @@
 """LocalEngine: the base model and its adapters served in this process with transformers + peft.
 
 One copy of the base weights serves LoRA, IA3, prompt-tuning and prefix-tuning adapters. LoRA
-adapters are loaded into one ``PeftModel`` and chosen per row with PEFT's ``adapter_names``;
-the other types cannot live in that model, so ``serve.row_adapters`` applies them per row with
+adapters are loaded into one ``PeftModel`` and applied per row by ``serve.gathered_lora`` (two
+batched matmuls per layer, whatever the mix), or for DoRA and other variants by PEFT's own
+``adapter_names``; the other types cannot live in that model, so ``serve.row_adapters`` applies them per row with
 hooks, placeholder slots and KV-cache prefixes on the same base model. A worker thread takes the
 oldest waiting request plus every other waiting request with the same sampling settings (up to
 ``max_batch``), whatever their adapters and adapter types, and runs them as one ``generate``
@@ -18,6 +19,7 @@ its last running request ends. This module knows nothing about HTTP or the regis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -50,6 +52,7 @@ from serve.engine import (
     collect,
     prompt_ids,
 )
+from serve.gathered_lora import GatheredLora
 from serve.mid_batch import safe_mid_batch
 from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
 
@@ -97,6 +100,7 @@ class LocalEngine:
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
         self._compiler: Grammars | None = None
+        self._lora = GatheredLora()
         self._versions = itertools.count(1)
         self._changes: deque[_Change] = deque()  # made by the worker thread, in order
         self._waiting: deque[RowRequest] = deque()
@@ -228,6 +232,7 @@ class LocalEngine:
             row = load_row_adapter(spec.path, self.base)
             log.info("loaded %s adapter %s from %s", spec.peft_type, spec.name, spec.path)
             return row
+        self._lora.invalidate()
         if self.model is self.base:
             self.model = PeftModel.from_pretrained(self.base, str(spec.path), adapter_name=key).eval()
         else:
@@ -241,6 +246,7 @@ class LocalEngine:
         return None
 
     def _delete(self, name: str) -> None:
+        self._lora.invalidate()
         self.model.delete_adapter(name)
         if not self.model.peft_config:  # the last one: back to the plain model, LoRA layers removed
             self.model = self.model.unload()
@@ -296,13 +302,18 @@ class LocalEngine:
             kwargs, logprobs = sampling_kwargs(batch, inputs.input_ids.shape[1], self._grammars)
             rows = Rows(batch, self.eos_ids, functools.partial(self._make_changes, True), logprobs)
             kwargs |= {"stopping_criteria": StoppingCriteriaList([rows]), "pad_token_id": pad}
+            lora = contextlib.nullcontext()
             if batch[0].alone:  # a DoRA batch: all its rows are for one adapter, which PEFT runs as the active one
                 self.model.set_adapter(batch[0].adapter)
             elif self.model is not self.base:
-                kwargs["adapter_names"] = [r.adapter if r.adapter and r.row is None else BASE for r in batch]
+                keys = [r.adapter if r.adapter and r.row is None else None for r in batch]
+                if all(self._lora.supports(self.model, key) for key in keys if key):
+                    lora = self._lora.applied(self.model, keys)
+                else:
+                    kwargs["adapter_names"] = [key or BASE for key in keys]
             if batch[0].params.seed is not None:
                 torch.manual_seed(batch[0].params.seed)
-            with inputs.hooks(self.base):
+            with inputs.hooks(self.base), lora:
                 self.model.generate(**inputs.generate_kwargs(), **kwargs)
         for request in batch:
             if not request.done:

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
+import aiohttp
+import orjson
 from transformers import AutoTokenizer
 
 from serve.adapters import AdapterSpec, EngineLimits
@@ -106,7 +107,7 @@ class VllmEngine:
         self._loaded: dict[str, _Served] = {}
         self._versions = itertools.count(1)
         self._next = itertools.count()
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10))
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop that uses it
 
     async def start(self) -> VllmEngine:
         """Start the server (when no URLs were given) and wait until every replica is healthy."""
@@ -130,7 +131,8 @@ class VllmEngine:
         """The smallest ``max_model_len`` the replicas report for the base model (None if none says)."""
         lengths = []
         for url in self.urls:
-            listing = (await self._client.get(f"{url}/v1/models")).json()
+            async with self._client().get(f"{url}/v1/models") as response:
+                listing = await response.json(content_type=None)
             lengths += [m.get("max_model_len") for m in listing.get("data", []) if m.get("id") == self.info.base_model]
         return min((n for n in lengths if isinstance(n, int)), default=None)
 
@@ -156,9 +158,10 @@ class VllmEngine:
             if self.process is not None and self.process.poll() is not None:
                 raise EngineError(f"vLLM server exited with status {self.process.returncode} while starting")
             try:
-                if (await self._client.get(f"{url}/health", timeout=5)).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                async with self._client().get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=5)) as response:
+                    if response.status == 200:
+                        return
+            except UNREACHABLE:
                 pass
             if asyncio.get_running_loop().time() > deadline:
                 raise EngineError(f"vLLM at {url} not healthy after {self.startup_timeout_s:.0f} s")
@@ -181,17 +184,17 @@ class VllmEngine:
             served.running += 1
             served.idle.clear()
         try:
-            async with self._client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread()).decode(errors="replace")[:500]
-                    if response.status_code == 400:
+            async with self._client().post(f"{url}/v1/chat/completions", json=body) as response:
+                if response.status != 200:
+                    detail = (await response.text(errors="replace"))[:500]
+                    if response.status == 400:
                         raise InvalidRequest(_message(detail))
-                    raise EngineError(f"vLLM answered {response.status_code}: {detail}")
+                    raise EngineError(f"vLLM answered {response.status}: {detail}")
                 finish, last = None, None
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
+                async for line in _lines(response.content):
+                    if not line.startswith(b"data: ") or line == b"data: [DONE]":
                         continue
-                    chunk = json.loads(line[6:])
+                    chunk = orjson.loads(line[6:])
                     for choice in chunk.get("choices", []):
                         text = (choice.get("delta") or {}).get("content") or ""
                         finish = choice.get("finish_reason") or finish
@@ -201,8 +204,8 @@ class VllmEngine:
                         last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
                 # Yielded once the response is read to its end, so the connection goes back to the pool.
                 yield last or Delta("", finish or "stop")
-        except httpx.HTTPError as e:
-            raise EngineError(f"vLLM at {url} unreachable: {e}") from e
+        except UNREACHABLE as e:
+            raise EngineError(f"vLLM at {url} unreachable: {e!r}") from e
         finally:
             if served:
                 served.release()
@@ -245,7 +248,8 @@ class VllmEngine:
         return sorted(self._loaded)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
         await self._stop_process()
 
     async def _stop_process(self) -> None:
@@ -264,13 +268,35 @@ class VllmEngine:
             raise EngineError("vLLM engine not started")
         return self.urls[next(self._next) % len(self.urls)]
 
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # no total limit on a token stream; connections kept for every request in flight
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
     async def _post(self, url: str, path: str, body: dict) -> None:
         try:
-            response = await self._client.post(f"{url}{path}", json=body, timeout=120)
-        except httpx.HTTPError as e:
-            raise EngineError(f"vLLM at {url} unreachable: {e}") from e
-        if response.status_code != 200:
-            raise EngineError(f"vLLM at {url}{path} answered {response.status_code}: {response.text[:300]}")
+            async with self._client().post(f"{url}{path}", json=body, timeout=aiohttp.ClientTimeout(total=120)) as r:
+                status, text = r.status, await r.text(errors="replace")
+        except UNREACHABLE as e:
+            raise EngineError(f"vLLM at {url} unreachable: {e!r}") from e
+        if status != 200:
+            raise EngineError(f"vLLM at {url}{path} answered {status}: {text[:300]}")
+
+
+UNREACHABLE = (aiohttp.ClientError, TimeoutError)
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a response body as they arrive, without their line ends, however long."""
+    pending = b""
+    async for data in content.iter_any():
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
 
 
 def _message(body: str) -> str:

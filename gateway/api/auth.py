@@ -172,19 +172,19 @@ def principal_of(request: Request) -> Principal:
     return getattr(request.state, "principal", None) or OPEN
 
 
-def user(request: Request, credentials: Credentials) -> None:
+async def user(request: Request, credentials: Credentials) -> None:
     """Dependency of every /v1 route: the app's :class:`ApiKeys` (``app.state.keys``) must know the key."""
     request.state.principal = request.app.state.keys.identify(credentials)
 
 
-def admin(request: Request, credentials: Credentials) -> None:
+async def admin(request: Request, credentials: Credentials) -> None:
     """Dependency of the administration routes: adapters, knowledge-base writes."""
     keys: ApiKeys = request.app.state.keys
     request.state.principal = keys.identify(credentials)
     keys.check_admin(request.state.principal, credentials)
 
 
-def trainer(request: Request, credentials: Credentials) -> None:
+async def trainer(request: Request, credentials: Credentials) -> None:
     """Dependency of the training routes: file uploads, fine-tuning jobs (admin keys, and keys with ``train``)."""
     keys: ApiKeys = request.app.state.keys
     request.state.principal = keys.identify(credentials)

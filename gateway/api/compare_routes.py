@@ -19,7 +19,7 @@ from gateway.compare.protocol import CompareRequest, CompareRun, CompareRunList
 from gateway.compare.service import MEDIA_TYPES, CompareService
 
 
-def compare_service(request: Request) -> CompareService:
+async def compare_service(request: Request) -> CompareService:
     return request.app.state.gateway.compare
 
 

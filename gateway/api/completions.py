@@ -93,12 +93,10 @@ class Completions:
         label = metric_label(ref, self.engine.info.base_model)
         return Track(self.metrics, endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
 
-    def deltas(
-        self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]]
-    ) -> AsyncIterator[tuple[int, Delta]]:
+    def deltas(self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]]) -> _Merged:
         """``(choice, delta)`` of one engine stream per ``(conversation, params)`` of ``work``, merged as they come
-        (the seam other APIs, such as Responses, build their own objects on)."""
-        return _merged(self.engine, ref.adapter, work)
+        (the seam other APIs, such as Responses, build their own objects on); close it when done."""
+        return _Merged(self.engine, ref.adapter, work)
 
     def resolve(self, name: str, principal: Principal = OPEN) -> ModelRef:
         """What ``name`` asks for; 404 for an unknown model or knowledge base, or one outside the key's scope."""
@@ -168,46 +166,62 @@ def _seeded(params: SamplingParams, choice: int) -> SamplingParams:
     return params if params.seed is None or choice == 0 else replace(params, seed=params.seed + choice)
 
 
-async def _merged(
-    engine: Engine, adapter: str | None, work: list[tuple[list[Message], SamplingParams]]
-) -> AsyncIterator[tuple[int, Delta]]:
-    """``(choice, delta)`` from one engine stream per choice, in arrival order, until every choice finishes."""
-    queue: asyncio.Queue[tuple[int, Delta | Exception]] = asyncio.Queue()
+class _Merged:
+    """``(choice, delta)`` from one engine stream per choice, in arrival order, until every choice finishes.
 
-    async def pump(index: int, messages: list[Message], params: SamplingParams) -> None:
+    ``ready`` says whether the next item is already waiting, so that a stream can send what is ready in one write.
+    Close it (``aclose``) when done: that ends the engine streams of choices still running."""
+
+    def __init__(self, engine: Engine, adapter: str | None, work: list[tuple[list[Message], SamplingParams]]):
+        self.engine, self.adapter = engine, adapter
+        self.queue: asyncio.Queue[tuple[int, Delta | Exception]] = asyncio.Queue()
+        self.tasks = [asyncio.create_task(self._pump(i, messages, params)) for i, (messages, params) in enumerate(work)]
+        self.running = len(self.tasks)
+
+    async def _pump(self, index: int, messages: list[Message], params: SamplingParams) -> None:
         try:
-            async with aclosing(engine.stream(messages, params, adapter)) as deltas:
+            async with aclosing(self.engine.stream(messages, params, self.adapter)) as deltas:
                 async for delta in deltas:
-                    queue.put_nowait((index, delta))
+                    self.queue.put_nowait((index, delta))
                     if delta.finish_reason:
                         return
-            queue.put_nowait((index, Delta("", "stop")))  # an engine that ended without saying why
+            self.queue.put_nowait((index, Delta("", "stop")))  # an engine that ended without saying why
         except Exception as error:
-            queue.put_nowait((index, error))
+            self.queue.put_nowait((index, error))
 
-    tasks = [asyncio.create_task(pump(i, messages, params)) for i, (messages, params) in enumerate(work)]
-    running = len(tasks)
-    try:
-        while running:
-            index, item = await queue.get()
-            if isinstance(item, Exception):
-                raise item
-            yield index, item
-            running -= bool(item.finish_reason)
-    finally:
+    @property
+    def ready(self) -> bool:
+        return not self.queue.empty()
+
+    def __aiter__(self) -> _Merged:
+        return self
+
+    async def __anext__(self) -> tuple[int, Delta]:
+        if not self.running:
+            raise StopAsyncIteration
+        index, item = await self.queue.get()
+        if isinstance(item, Exception):
+            raise item
+        self.running -= bool(item.finish_reason)
+        return index, item
+
+    async def aclose(self) -> None:
         # Finished pumps are still closing their engine streams (for vLLM, an HTTP response):
         # cancelling them mid-close would strand the upstream connection. Cancel only when
         # choices were abandoned (the client left, or another choice failed).
-        if running:
-            for task in tasks:
+        if self.running:
+            for task in self.tasks:
                 task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _collect(choices: Choices, deltas: AsyncIterator[tuple[int, Delta]], track: Track) -> None:
-    async for index, delta in deltas:
-        choices.add(index, delta)
-        track.text(delta)
+async def _collect(choices: Choices, deltas: _Merged, track: Track) -> None:
+    try:
+        async for index, delta in deltas:
+            choices.add(index, delta)
+            track.text(delta)
+    finally:
+        await deltas.aclose()
 
 
 class Track:
@@ -233,27 +247,30 @@ class Track:
 
 
 async def _events(
-    out: ChatObjects | TextObjects, first, deltas, choices: Choices, include_usage: bool, track: Track
+    out: ChatObjects | TextObjects, first, deltas: _Merged, choices: Choices, include_usage: bool, track: Track
 ) -> AsyncIterator[str]:
-    """The server-sent events of one streamed response, ending with ``data: [DONE]``."""
-    outcome = "cancelled"
+    """The server-sent events of one streamed response, ending with ``data: [DONE]``; the events of deltas that
+    arrived together leave in one write."""
+    outcome, ready = "cancelled", [sse(chunk) for chunk in out.opening(len(choices.texts))]
     try:
-        for chunk in out.opening(len(choices.texts)):
-            yield sse(chunk)
         item = first
         while item is not None:
             index, delta = item
             choices.add(index, delta)
             track.text(delta)
-            for chunk in out.chunks(index, delta):
-                yield sse(chunk)
+            ready += [sse(chunk) for chunk in out.chunks(index, delta)]
+            if not deltas.ready and ready:
+                yield "".join(ready)
+                ready = []
             item = await anext(deltas, None)
         if include_usage:
-            yield sse(out.usage_chunk(choices.usage()))
+            ready.append(sse(out.usage_chunk(choices.usage())))
+        if ready:
+            yield "".join(ready)
         outcome = "ok"
     except Exception as error:  # the engine failed mid-stream: tell the client in OpenAI's way
         outcome = "error"
-        yield sse(json.dumps(as_lorag_error(error).body()))
+        yield "".join(ready) + sse(json.dumps(as_lorag_error(error).body()))
     finally:
         await deltas.aclose()
         track.done(outcome, choices.usage() if outcome == "ok" else None)

@@ -21,11 +21,11 @@ from gateway.jobs.protocol import Checkpoint, FileDeleted, FileObject, Job, JobC
 from gateway.jobs.service import PURPOSE, FineTuning
 
 
-def fine_tuning(request: Request) -> FineTuning:
+async def fine_tuning(request: Request) -> FineTuning:
     return request.app.state.gateway.fine_tuning
 
 
-def caller(request: Request) -> str | None:
+async def caller(request: Request) -> str | None:
     """Whose files and jobs the request reaches: its key's own, or every one for an admin key."""
     principal = auth.principal_of(request)
     return None if principal.admin else principal.name

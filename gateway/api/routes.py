@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
 
 from gateway.api.adapter_protocol import AdapterInfo, AdapterList, AdapterRegistration
 from gateway.api.auth import principal_of
@@ -53,14 +54,22 @@ async def metrics(request: Request) -> Response:
 async def chat_completions(body: ChatCompletionRequest, request: Request):
     """A chat completion on the base model or an adapter; ``stream: true`` for server-sent events."""
     completions, _ = state(request).ready()
-    return await completions.respond(body, request)
+    return serialized(await completions.respond(body, request))
 
 
 @v1.post("/completions", response_model=Completion)
 async def text_completions(body: CompletionRequest, request: Request):
     """Legacy completions: each prompt is sent as one user turn through the model's chat template."""
     completions, _ = state(request).ready()
-    return await completions.respond(body, request)
+    return serialized(await completions.respond(body, request))
+
+
+def serialized(answer: BaseModel | Response) -> Response:
+    """A response object as JSON, serialised once by pydantic: FastAPI would validate it again against the route's
+    ``response_model`` (which stays, for the OpenAPI schema) before encoding it."""
+    if isinstance(answer, Response):
+        return answer
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @v1.get("/models")

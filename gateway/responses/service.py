@@ -173,15 +173,18 @@ def usage_of(choices: Choices) -> ResponseUsage:
 
 
 async def _collect(output: Output, choices: Choices, first, deltas, track: Track) -> None:
-    item = first
-    while item is not None:
-        index, delta = item
-        choices.add(index, delta)
-        track.text(delta)
-        output.feed(delta.text)
-        if delta.finish_reason:
-            output.close(delta.finish_reason, usage_of(choices))
-        item = await anext(deltas, None)
+    try:
+        item = first
+        while item is not None:
+            index, delta = item
+            choices.add(index, delta)
+            track.text(delta)
+            output.feed(delta.text)
+            if delta.finish_reason:
+                output.close(delta.finish_reason, usage_of(choices))
+            item = await anext(deltas, None)
+    finally:
+        await deltas.aclose()
 
 
 async def _events(output: Output, first, deltas, track: Track, save) -> AsyncIterator[str]:
