@@ -115,6 +115,11 @@ class DenseIndex:
         dense._index = stored
         return dense
 
+    def vectors(self) -> dict[int, np.ndarray]:
+        """Every stored vector by chunk id (e.g. to copy them elsewhere without embedding again)."""
+        with self._lock:
+            return dict(zip(self.ids().tolist(), self._vectors(), strict=True))
+
     def _vectors(self) -> np.ndarray:
         return self._index.index.reconstruct_n(0, len(self))
 

@@ -50,6 +50,7 @@ from rag.milvus_schema import (
     create_chunks,
     one_of,
     quoted,
+    rows,
 )
 from rag.splitter import Chunk, ChunkingSettings, split_document
 
@@ -184,22 +185,19 @@ class MilvusKnowledgeBase:
         collection = chunks_collection(self.name, self.settings()[1])
         found = self.client.query(collection, filter=one_of("id", [int(i) for i in ids]), output_fields=_CHUNK_FIELDS)
         documents = self.database.committed(row["document_id"] for row in found)
-        return {
-            int(row["id"]): ChunkRecord(
-                int(row["id"]),
-                row["document_id"],
-                doc["filename"],
-                int(row["ordinal"]),
-                row["text"],
-                row["place"]["start"],
-                row["place"]["end"],
-                row["place"]["page"],
-                row["place"]["section"],
-                dict(doc["metadata"] or {}),
-            )  # fmt: skip
-            for row in found
-            if (doc := documents.get(row["document_id"])) is not None
-        }
+        return {int(row["id"]): _record(row, doc) for row in found if (doc := documents.get(row["document_id"]))}
+
+    def collection(self) -> str:
+        """The chunk collection of the current generation."""
+        return chunks_collection(self.name, self.settings()[1])
+
+    def chunks_of(self, document_ids: Sequence[str]) -> tuple[list[ChunkRecord], dict[int, Any]]:
+        """Every chunk of these committed documents, and its stored vector by chunk id (to copy them)."""
+        documents = self.database.committed(document_ids)
+        where = one_of("document_id", list(documents)) if documents else "id < 0 and id > 0"
+        found = list(rows(self.client, self.collection(), where, [*_CHUNK_FIELDS, "dense"]))
+        chunks = [_record(row, documents[row["document_id"]]) for row in found]
+        return chunks, {int(row["id"]): row["dense"] for row in found}
 
     def set_embedder(
         self, embedder: Embedder, *, chunking: ChunkingSettings | None = None, progress: bool = False
@@ -272,3 +270,9 @@ def _chunk_rows(sha256: str, document_id: str, chunks: Sequence[Chunk], vectors:
              "indexed": c.indexed_text, "dense": vector.tolist(),
              "place": {"start": c.start, "end": c.end, "page": c.page, "section": c.section}}
             for c, vector in zip(chunks, vectors, strict=True)]  # fmt: skip
+
+
+def _record(row: Mapping[str, Any], document: Mapping[str, Any]) -> ChunkRecord:
+    place, metadata = row["place"], dict(document["metadata"] or {})
+    return ChunkRecord(int(row["id"]), row["document_id"], document["filename"], int(row["ordinal"]), row["text"],
+                       place["start"], place["end"], place["page"], place["section"], metadata)  # fmt: skip

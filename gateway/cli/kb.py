@@ -161,6 +161,28 @@ def search(
         typer.echo("no matching chunks")
 
 
+@kb_app.command("migrate")
+def migrate_kb(
+    name: Annotated[str, typer.Argument(help="The knowledge base to copy.")],
+    to: Annotated[str, typer.Option(help="milvus (from LORAG_KB_DIR to LORAG_MILVUS_URI) or folder (back).")],
+) -> None:
+    """Copy a knowledge base to the other backend with its chunks and vectors (no re-embedding); counts verified."""
+    from gateway.knowledge.backends import open_backend
+    from rag.migrate import migrate
+
+    if to not in ("milvus", "folder"):
+        fail(f"--to is {to!r}: use milvus or folder")
+    source = "folder" if to == "milvus" else "milvus"
+    settings = get_settings()
+    try:
+        target = open_backend(settings, to)
+        documents, chunks = migrate(open_backend(settings, source).get(name), target)
+    except (RagError, ValueError) as e:
+        fail(as_lorag_error(e).message if isinstance(e, RagError) else str(e))
+    typer.echo(f"copied {name} from {source} to {to}: {documents} documents, {chunks} chunks (counts verified); "
+               f"the {source} copy is unchanged")  # fmt: skip
+
+
 @kb_app.command("eval-beir")
 def eval_beir(
     folder: Annotated[Path, typer.Argument(help="A BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/.")],

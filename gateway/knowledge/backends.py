@@ -19,9 +19,19 @@ from rag.store import KnowledgeBases
 
 
 def open_bases(settings: Settings, embedder_factory: Callable[[str], Embedder] = load_embedder) -> KnowledgeBasesLike:
-    """The knowledge bases the settings name."""
-    if not settings.milvus_uri:
+    """The knowledge bases the settings name: Milvus if LORAG_MILVUS_URI is set, else the folder."""
+    return open_backend(settings, "milvus" if settings.milvus_uri else "folder", embedder_factory)
+
+
+def open_backend(
+    settings: Settings, kind: str, embedder_factory: Callable[[str], Embedder] = load_embedder
+) -> KnowledgeBasesLike:
+    """The knowledge bases of one backend, "folder" (LORAG_KB_DIR) or "milvus" (LORAG_MILVUS_URI, which must be
+    set: ValueError otherwise)."""
+    if kind == "folder":
         return KnowledgeBases(settings.kb_dir, default_embedder=settings.embedder, embedder_factory=embedder_factory)
+    if not settings.milvus_uri:
+        raise ValueError("set LORAG_MILVUS_URI (e.g. http://127.0.0.1:19530) to reach Milvus")
     from rag.milvus_bases import MilvusKnowledgeBases
 
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
