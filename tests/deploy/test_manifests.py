@@ -94,6 +94,34 @@ def test_the_compose_file_is_valid_and_lists_every_vllm_server():
         assert "adapters:/data/adapters:ro" in services[name]["volumes"]
         assert "--served-model-name smollm2-135m-instruct" in services[name]["command"]
     assert "adapters:/data/adapters:rw" in services["gateway"]["volumes"]
+    # many gateways, one store: the replicas share the knowledge bases in Milvus Standalone, none on a volume
+    gateway = services["gateway"]
+    assert gateway["deploy"]["replicas"] >= 2 and gateway["environment"]["LORAG_MILVUS_URI"] == "http://milvus:19530"
+    assert not any("/data/knowledge_bases" in volume for volume in gateway["volumes"])
+    assert gateway["depends_on"]["milvus"]["condition"] == "service_healthy"
+    assert services["milvus"]["image"].startswith("milvusdb/milvus:v2.") and {"etcd", "minio"} <= set(services)
+
+
+def test_the_milvus_overlay_scales_the_gateway_out_over_one_store():
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    documents = rendered("milvus")
+    for document in documents.values():
+        validate.validate(document, validate.latest_version(), strict=True)
+    gateway = documents["Deployment", "lorag-gateway"]["spec"]
+    [front] = gateway["template"]["spec"]["containers"]
+    assert gateway["replicas"] >= 2 and gateway["strategy"]["type"] == "RollingUpdate"
+    milvus = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in front["env"] if "valueFrom" in e}
+    assert milvus["LORAG_MILVUS_URI"] == {"name": "lorag-milvus", "key": "uri"}
+    assert milvus["LORAG_MILVUS_TOKEN"]["optional"] is True
+    # no knowledge base on a gateway's disk: the folder's claim is gone, the shared claims are ReadWriteMany
+    assert ("PersistentVolumeClaim", "lorag-knowledge-bases") not in documents
+    claims = {volume["name"]: volume.get("persistentVolumeClaim") for volume in gateway["template"]["spec"]["volumes"]}
+    assert claims["knowledge-bases"] is None
+    for name in ("lorag-adapters", "lorag-work"):
+        assert documents["PersistentVolumeClaim", name]["spec"]["accessModes"] == ["ReadWriteMany"]
+    budget = documents["PodDisruptionBudget", "lorag-gateway"]["spec"]
+    assert budget["minAvailable"] < gateway["replicas"]
+    assert budget["selector"]["matchLabels"].items() <= gateway["template"]["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("variant", OVERLAYS, ids=NAMES)
@@ -113,7 +141,7 @@ def test_every_lorag_variable_in_deploy_is_a_setting():
     for path in DEPLOY.rglob("*"):
         if path.is_file():
             names |= set(re.findall(r"\bLORAG_([A-Z_]+[A-Z])\b", path.read_text()))
-    names -= {"IMAGE_VARIANT", "KV_CACHE_BYTES", "PORT"}  # compose's own variables, not lorag's
+    names -= {"IMAGE_VARIANT", "KV_CACHE_BYTES", "PORT", "PORTS"}  # compose's own variables, not lorag's
     assert names and {name.lower() for name in names} <= set(Settings.model_fields)
 
 
