@@ -1,9 +1,11 @@
 """The engines by name, and :func:`load_engine`: which one a configuration gets.
 
 :data:`ENGINES` maps each engine's name to the async function that starts it; ``auto`` is the
-policy over them, not an engine: the vLLM servers at ``vllm_urls`` when given, else vLLM when it
-is installed (its server started with ``vllm_args`` added to its command line), else (or when
-its server fails to start, with a log line saying why) the LocalEngine. :data:`CHOICES` is the
+policy over them, not an engine: the vLLM servers at ``vllm_urls`` when given; else, on a machine
+with a GPU, vLLM when it is installed (its server started with ``vllm_args`` added to its command
+line); else (or when its server fails to start, with a log line saying why) the LocalEngine. On
+CPUs the LocalEngine is the faster server of adapters (docs/results/serve_throughput.md: vLLM's
+CPU build has no fused LoRA kernels) and starts in seconds, not minutes. :data:`CHOICES` is the
 one list of names that settings, the CLI and this module accept. An engine module is imported
 only when its engine is chosen, so vLLM stays unloaded where it is not used. A new engine is one
 entry here and one module implementing ``serve.engine.Engine``. This module knows nothing about
@@ -43,6 +45,12 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def check_choice(kind: str) -> str:
     """``kind`` if it names an engine or ``auto``; ValueError saying the choices otherwise."""
     if kind not in CHOICES:
@@ -61,7 +69,9 @@ async def load_engine(
         kind = "vllm"
     if kind != "auto":
         return await ENGINES[kind](model_dir, base_name, vllm_urls, vllm_args)
-    if not vllm_available():
+    if not gpu_available():
+        log.info("no GPU: serving with the in-process transformers engine (LocalEngine), the faster one on CPUs")
+    elif not vllm_available():
         log.warning("vLLM is not installed: serving with the in-process transformers engine (LocalEngine)")
     else:
         try:

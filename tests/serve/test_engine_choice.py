@@ -22,7 +22,17 @@ def choose(kind, model_dir, urls=None):
     return asyncio.run(go())
 
 
+def test_auto_on_a_machine_without_a_gpu_serves_locally_and_says_why(tiny_model_dir, monkeypatch, caplog):
+    monkeypatch.setattr(engines, "gpu_available", lambda: False)
+    monkeypatch.setattr(engines, "vllm_available", lambda: True)
+    monkeypatch.setattr(VllmEngine, "start", lambda self: pytest.fail("vLLM started on a machine without a GPU"))
+    with caplog.at_level(logging.INFO, logger="serve.engines"):
+        assert isinstance(choose("auto", tiny_model_dir), LocalEngine)
+    assert "no GPU: serving with the in-process transformers engine" in caplog.text
+
+
 def test_auto_without_vllm_serves_locally_and_says_why(tiny_model_dir, monkeypatch, caplog):
+    monkeypatch.setattr(engines, "gpu_available", lambda: True)
     monkeypatch.setattr(engines, "vllm_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="serve.engines"):
         assert isinstance(choose("auto", tiny_model_dir), LocalEngine)
@@ -33,6 +43,7 @@ def test_auto_falls_back_when_the_vllm_server_does_not_start(tiny_model_dir, mon
     async def broken(self):
         raise EngineError("vLLM server exited with status 1 while starting")
 
+    monkeypatch.setattr(engines, "gpu_available", lambda: True)
     monkeypatch.setattr(engines, "vllm_available", lambda: True)
     monkeypatch.setattr(VllmEngine, "start", broken)
     with caplog.at_level(logging.ERROR, logger="serve.engines"):
