@@ -69,7 +69,8 @@ class GatheredLora:
     @contextmanager
     def _applied(self, model, keys: list[str | None]) -> Iterator[None]:
         stacks = self._stacks if self._stacks is not None else self._build(model)
-        rows = torch.tensor([stacks.slots[key] if key else 0 for key in keys])
+        device = stacks.layers[0].a.device if stacks.layers else None
+        rows = torch.tensor([stacks.slots[key] if key else 0 for key in keys], device=device)
         handles = []
         with model.disable_adapter():
             try:
