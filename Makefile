@@ -43,8 +43,14 @@ adapters/lorag-identity/lorag.json: $(DEMO) tuner/data/lorag-identity/*.jsonl tu
 serve: install
 	$(BIN)/lorag serve
 
-# The main job from nothing: install, prepare the model, train the demo adapter if missing, serve.
-up: finetune serve
+# The main job from nothing: install, prepare the model, train the demo adapter if missing, serve; each stage
+# says how long it took (the engine, once serving: `lorag serve` logs its start time).
+STAGE = t=$$(date +%s); $(MAKE) --no-print-directory $(1) && echo "make up: $(1) took $$(( $$(date +%s) - t )) s"
+up:
+	@$(call STAGE,install)
+	@$(call STAGE,model)
+	@$(call STAGE,finetune)
+	$(BIN)/lorag serve
 
 test: install
 	$(BIN)/python -m pytest

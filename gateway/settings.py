@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     max_text_mb: float = Field(
         16.0, gt=0, description="Most text one uploaded file may hold, in Mi characters; more is refused (413)."
     )
-    engine: str = Field("auto", description="Serving engine: auto (vLLM when installed), vllm or local.")
+    engine: str = Field("auto", description="Serving engine: auto (vLLM on a GPU, else local), vllm or local.")
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         [], description="Running vLLM servers to use instead of starting one, comma-separated URLs."
     )

@@ -7,6 +7,8 @@ the command with one line on stderr. This module knows nothing about routes.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from gateway.settings import get_settings
 from serve import engines
 from serve.adapters import AdapterRegistry
 from serve.models import ModelPrepareError, PreparedModel, prepare
+
+log = logging.getLogger(__name__)
 
 
 def prepare_or_fail(model: str, force: bool = False) -> Path:
@@ -39,6 +43,7 @@ def engine_starter(engine: str | None, on_failure: Callable[[], None] | None = N
     base = PreparedModel.read(model_dir)
 
     async def start():
+        began = time.monotonic()
         try:
             started = await engines.load_engine(
                 kind, model_dir, base.id, settings.vllm_urls or None, settings.vllm_args or None
@@ -47,6 +52,7 @@ def engine_starter(engine: str | None, on_failure: Callable[[], None] | None = N
             if on_failure is not None:
                 on_failure()
             raise
+        log.info("%s engine started in %.1f s", type(started).__name__, time.monotonic() - began)
         return started, AdapterRegistry(settings.adapters_dir, base.id, base.sha256, started.info.limits)
 
     return start

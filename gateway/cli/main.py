@@ -105,7 +105,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     engine: Annotated[
-        str | None, typer.Option(help="auto (vLLM when installed), vllm or local; default: LORAG_ENGINE or auto.")
+        str | None, typer.Option(help="auto (vLLM on a GPU, else local), vllm or local; default: LORAG_ENGINE or auto.")
     ] = None,
 ) -> None:
     """Serve the base model and its adapters behind the OpenAI-compatible API."""
