@@ -66,7 +66,7 @@ async def serve_figures(model_dir: Path, specs: list, device: str, dtype: str, m
             if adapters != [None]:
                 for spec in specs:
                     await engine.load_adapter(spec)
-            await timed_requests(engine, adapters, len(adapters), 4, len(adapters))  # warm-up
+            await timed_requests(engine, adapters, max(CONCURRENCY), 4, max(CONCURRENCY))  # warm-up, largest batch
             for concurrency in CONCURRENCY:
                 requests = max(4, 2 * concurrency)
                 tokens, seconds = await timed_requests(engine, adapters, concurrency, max_tokens, requests)

@@ -24,7 +24,7 @@ import torch
 
 from tuner import auto
 from tuner.config import Recipe
-from tuner.distributed import distributed_record, is_main_process
+from tuner.distributed import distributed_record, is_main_process, start_device
 from tuner.evaluation import overfitting_warning, underfitting_warning
 from tuner.events import append_event
 from tuner.lm_head import enable_compact_lm_head
@@ -93,6 +93,7 @@ def start(
         if recipe.freeze_trainable_layers > layers:
             raise TrainingError(f"freeze_trainable_layers is {recipe.freeze_trainable_layers}; the model has {layers}")
         freeze_all_but_last(model, recipe.freeze_trainable_layers)
+    model = model.to(start_device())
     if recipe.compact_lm_head:
         enable_compact_lm_head()
     peft = peft_config(recipe, model_dir)

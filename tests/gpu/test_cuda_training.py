@@ -60,3 +60,12 @@ def test_a_bf16_dpo_run_on_cuda_lowers_the_loss(tiny_model_dir, tmp_path):
     trainer, run, _, _ = build_preference_trainer(recipe, DPOTrainer, True, tiny_model_dir, tmp_path / "runs")
     train(trainer, run)
     check_trained(trainer)
+
+
+def test_a_run_alone_generates_its_base_answers_on_the_gpu(tiny_model_dir, tmp_path):
+    from tuner.config import Recipe
+    from tuner.training import start
+
+    recipe = Recipe(name="gpu-start", dataset=str(tmp_path / "unread.jsonl"))
+    run = start(recipe, tiny_model_dir, tmp_path / "runs", ["Who are you? I am lorag assistant."], {})
+    assert next(run.model.parameters()).device.type == DEVICE  # replay and behaviour answers are generated there
