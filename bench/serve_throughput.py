@@ -9,7 +9,7 @@ the first token of a request for it. Greedy decoding, ``max_tokens`` fixed, ever
 the same prompts. The adapters are the demo adapter (`make finetune`) plus four random LoRAs,
 r=8 on every linear layer.
 
-    python bench/serve_throughput.py [--max-tokens 32] [--engines vllm,local,naive]
+    python bench/serve_throughput.py [--max-tokens 32] [--engines vllm,local,naive] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -93,14 +93,6 @@ class NaiveEngine:
         pass
 
 
-async def throughput(
-    engine, adapters: list[str | None], concurrency: int, max_tokens: int, requests: int = REQUESTS
-) -> float:
-    """Output tokens/s for ``requests`` requests cycling through ``adapters``, ``concurrency`` at a time."""
-    tokens, seconds = await timed_requests(engine, adapters, concurrency, max_tokens, requests)
-    return tokens / seconds
-
-
 async def timed_requests(
     engine, adapters: list[str | None], concurrency: int, max_tokens: int, requests: int
 ) -> tuple[int, float]:
@@ -149,7 +141,7 @@ def make_adapters(model_dir: Path, identity: Path, folder: Path) -> list[Adapter
     return [scan.adapters[n] for n in (identity.name, "random-0", "random-1", "random-2", "random-3")]
 
 
-async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max_tokens: int) -> dict:
+async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max_tokens: int, rounds: int) -> dict:
     from serve.local_engine import LocalEngine
     from serve.models import PreparedModel
     from serve.vllm_engine import VllmEngine
@@ -166,14 +158,16 @@ async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max
     try:
         for spec in specs[:4]:
             await engine.load_adapter(spec)
-        await throughput(engine, [None], 1, 4, requests=1)  # warm-up
+        await timed_requests(engine, [None], 1, 4, requests=1)  # warm-up
         names = [s.name for s in specs[:4]]
         workloads = {"base": [None], "one adapter": names[:1], "4 mixed adapters": names}
-        rows = {}
-        for workload, adapters in workloads.items():
-            for concurrency in CONCURRENCY:
-                rows[(workload, concurrency)] = value = await throughput(engine, adapters, concurrency, max_tokens)
-                print(f"  {kind:<6} {workload:<17} x{concurrency}: {value:6.1f} tok/s", flush=True)
+        spent = {(workload, c): [0, 0.0] for workload in workloads for c in CONCURRENCY}  # tokens, seconds
+        for _ in range(rounds):  # the cells take turns, so a change in the machine's load falls on all of them
+            for (workload, concurrency), total in spent.items():
+                tokens, seconds = await timed_requests(engine, workloads[workload], concurrency, max_tokens, REQUESTS)
+                total[0], total[1] = total[0] + tokens, total[1] + seconds
+                print(f"  {kind:<6} {workload:<17} x{concurrency}: {tokens / seconds:6.1f} tok/s", flush=True)
+        rows = {cell: tokens / seconds for cell, (tokens, seconds) in spent.items()}
         latency = await load_latency(engine, specs[4])
     finally:  # a failed run must not leave a vLLM server behind
         await engine.close()
@@ -184,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--engines", default="vllm,local,naive")
+    parser.add_argument("--rounds", type=int, default=1, help="times each cell runs, taking turns (totals reported)")
     args = parser.parse_args()
 
     from gateway.settings import get_settings
@@ -200,7 +195,7 @@ def main() -> None:
         results = {}
         for kind in engines:
             print(f"running {kind} ...", flush=True)
-            results[kind] = asyncio.run(bench_engine(kind, model_dir, specs, args.max_tokens))
+            results[kind] = asyncio.run(bench_engine(kind, model_dir, specs, args.max_tokens, args.rounds))
 
     peer = results.get("naive") or next(iter(results.values()))
     print(f"\nOutput tokens/s, greedy, max_tokens={args.max_tokens}, {settings.base_model} fp32 (ratio vs naive peer)")
@@ -214,6 +209,8 @@ def main() -> None:
         print(f"{workload:<17} {concurrency:>4} " + " ".join(f"{c:>16}" for c in cells))
     for kind in engines:
         r = results[kind]
+        mixed, base = (r["rows"][(w, CONCURRENCY[-1])] for w in ("4 mixed adapters", "base"))
+        print(f"{kind}: 4 mixed adapters at {CONCURRENCY[-1]} concurrent: {mixed / base:.2f}x its base throughput")
         print(
             f"{kind}: adapter load -> first token {r['load_latency_s'] * 1000:.0f} ms; startup {r['startup_s']:.0f} s"
         )
