@@ -49,8 +49,14 @@ def test_every_command_that_retrieves_takes_the_same_options(path):
 
 
 def test_rag_checks_its_options_itself():
-    for bad, error in (({"top_k": 0}, ValueError), ({"mode": "x"}, InvalidMode), ({"filters": {"a": {}}}, InvalidFilter),
-                       ({"dense_weight": 0, "bm25_weight": 0}, ValueError), ({"min_score": float("inf")}, ValueError)):  # fmt: skip
+    refused = [
+        ({"top_k": 0}, ValueError),
+        ({"mode": "x"}, InvalidMode),
+        ({"filters": {"a": {}}}, InvalidFilter),
+        ({"dense_weight": 0, "bm25_weight": 0}, ValueError),
+        ({"min_score": float("inf")}, ValueError),
+    ]
+    for bad, error in refused:
         with pytest.raises(error):
             RetrievalOptions(**bad)
 
