@@ -38,12 +38,11 @@ from gateway.knowledge.vector_store_protocol import (
     StoreUpdate,
     VectorStore,
 )
-from rag.attachments import Attachments
 from rag.errors import InvalidName, KnowledgeBaseNotFound
 from rag.query import RetrievalOptions
 from rag.retriever import Hit, retrieve
 from rag.splitter import ChunkingSettings
-from rag.store import DATABASE, Manifest
+from rag.store import Manifest
 
 STORE = "vector_store"
 """The key of a manifest's ``extra`` that holds the store's fields."""
@@ -141,7 +140,7 @@ class VectorStores:
 
     def object(self, manifest: Manifest) -> VectorStore:
         store = fields(manifest)
-        attachments = Attachments(self.knowledge.bases.root / manifest.name / DATABASE)
+        attachments = self.files.table(manifest.name)
         self.files.recover(manifest.name, attachments)
         file_counts = counts(attachments.all())
         status = "expired" if self.expired(manifest) else "in_progress" if file_counts.in_progress else "completed"

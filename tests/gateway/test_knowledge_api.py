@@ -297,3 +297,12 @@ def test_two_files_with_the_same_content_in_one_upload_are_one_document_named_af
         assert [d["filename"] for d in stored] == ["first.txt", "first.txt"] and stored[0] == stored[1]
         listed = http.get("/v1/knowledge_bases/docs/documents").json()["data"]
         assert [(d["id"], d["filename"]) for d in listed] == [(stored[0]["id"], "first.txt")]
+
+
+def test_vector_stores_on_milvus_are_refused_naming_the_backend(make_gateway, request):
+    if "milvus" not in request.node.callspec.id:
+        pytest.skip("the folder backend serves vector stores (tests/gateway/test_vector_stores.py)")
+    with make_gateway().http() as http:
+        refused = http.post("/v1/vector_stores", json={"name": "handbook"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_backend"
+    assert "LORAG_MILVUS_URI" in refused.json()["error"]["message"]
