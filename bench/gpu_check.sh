@@ -29,8 +29,11 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 cd "$ROOT" || exit 1
 
 if compgen -G "bench/gpu-wheels/*.whl" >/dev/null; then
-    "$PYTHON" -m pip install -q --root-user-action=ignore --no-index --no-deps --no-compile --no-cache-dir \
-        --upgrade --target "$WORK/site" bench/gpu-wheels/*.whl || { echo "gpu_check: installing bench/gpu-wheels failed"; exit 1; }
+    if ! "$PYTHON" -m pip install -q --root-user-action=ignore --no-index --no-deps --no-compile --no-cache-dir \
+        --upgrade --target "$WORK/site" bench/gpu-wheels/*.whl; then
+        echo "gpu_check: installing bench/gpu-wheels failed"
+        exit 1
+    fi
     export PYTHONPATH="$WORK/site:$ROOT"
 else
     echo "gpu_check: no wheels in bench/gpu-wheels (make gpu-wheels); using what $PYTHON has"
@@ -38,11 +41,15 @@ else
 fi
 nvidia-smi -L 2>/dev/null
 "$PYTHON" - <<'EOF'
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 import torch
-names = ("transformers", "peft", "accelerate", "trl", "datasets", "pydantic", "xgrammar")
-print("gpu_check:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "|",
-      ", ".join(f"{n} {version(n)}" for n in names))
+def found(name):
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return f"{name} missing"
+names = ("transformers", "peft", "accelerate", "trl", "datasets", "pydantic", "xgrammar", "typing_extensions")
+print("gpu_check:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "|", ", ".join(map(found, names)))
 EOF
 
 echo "gpu_check: tests/gpu ($(( $(date +%s) - START )) s in)"
@@ -53,8 +60,9 @@ TESTS=${PIPESTATUS[0]}
 
 echo "gpu_check: figures ($(( $(date +%s) - START )) s in, until $((DEADLINE - START)) s)"
 # A stage that overruns its estimate is stopped 45 s past the deadline; the stages before it are already written.
-timeout $((DEADLINE + 45 - $(date +%s))) "$PYTHON" bench/gpu_figures.py --out "$RESULTS" --work "$WORK" \
-    --deadline "$DEADLINE"
+LEFT=$((DEADLINE + 45 - $(date +%s)))
+[ "$LEFT" -lt 1 ] && LEFT=1  # timeout 0 would mean no limit
+timeout "$LEFT" "$PYTHON" bench/gpu_figures.py --out "$RESULTS" --work "$WORK" --deadline "$DEADLINE"
 FIGURES=$?
 if [ "$FIGURES" -eq 124 ]; then
     echo "gpu_check: the figures ran past the budget and were stopped; what was measured before:"

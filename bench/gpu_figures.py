@@ -54,13 +54,13 @@ PLAN = [("serve", "embedded"), ("serve", "llama-1b"), ("sft", "llama-1b"), ("dpo
 SCRIPTS = {"sft": ("train_throughput.py", "tokens_per_s"), "dpo": ("dpo_throughput.py", "pairs_per_s")}
 
 
-async def serve_figures(model_dir: Path, specs: list, device: str, dtype: str, max_tokens: int) -> list[dict]:
-    """Tokens/s of each workload at each concurrency on one LocalEngine: the base model first, then the adapters."""
+async def serve_figures(model_dir: Path, specs: list, device: str, dtype: str, max_tokens: int, rows: list) -> None:
+    """Tokens/s of each workload at each concurrency on one LocalEngine, the base model first, then the adapters:
+    appended to ``rows`` as measured, so a failure keeps what came before it."""
     from serve.local_engine import LocalEngine
 
     engine = LocalEngine(model_dir, "bench", max_batch=max(CONCURRENCY), device=device, dtype=dtype)
     names = [spec.name for spec in specs]
-    rows = []
     try:
         for workload, adapters in zip(WORKLOADS, ([None], names), strict=True):
             if adapters != [None]:
@@ -76,17 +76,15 @@ async def serve_figures(model_dir: Path, specs: list, device: str, dtype: str, m
                 print(f"  {workload:<17} x{concurrency:<3} {tokens / seconds:9.1f} tokens/s", flush=True)
     finally:
         await engine.close()
-    return rows
 
 
-def train_figures(method: str, model_dir: Path, steps: int, warmup: int, batch: int) -> list[dict]:
-    """Plain TRL's arm, then lorag's, of ``method``'s benchmark script, each in its own process."""
+def train_figures(method: str, model_dir: Path, steps: int, warmup: int, batch: int, arms: list) -> None:
+    """Plain TRL's arm, then lorag's, of ``method``'s benchmark script, each in its own process; appended to
+    ``arms`` as measured."""
     script = str(BENCH / SCRIPTS[method][0])
-    arms = []
     for arm in ("trl", "lorag"):
         arms.append(arm_in_child(script, arm, model_dir, steps, warmup, batch))
         print(f"  {arm:<6} {arms[-1][SCRIPTS[method][1]]:9.1f} {SCRIPTS[method][1]}", flush=True)
-    return arms
 
 
 def environment(device: str) -> tuple[str, dict]:
@@ -153,13 +151,14 @@ class Run:
                 free_device_memory()
             model_dir, specs = self.built[shape]
             if kind == "serve":
-                figures = asyncio.run(
-                    serve_figures(model_dir, specs, self.args.device, self.args.dtype, self.args.max_tokens)
+                rows = self.results["serving"].setdefault(shape, {"rows": []})["rows"]
+                asyncio.run(
+                    serve_figures(model_dir, specs, self.args.device, self.args.dtype, self.args.max_tokens, rows)
                 )
-                self.results["serving"][shape] = {"rows": figures}
             else:
                 batch = self.args.sft_batch if kind == "sft" else self.args.dpo_batch
-                self.results[kind][shape] = train_figures(kind, model_dir, self.args.steps, self.args.warmup, batch)
+                arms = self.results[kind].setdefault(shape, [])
+                train_figures(kind, model_dir, self.args.steps, self.args.warmup, batch, arms)
         except Exception as e:  # one stage failing must not lose the others' figures
             traceback.print_exc()
             self.results["failed"].append({"stage": name, "reason": f"{type(e).__name__}: {str(e)[-1500:]}"})

@@ -123,5 +123,5 @@ class _AddRows:
     b: torch.Tensor  # (batch, r, out)
 
     def __call__(self, module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        x = args[0].to(self.a.dtype)
-        return torch.baddbmm(output, torch.bmm(x, self.a), self.b).to(output.dtype)
+        x = args[0].to(self.a.dtype)  # the LoRA's dtype (PEFT keeps it float32 beside bfloat16 weights)
+        return torch.baddbmm(output.to(self.a.dtype), torch.bmm(x, self.a), self.b).to(output.dtype)

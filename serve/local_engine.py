@@ -81,15 +81,13 @@ class _Change:
 
 
 class LocalEngine:
-    """transformers + peft in process; see the module docstring."""
+    """transformers + peft in process (module docstring); weights and batches on ``device`` in ``dtype`` (a name)."""
 
     def __init__(self, model_dir: Path, base_name: str, max_batch: int = 8, batch_window_s: float = 0.01,
                  device: str = "cpu", dtype: str = "float32"):  # fmt: skip
-        # device: where weights and batches live ("cpu", "cuda"); dtype: the weights' ("float32", "bfloat16", ...)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
-        self.base = model.to(device).eval()
+        self.base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
         self.model = self.base  # becomes a PeftModel with the first LoRA adapter
         self.info = EngineInfo(base_name, LIMITS)
         self.context_length = self.base.config.max_position_embeddings
