@@ -9,6 +9,8 @@ module knows nothing about engines' internals, metrics or HTTP.
 
 from __future__ import annotations
 
+import json
+
 from gateway.api.knowledge_protocol import Citation
 from gateway.api.objects import (
     AssistantMessage,
@@ -58,6 +60,13 @@ class Choices:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
+_MARK = "\x00lorag-text\x00"
+
+
+def _text_only(piece: ChunkDelta) -> bool:
+    return piece.content is not None and piece.role is None and piece.tool_calls is None
+
+
 def sse(data: str) -> str:
     return f"data: {data}\n\n"
 
@@ -87,6 +96,7 @@ class ChatObjects:
         self.id, self.created, self.model = new_id("chatcmpl"), now(), model
         self.citations, self.tools, self.logprobs = citations, tools, logprobs
         self.streams: dict[int, ToolStream] = {}
+        self.text_chunks: dict[int, tuple[str, str]] = {}  # choice -> its text chunk, split where the text goes
 
     def whole(self, choices: Choices) -> ChatCompletion:
         out = []
@@ -117,6 +127,8 @@ class ChatObjects:
         logprobs = _chat_logprobs(delta.logprobs, self.logprobs) if delta.logprobs else None
         if logprobs and not pieces:
             pieces = [ChunkDelta(content="")]  # tokens whose text is held back still report their logprobs
+        if not logprobs and not delta.finish_reason and all(_text_only(p) for p in pieces):
+            return [self._text_chunk(index, p.content) for p in pieces]
         out = [ChunkChoice(index=index, delta=p, logprobs=logprobs if k == 0 else None) for k, p in enumerate(pieces)]
         if delta.finish_reason:
             last, finish = stream.finish(delta.finish_reason)
@@ -126,6 +138,16 @@ class ChatObjects:
 
     def usage_chunk(self, usage: Usage) -> str:
         return self._chunk([], usage)
+
+    def _text_chunk(self, index: int, text: str) -> str:
+        """The chunk of a piece of plain text: the wire model's own JSON for choice ``index``, made once with a
+        marker where the text goes, and the text's JSON string put there (most chunks are these)."""
+        if index not in self.text_chunks:
+            whole = self._chunk([ChunkChoice(index=index, delta=ChunkDelta(content=_MARK))])
+            head, tail = whole.split(json.dumps(_MARK))
+            self.text_chunks[index] = head, tail
+        head, tail = self.text_chunks[index]
+        return head + json.dumps(text, ensure_ascii=False) + tail
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, cite: bool = False) -> str:
         chunk = ChatCompletionChunk(
@@ -178,6 +200,16 @@ class TextObjects:
 
     def usage_chunk(self, usage: Usage) -> str:
         return self._chunk([], usage)
+
+    def _text_chunk(self, index: int, text: str) -> str:
+        """The chunk of a piece of plain text: the wire model's own JSON for choice ``index``, made once with a
+        marker where the text goes, and the text's JSON string put there (most chunks are these)."""
+        if index not in self.text_chunks:
+            whole = self._chunk([ChunkChoice(index=index, delta=ChunkDelta(content=_MARK))])
+            head, tail = whole.split(json.dumps(_MARK))
+            self.text_chunks[index] = head, tail
+        head, tail = self.text_chunks[index]
+        return head + json.dumps(text, ensure_ascii=False) + tail
 
     def _chunk(self, choices: list[TextChoice], usage: Usage | None = None) -> str:
         return Completion(
