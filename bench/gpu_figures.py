@@ -69,9 +69,11 @@ async def serve_figures(model_dir: Path, specs: list, device: str, dtype: str, m
             await timed_requests(engine, adapters, max(CONCURRENCY), 4, max(CONCURRENCY))  # warm-up, largest batch
             for concurrency in CONCURRENCY:
                 requests = max(4, 2 * concurrency)
+                engine.batch_sizes.clear()
                 tokens, seconds = await timed_requests(engine, adapters, concurrency, max_tokens, requests)
                 rows.append({"workload": workload, "concurrency": concurrency, "requests": requests,
                              "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+                             "batch_sizes": list(engine.batch_sizes),
                              "every_request_ran_to_max_tokens": tokens == requests * max_tokens})  # fmt: skip
                 print(f"  {workload:<17} x{concurrency:<3} {tokens / seconds:9.1f} tokens/s", flush=True)
     finally:

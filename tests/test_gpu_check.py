@@ -129,4 +129,5 @@ def test_the_serving_figures_run_on_a_tiny_shape_on_cpu(tmp_path):
         (w, c) for w in ("base", "4 mixed adapters") for c in (1, 8, 32)
     ]
     assert all(r["every_request_ran_to_max_tokens"] and r["tokens_per_s"] > 0 for r in rows)
+    assert all(sum(r["batch_sizes"]) == r["requests"] and max(r["batch_sizes"]) <= 32 for r in rows)
     assert "| tiny | 32 |" in (tmp_path / "gpu_results.md").read_text() and not results["failed"]
