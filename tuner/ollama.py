@@ -145,7 +145,8 @@ def modelfile(model_dir: Path, gguf_name: str) -> str:
     if '"""' in template or (turns.default_system and '"""' in turns.default_system):
         raise ExportError('the chat template contains """, which a Modelfile cannot quote')
     stops = [s for s in dict.fromkeys([turns.assistant_suffix.strip(), tokenizer.eos_token or ""]) if s]
-    lines = [f"# Written by lorag export from {Path(model_dir).name}'s chat template.", f"FROM ./{gguf_name}", ""]
+    lines = ["# Written by lorag export; TEMPLATE, SYSTEM and stop come from the model's chat template.", ""]
+    lines += [f"FROM ./{gguf_name}"]
     lines += [f'TEMPLATE """{template}"""']
     if turns.default_system:
         lines += [f'SYSTEM """{turns.default_system}"""']
