@@ -1,6 +1,7 @@
 // Train: upload a training file (POST /v1/files checks every row; a bad one is refused with its
-// line), start a fine-tuning job on the served base model (OpenAI's `supervised` or `dpo`; lorag's
-// ORPO and KTO through the `lorag` extension), and follow a job: status, error, a live loss curve
+// line), start a fine-tuning job on the served base model (OpenAI's `supervised`, `dpo` or `reinforcement`
+// with a grader, which "Try it" runs on one answer through graders/run; lorag's ORPO and KTO through the
+// `lorag` extension), and follow a job: status, error, a live loss curve (a reward curve for reinforcement)
 // (inline SVG from the `metrics` events, read once a second while the job is validating, queued or
 // running and the page open), Pause and Resume (a paused job trains on from its last checkpoint)
 // and Cancel. A job that succeeds is served at once as its `fine_tuned_model`, which the
@@ -16,7 +17,7 @@ const POLL_MS = 1000;
 const ACTIVE = ["validating_files", "queued", "running"]; // followed once a second
 const UNFINISHED = [...ACTIVE, "paused"];
 const PREFERENCE = { dpo: null, orpo: "orpo", kto: "kto" }; // console method -> lorag.method (dpo: OpenAI's own)
-const NAMES = { sft: "supervised", dpo: "DPO", orpo: "ORPO", kto: "KTO" };
+const NAMES = { sft: "supervised", dpo: "DPO", orpo: "ORPO", kto: "KTO", grpo: "reinforcement" };
 const [H, LEFT, RIGHT, TOP, BOTTOM] = [240, 56, 16, 12, 30]; // the chart's height and margins, in pixels
 let files = new Map(); // uploaded training files by id
 let watching = null; // the job shown: {id, timer, seen: event ids, steps: step -> metrics, messages, status}
@@ -25,7 +26,8 @@ const jobPath = (id, tail = "") => `${JOBS}/${encodeURIComponent(id)}${tail}`;
 const label = (state) => state.replaceAll("_", " ");
 const named = (method) => NAMES[method] ?? method;
 // The method a job trains with: lorag's extension first, then OpenAI's type.
-const methodOf = (job) => named(job.lorag?.method ?? (job.method?.type === "dpo" ? "dpo" : "sft"));
+const TYPES = { dpo: "dpo", reinforcement: "grpo" };
+const methodOf = (job) => named(job.lorag?.method ?? TYPES[job.method?.type] ?? "sft");
 
 async function send(file) {
   const line = $("#tr-upload");
@@ -69,7 +71,8 @@ function methods() {
   const method = $("#tr-method");
   for (const option of method.options) option.disabled = Boolean(file) && !file.methods.includes(option.value);
   if (method.selectedOptions[0]?.disabled) method.value = [...method.options].find((o) => !o.disabled)?.value ?? "sft";
-  $("#tr-beta-field").hidden = method.value === "sft";
+  $("#tr-beta-field").hidden = method.value === "sft" || method.value === "grpo";
+  $("#tr-grader-field").hidden = method.value !== "grpo";
   $("#tr-method-hint").textContent = file ? `${file.filename} trains: ${file.methods.map(named).join(", ")}.` : "";
 }
 
@@ -79,12 +82,21 @@ async function start(event) {
   const training = $("#tr-training").value;
   if (!training) return status(line, "Upload a training file first.", true);
   const method = $("#tr-method").value;
-  const type = method === "sft" ? "supervised" : "dpo";
+  const type = { sft: "supervised", grpo: "reinforcement" }[method] ?? "dpo";
   const hyperparameters = {};
+  let grader;
+  if (type === "reinforcement") {
+    try {
+      grader = JSON.parse($("#tr-grader").value);
+    } catch (error) {
+      return status(line, `The grader is not JSON: ${error.message}`, true);
+    }
+  }
   const fields = { n_epochs: "#tr-epochs", batch_size: "#tr-batch", learning_rate_multiplier: "#tr-lr" };
   if (type === "dpo") fields.beta = "#tr-beta";
   for (const [name, id] of Object.entries(fields)) if ($(id).value !== "") hyperparameters[name] = Number($(id).value);
-  const body = { model: $("#tr-model").value, training_file: training, method: { type, [type]: { hyperparameters } } };
+  const settings = grader ? { grader, hyperparameters } : { hyperparameters };
+  const body = { model: $("#tr-model").value, training_file: training, method: { type, [type]: settings } };
   if ($("#tr-validation").value) body.validation_file = $("#tr-validation").value;
   if ($("#tr-suffix").value.trim()) body.suffix = $("#tr-suffix").value.trim();
   if (PREFERENCE[method]) body.lorag = { method: PREFERENCE[method] };
@@ -100,6 +112,21 @@ async function start(event) {
     notify(error);
   } finally {
     $("#tr-start").disabled = false;
+  }
+}
+
+// "Try it": the grader on one answer and row, through graders/run, before a job pays for it.
+async function tryGrader() {
+  const line = $("#tr-try-result");
+  try {
+    const grader = JSON.parse($("#tr-grader").value);
+    const item = JSON.parse($("#tr-try-item").value || "{}");
+    const body = { grader, model_sample: $("#tr-try-sample").value, item };
+    const result = await api("/v1/fine_tuning/alpha/graders/run", { method: "POST", json: body });
+    const failed = Object.entries(result.metadata.errors).filter(([, v]) => v === true).map(([k]) => k);
+    status(line, `Reward ${short(result.reward)}${failed.length ? ` (errors: ${failed.join(", ")})` : ""}`, failed.length > 0);
+  } catch (error) {
+    status(line, `Not graded: ${error.message}`, true);
   }
 }
 
@@ -255,12 +282,15 @@ function svg(tag, attrs = {}, ...children) {
 
 const short = (v) => Number(v.toPrecision(3)).toString();
 
-// The loss curve: train_loss (and valid_loss where logged) by step, an SVG line chart `W` pixels wide.
+// The loss curve: train_loss (and valid_loss where logged) by step, an SVG line chart `W` pixels wide; for a
+// reinforcement job the mean reward (train_reward_mean, valid_reward_mean) instead.
 function curve(points, W) {
   const series = (key) => points.filter((p) => typeof p[key] === "number").map((p) => [p.step, p[key]]);
+  const reward = points.some((p) => typeof p.train_reward_mean === "number");
+  const what = reward ? "reward" : "loss";
   const lines = [
-    ["train", "train loss", series("train_loss")],
-    ["valid", "validation loss", series("valid_loss")],
+    ["train", `train ${what}`, series(reward ? "train_reward_mean" : "train_loss")],
+    ["valid", `validation ${what}`, series(reward ? "valid_reward_mean" : "valid_loss")],
   ].filter(([, , pts]) => pts.length);
   if (!lines.length) return [el("p", { class: "hint", text: "The loss curve appears once training logs a step." })];
   const values = lines.flatMap(([, , pts]) => pts.map(([, v]) => v));
@@ -287,7 +317,7 @@ function curve(points, W) {
   });
   const chart = svg(
     "svg",
-    { class: "loss", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `Loss by step: ${said.join("; ")}` },
+    { class: "loss", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${reward ? "Reward" : "Loss"} by step: ${said.join("; ")}` },
     svg("path", { class: "axis", d: `M${LEFT},${TOP} V${H - BOTTOM} H${W - RIGHT}` }),
     ...grid,
     ...ticks,
@@ -312,6 +342,7 @@ export function init() {
   $("#tr-training").addEventListener("change", methods);
   $("#tr-method").addEventListener("change", methods);
   $("#tr-form").addEventListener("submit", start);
+  $("#tr-try").addEventListener("click", tryGrader);
 }
 
 export async function show() {
