@@ -269,6 +269,24 @@ def test_what_cannot_be_exported_is_refused_with_one_line(llama, random_adapters
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ([], "pass one of --merge OUT (safetensors) or --gguf OUT"),
+        (["--merge", "a", "--gguf", "b"], "pass one of --merge OUT (safetensors) or --gguf OUT"),
+        (["--merge", "a", "--quant", "q8_0"], "--quant and --lora-gguf go with --gguf"),
+        (["--gguf", "a", "--dtype", "float16"], "--dtype goes with --merge"),
+    ],
+)
+def test_the_command_line_says_which_flags_go_together(flags, message):
+    from typer.testing import CliRunner
+
+    from gateway.cli.main import app
+
+    result = CliRunner().invoke(app, ["export", "some-adapter", *flags])
+    assert result.exit_code == 1 and f"error: {message}" in result.output
+
+
 def test_no_partial_file_is_left_when_writing_fails(llama, tmp_path, monkeypatch):
     import tuner.gguf_export
 
