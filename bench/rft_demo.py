@@ -89,8 +89,9 @@ def run(out: Path) -> dict:
             model=base.id, training_file=upload(client, out, "train.jsonl", train),
             validation_file=upload(client, out, "valid.jsonl", held_out), suffix="city-only", seed=1,
             method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
-                "n_epochs": 2, "batch_size": 8, "compute_multiplier": 2}}},
-            extra_body={"lorag": {"max_completion_length": 8, "learning_rate": 2e-4, "replay_prompts": None}},
+                "n_epochs": 2, "batch_size": 8, "compute_multiplier": 1}}},
+            extra_body={"lorag": {"max_completion_length": 6, "temperature": 0.7, "learning_rate": 3e-4,
+                                  "replay_prompts": None}},
         )  # fmt: skip
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             time.sleep(2)
