@@ -19,12 +19,14 @@ module knows nothing about requests, threads or the registry.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora import LoraLayer
+
+PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class GatheredLora:
         if key not in self._supported:
             self._supported[key] = _plain(model, key)
         return self._supported[key]
+
+    def for_batch(self, model, keys: list[str | None]) -> tuple[AbstractContextManager, dict]:
+        """The context to run a batch in and the ``generate`` arguments that give row ``i`` adapter ``keys[i]``
+        (None: the base model): gathered when every adapter is supported, else PEFT's own ``adapter_names``."""
+        if all(self.supports(model, key) for key in keys if key):
+            return self.applied(model, keys), {}
+        return nullcontext(), {"adapter_names": [key or PEFT_BASE for key in keys]}
 
     def applied(self, model, keys: list[str | None]):
         """A context in which ``model``'s forward passes add row ``i``'s adapter ``keys[i]`` (None: the base) to it.

@@ -1,13 +1,11 @@
 """LocalEngine: the base model and its adapters served in this process with transformers + peft.
 
 One copy of the base weights serves LoRA, IA3, prompt-tuning and prefix-tuning adapters. LoRA
-adapters are loaded into one ``PeftModel`` and applied per row by ``serve.gathered_lora`` (two
-batched matmuls per layer, whatever the mix), or for DoRA and other variants by PEFT's own
-``adapter_names``; the other types cannot live in that model, so ``serve.row_adapters`` applies them per row with
-hooks, placeholder slots and KV-cache prefixes on the same base model. A worker thread takes the
-oldest waiting request plus every other waiting request with the same sampling settings (up to
-``max_batch``), whatever their adapters and adapter types, and runs them as one ``generate``
-call, whose rows stream to their callers (``serve.batch_rows``).
+adapters live in one ``PeftModel``, applied per row by ``serve.gathered_lora`` (or, for DoRA, by
+PEFT on a batch of its own); the other types cannot live in that model, so ``serve.row_adapters``
+applies them per row on the same base model. A worker thread takes the oldest waiting request
+plus every other waiting request with the same sampling settings (up to ``max_batch``), whatever
+their adapters, and runs them as one ``generate`` call, whose rows stream to their callers.
 
 Adapters change in the worker thread too, so nothing else ever touches the model: a load or an
 unload is queued and made between two generation steps, while a batch runs, when it cannot
@@ -57,7 +55,6 @@ from serve.mid_batch import safe_mid_batch
 from serve.row_adapters import ROW_TYPES, RowAdapter, batch_inputs, load_row_adapter
 
 log = logging.getLogger(__name__)
-BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 LIMITS = EngineLimits(peft_types=ROW_TYPES | {"LORA"}, max_rank=256, dora=True)  # every type the tuner makes
 
 
@@ -93,12 +90,10 @@ class LocalEngine:
         self.context_length = self.base.config.max_position_embeddings
         eos = self.base.generation_config.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-        self.max_batch = max_batch
-        self.batch_window_s = batch_window_s
+        self.max_batch, self.batch_window_s = max_batch, batch_window_s
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches run: for metrics and tests
         self._adapters: dict[str, _AdapterUse] = {}
-        self._compiler: Grammars | None = None
-        self._lora = GatheredLora()
+        self._compiler, self._lora = None, GatheredLora()  # the structured-output compiler, made on first use
         self._versions = itertools.count(1)
         self._changes: deque[_Change] = deque()  # made by the worker thread, in order
         self._waiting: deque[RowRequest] = deque()
@@ -304,11 +299,8 @@ class LocalEngine:
             if batch[0].alone:  # a DoRA batch: all its rows are for one adapter, which PEFT runs as the active one
                 self.model.set_adapter(batch[0].adapter)
             elif self.model is not self.base:
-                keys = [r.adapter if r.adapter and r.row is None else None for r in batch]
-                if all(self._lora.supports(self.model, key) for key in keys if key):
-                    lora = self._lora.applied(self.model, keys)
-                else:
-                    kwargs["adapter_names"] = [key or BASE for key in keys]
+                lora, more = self._lora.for_batch(self.model, [r.adapter if r.row is None else None for r in batch])
+                kwargs |= more
             if batch[0].params.seed is not None:
                 torch.manual_seed(batch[0].params.seed)
             with inputs.hooks(self.base), lora:

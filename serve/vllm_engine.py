@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import signal
@@ -44,7 +43,7 @@ from serve.engine import (
     collect,
     prompt_ids,
 )
-from serve.vllm_protocol import choice_logprobs, stream_body
+from serve.vllm_protocol import body_lines, choice_logprobs, error_message, stream_body
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +187,10 @@ class VllmEngine:
                 if response.status != 200:
                     detail = (await response.text(errors="replace"))[:500]
                     if response.status == 400:
-                        raise InvalidRequest(_message(detail))
+                        raise InvalidRequest(error_message(detail))
                     raise EngineError(f"vLLM answered {response.status}: {detail}")
                 finish, last = None, None
-                async for line in _lines(response.content):
+                async for line in body_lines(response.content):
                     if not line.startswith(b"data: ") or line == b"data: [DONE]":
                         continue
                     chunk = orjson.loads(line[6:])
@@ -286,25 +285,6 @@ class VllmEngine:
 
 
 UNREACHABLE = (aiohttp.ClientError, TimeoutError)
-
-
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The lines of a response body as they arrive, without their line ends, however long."""
-    pending = b""
-    async for data in content.iter_any():
-        *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r")
-    if pending:
-        yield pending.rstrip(b"\r")
-
-
-def _message(body: str) -> str:
-    """The message of an OpenAI error body, or the body itself."""
-    try:
-        return json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        return body
 
 
 def _default_dtype() -> str:

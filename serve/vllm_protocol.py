@@ -1,4 +1,4 @@
-"""vLLM's OpenAI wire format as the VllmEngine speaks it: the request body of a stream, and the deltas in its chunks.
+"""vLLM's OpenAI wire format as the VllmEngine speaks it: a stream's request body; the lines, deltas and errors back.
 
 Structured outputs go in vLLM's ``structured_outputs`` extension, the schema with lorag's default
 bounds (:mod:`serve.schema_bounds`), asking for ``disable_any_whitespace``. vLLM 0.32's xgrammar
@@ -13,6 +13,9 @@ replicas or adapters; it imports no vLLM.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+
+import aiohttp
 
 from serve.engine import Message, SamplingParams, TokenLogprob
 from serve.schema_bounds import bounded_text
@@ -58,3 +61,22 @@ def choice_logprobs(choice: dict) -> list[TokenLogprob]:
         )
         for entry in content
     ]
+
+
+async def body_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The lines of a response body as they arrive, without their line ends, however long."""
+    pending = b""
+    async for data in content.iter_any():
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
+
+
+def error_message(body: str) -> str:
+    """The message of an OpenAI error body, or the body itself."""
+    try:
+        return json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return body
