@@ -231,6 +231,8 @@ class Recipe(BaseModel):
         if self.method == "grpo" and not (self.reward_functions or self.reward_model or self.graders):
             raise ValueError("method grpo needs reward_functions, a reward_model or graders to score answers with")
         if self.graders is not None:
+            if self.method != "grpo":
+                raise ValueError(f"graders score sampled answers for method grpo, not {self.method}")
             _check_graders(self.graders, self.judge_base_url)
         formats = {"sft": FORMATS, "grpo": ()}.get(self.method, PREFERENCE_FORMATS)
         if self.dataset_format != "auto" and self.dataset_format not in formats:

@@ -195,3 +195,5 @@ def test_grpo_with_an_openai_grader_reads_chat_rows_and_scores_held_out_answers_
 def test_grpo_refuses_a_grader_it_cannot_run(fields, message):
     with pytest.raises(ValueError, match=message):
         Recipe(name="g", method="grpo", dataset="p.jsonl", **fields)
+    with pytest.raises(ValueError, match="for method grpo, not sft"):
+        Recipe(name="s", method="sft", dataset="c.jsonl", graders=CAPITAL)
