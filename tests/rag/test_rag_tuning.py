@@ -12,7 +12,7 @@ from rag.store import KnowledgeBase
 from rag.tuning import CannotTune, TuningSettings, tune_knowledge_base
 from tests.tiny_embedder import build_tiny_embedder, generated_corpus
 
-FAST = TuningSettings(sources=("ict",), held_out=0.25, epochs=6, batch_size=16, learning_rate=1e-3)
+FAST = TuningSettings(sources=("ict",), max_pairs=100, held_out=0.25, epochs=6, batch_size=16, learning_rate=1e-3)
 pytestmark = pytest.mark.slow
 
 
@@ -66,3 +66,21 @@ def test_after_the_swap_the_knowledge_base_answers_with_the_tuned_embedder(corpu
     text = generated_corpus()["doc007.txt"]
     hit = retrieve(corpus_kb, text.split(".")[1], top_k=1, mode="dense")[0]
     assert hit.filename == "doc007.txt"
+
+
+def test_a_beir_folder_is_scored_before_and_after_tuning_on_its_corpus(tmp_path, tiny_embedder):
+    from rag.beir_tuning import evaluate_tuned
+
+    documents = generated_corpus()
+    corpus = [{"_id": name, "title": "", "text": text} for name, text in documents.items()]
+    queries = [{"_id": f"q{i}", "text": documents[f"doc{i:03d}.txt"].split(".")[0]} for i in range(10)]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in corpus))
+    (tmp_path / "queries.jsonl").write_text("\n".join(json.dumps(r) for r in queries))
+    (tmp_path / "qrels").mkdir()
+    rows = "".join(f"q{i}\tdoc{i:03d}.txt\t1\n" for i in range(10))
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    report = evaluate_tuned(tmp_path, load_embedder(tiny_embedder), FAST, keep=tmp_path / "tuned", progress=False)
+    assert set(report["before"]) == {"bm25", "dense", "hybrid"} and set(report["after"]) == {"dense", "hybrid"}
+    assert all(0 <= row["ndcg@10"] <= 1 for table in (report["before"], report["after"]) for row in table.values())
+    assert report["tuning"]["pairs"]["training"] > 0 and (tmp_path / "tuned" / "model").is_dir()
+    assert set(report["seconds"]) == {"index", "tune", "reindex"}
