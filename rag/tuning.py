@@ -1,8 +1,9 @@
 """Tune a knowledge base's embedder on the knowledge base alone, and measure it on pairs training never saw.
 
 `tune_knowledge_base(kb, out, settings)`:
-1. makes pairs from the chunks (`rag.tuning_pairs`: inverse cloze, headings, and queries a model
-   writes when the caller passes `write_query`), at most `max_pairs` plus the held-out share;
+1. makes pairs from the chunks (`rag.tuning_pairs`: inverse cloze, up to four sentences a chunk
+   when the chunks are fewer than the pairs wanted; headings; and queries a model writes when the
+   caller passes `write_query`), at most `max_pairs` plus the held-out share;
 2. keeps the pairs whose chunk the current hybrid retriever ranks in its top `filter_k`, holds out
    the pairs of a share of the chunks, and mines a hard negative for each training pair;
 3. trains a copy of the embedder with sentence-transformers' own trainer and
@@ -98,8 +99,8 @@ def make_pairs(
     budget = settings.max_pairs + min(settings.max_held_out, round(settings.max_pairs * settings.held_out)) * 2
     sample = rng.sample(chunks, min(len(chunks), budget))
     pairs: list[Pair] = []
-    if "ict" in settings.sources:
-        pairs += ict_pairs(sample, rng)
+    if "ict" in settings.sources:  # a small knowledge base gives several sentences of each chunk, up to 4
+        pairs += ict_pairs(sample, rng, per_chunk=max(1, min(4, budget // len(sample))))
     if "headings" in settings.sources:
         pairs += heading_pairs(sample)
     if "generated" in settings.sources:
