@@ -19,7 +19,7 @@ from rag.retriever import retrieve
 from rag.store import KnowledgeBase
 from tests.tiny_embedder import build_tiny_embedder, generated_corpus
 
-FAST = ["--sources", "ict", "--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "16"]
+FAST = ["--sources", "ict", "--max-pairs", "100", "--epochs", "6", "--learning-rate", "1e-3", "--batch-size", "16"]
 pytestmark = pytest.mark.slow
 
 
@@ -78,7 +78,7 @@ def test_a_tuning_killed_halfway_leaves_the_old_index_serving(tmp_path, tiny_emb
     env = os.environ | {"LORAG_KB_DIR": str(tmp_path / "kbs"), "LORAG_EMBEDDER": tiny_embedder}
     log = open(tmp_path / "tune.log", "wb")  # noqa: SIM115 (closed below; a pipe could fill with progress bars)
     process = subprocess.Popen(
-        [str(lorag), "kb", "tune", "corpus", *FAST[:2], "--epochs", "500"],
+        [str(lorag), "kb", "tune", "corpus", *FAST[:4], "--epochs", "500"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 300
