@@ -13,7 +13,11 @@ def _configs():
         "wide": LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False),
         "narrow": LoraConfig(r=2, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
         "rslora": LoraConfig(
-            r=4, lora_alpha=8, use_rslora=True, target_modules="all-linear", rank_pattern={"o_proj": 6},
+            r=4,
+            lora_alpha=8,
+            use_rslora=True,
+            target_modules="all-linear",
+            rank_pattern={"o_proj": 6},
             init_lora_weights=False,
         ),  # fmt: skip
         "dora": LoraConfig(r=4, target_modules=["q_proj"], use_dora=True, init_lora_weights=False),
