@@ -85,11 +85,15 @@ class StoreFiles:
 
     def table(self, store_id: str) -> Attachments:
         """The store's attachments, kept in its knowledge base's SQLite file: 400 on the Milvus backend."""
+        return Attachments(self.folder_root() / store_id / DATABASE)
+
+    def folder_root(self) -> Path:
+        """The folder of the knowledge bases; 400 on the Milvus backend, where vector stores are not served."""
         root = getattr(self.knowledge.bases, "root", None)
         if root is None:
             message = "vector stores keep their files in a knowledge-base folder: use the folder backend (unset "
             raise LoragError(400, message + "LORAG_MILVUS_URI); see docs/rag.md", code="unsupported_backend")
-        return Attachments(root / store_id / DATABASE)
+        return root
 
     def check_sources(self, file_ids: Iterable[str]) -> None:
         """404 for the first file id that /v1/files does not hold (before anything is attached)."""

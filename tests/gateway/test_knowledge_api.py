@@ -304,5 +304,7 @@ def test_vector_stores_on_milvus_are_refused_naming_the_backend(make_gateway, re
         pytest.skip("the folder backend serves vector stores (tests/gateway/test_vector_stores.py)")
     with make_gateway().http() as http:
         refused = http.post("/v1/vector_stores", json={"name": "handbook"})
+        left = http.get("/v1/knowledge_bases").json()["data"]
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_backend"
     assert "LORAG_MILVUS_URI" in refused.json()["error"]["message"]
+    assert left == []  # nothing made for the refused store
