@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bm25s.stopwords import STOPWORDS_EN
 from pymilvus import DataType, Function, FunctionType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 KNOWLEDGE_BASES, DOCUMENTS, TEXTS = "lorag_knowledge_bases", "lorag_documents", "lorag_document_texts"
 OPERATIONS = "lorag_operations"
@@ -64,8 +66,26 @@ def connect(uri: str, token: str | None = None, db_name: str | None = None) -> M
             (OPERATIONS, _operations_schema))  # fmt: skip
     for name, make in made:
         if name not in existing:
-            _create(client, name, make(client), _placeholder_index(client))
+            try:
+                _create(client, name, make(client), _placeholder_index(client))
+            except MilvusException as e:  # another gateway, starting at the same time, made it first
+                if "already exists" not in str(e):
+                    raise
+                _load_once_indexed(client, name)
     return client
+
+
+def _load_once_indexed(client: MilvusClient, name: str, timeout_s: float = 60) -> None:
+    """Load a collection another client is making: its index may not exist yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.load_collection(name)
+            return
+        except MilvusException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def chunks_collection(kb: str, generation: int) -> str:

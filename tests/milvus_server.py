@@ -57,9 +57,17 @@ def milvus_lite_server(data_dir: Path, timeout_s: float = 60) -> Iterator[str]:
 def fresh_database(uri: str) -> str:
     """Create a database no test has used; its name."""
     from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
 
     name = f"t{uuid.uuid4().hex[:16]}"
-    client = MilvusClient(uri=uri)
+    for attempt in range(3):
+        try:
+            client = MilvusClient(uri=uri)
+            break
+        except MilvusException:  # a connection idle since an early test, closed by the server (too_many_pings)
+            if attempt == 2:
+                raise
+            time.sleep(1)
     client.create_database(name)
     client.close()
     return name
