@@ -201,16 +201,6 @@ class TextObjects:
     def usage_chunk(self, usage: Usage) -> str:
         return self._chunk([], usage)
 
-    def _text_chunk(self, index: int, text: str) -> str:
-        """The chunk of a piece of plain text: the wire model's own JSON for choice ``index``, made once with a
-        marker where the text goes, and the text's JSON string put there (most chunks are these)."""
-        if index not in self.text_chunks:
-            whole = self._chunk([ChunkChoice(index=index, delta=ChunkDelta(content=_MARK))])
-            head, tail = whole.split(json.dumps(_MARK))
-            self.text_chunks[index] = head, tail
-        head, tail = self.text_chunks[index]
-        return head + json.dumps(text, ensure_ascii=False) + tail
-
     def _chunk(self, choices: list[TextChoice], usage: Usage | None = None) -> str:
         return Completion(
             id=self.id, created=self.created, model=self.model, choices=choices, usage=usage
