@@ -1,4 +1,5 @@
-"""The knowledge bases of one Milvus database, by name; what dead uploads left removed when it starts.
+"""The knowledge bases of one Milvus database, by name; what dead uploads left removed when it starts, and
+chunk collections whose BM25 terms an older lorag wrote rewritten (`rag.milvus_schema`: `TERMS_VERSION`).
 
 Settings rows, document rows and chunk collections are those of `rag.milvus_schema`; the visibility
 rule and the recovery rule are in `rag.milvus_store`'s docstring. A gateway's `owner` names it (the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 from rag.backend import Embedders, validate_name
@@ -22,8 +24,12 @@ from rag.milvus_schema import (
     DOCUMENTS,
     KNOWLEDGE_BASES,
     OPERATIONS,
+    PAGE,
+    TERMS_VERSION,
     TEXTS,
+    bm25_terms,
     chunk_collections,
+    chunks_collection,
     connect,
     create_chunks,
     quoted,
@@ -50,6 +56,7 @@ class MilvusKnowledgeBases:
         self._embedders = Embedders(embedder_factory)
         self.stale_after_s = stale_after_s
         self.recovered = self.recover()
+        self.upgraded = self.upgrade_terms()
 
     def embedder(self, embedder_id: str) -> Embedder:
         return self._embedders(embedder_id)
@@ -68,6 +75,23 @@ class MilvusKnowledgeBases:
                 purge(self.client, op["kb"], [doc])
             self.client.delete(OPERATIONS, filter=f"key == {quoted(op['key'])}")
         return len(dead)
+
+    def upgrade_terms(self) -> list[str]:
+        """Rewrite into its next generation each knowledge base whose chunks' BM25 terms were written under
+        another `TERMS_VERSION` (the stored vectors are copied, nothing is embedded again); their names."""
+        stored = rows(self.client, KNOWLEDGE_BASES, 'name != ""', ["name", "settings"])
+        names = [row["name"] for row in stored if row["settings"].get("terms") != TERMS_VERSION]
+        for name in names:
+            manifest, generation = MilvusKnowledgeBase(self, name).settings()
+            new = create_chunks(self.client, name, generation + 1, manifest.dimension)
+            old = rows(self.client, chunks_collection(name, generation), 'document_id != ""',
+                       ["id", "document_id", "ordinal", "text", "indexed", "dense", "place"])  # fmt: skip
+            while batch := list(islice(old, PAGE)):
+                terms = bm25_terms([row["indexed"] for row in batch])
+                self.client.upsert(new, [{**row, "terms": t} for row, t in zip(batch, terms, strict=True)])
+            write_settings(self.client, manifest, generation + 1)
+            self.client.drop_collection(chunks_collection(name, generation))
+        return names
 
     def create(
         self, name: str, *, embedder: str | None = None, chunking: ChunkingSettings | None = None,

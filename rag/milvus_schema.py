@@ -15,42 +15,50 @@ them all by URI) holds every knowledge base in these collections:
 - `lorag_chunks_<kb>_g<generation>`: one collection per knowledge base and generation (a change
   of embedder or chunking makes the next one): the chunk `id` (INT64, derived from the document's
   sha256 and the chunk's ordinal, so the same content always has the same ids), `document_id`,
-  `ordinal`, `text`, `indexed` (the section trail and text, an analysed VARCHAR), `sparse` (its
-  BM25 vector, made by Milvus's BM25 function), `dense` (the embedder's unit vector, inner
-  product) and `place` (JSON: start, end, page, section).
+  `ordinal`, `text`, `indexed` (the section trail and text), `terms` (its BM25 terms, see below, an
+  analysed VARCHAR), `sparse` (their BM25 vector, made by Milvus's BM25 function), `dense` (the
+  embedder's unit vector, inner product) and `place` (JSON: start, end, page, section).
 
 Every collection is created with Strong consistency, so a read sees every write acknowledged
 before it, from any client. Milvus needs a vector field in each collection: all but the chunks' carry a
-2-dimensional placeholder `_v`. BM25 uses Lucene's k1=0.9, b=0.4 (as `rag.index.BM25Index`) over
-words lower-cased, the 33 English stopwords removed and (on Milvus proper) Snowball-stemmed; milvus-lite
-ignores the stemmer. This module knows nothing about documents' visibility, uploads or ranking.
+2-dimensional placeholder `_v`.
+
+**BM25 terms are lorag's, not Milvus's analyzer's**, so that both backends rank by the same terms in
+every language: a chunk's (and a query's) tokens come from `rag.tokenize` (the folder's BM25 tokens:
+stemmed English words without stopwords, jieba's Chinese words, bigrams of other spaceless scripts),
+and each is written as the 16 hex digits of its blake2b digest (`bm25_terms`). Every Milvus analyzer
+keeps such a term whole and unchanged (milvus-lite's `\w+`, Milvus's standard tokenizer), where Milvus's
+own analyzers would cut, stem (milvus-lite ignores the stemmer) or drop words differently from the
+folder and segment no Chinese. BM25 itself is Lucene's, k1=0.9, b=0.4 (as `rag.index.BM25Index`).
+`TERMS_VERSION` names this scheme in a knowledge base's settings row; a collection written under another
+is rewritten at start (`rag.milvus_bases`). This module knows nothing about documents' visibility,
+uploads or ranking.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
-from bm25s.stopwords import STOPWORDS_EN
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.exceptions import MilvusException
+
+from rag.tokenize import TOKENIZER_VERSION, Tokenizer
 
 KNOWLEDGE_BASES, DOCUMENTS, TEXTS = "lorag_knowledge_bases", "lorag_documents", "lorag_document_texts"
 OPERATIONS = "lorag_operations"
 TEXT_PIECE = 16_000
 """Characters of a document's stored text per row (a VARCHAR holds at most 65,535 bytes)."""
 MAX_CHUNK_TEXT = 65_535
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stop", "stop_words": list(STOPWORDS_EN)},
-        {"type": "stemmer", "language": "english"},
-    ],
-}
+TERMS_VERSION = f"{TOKENIZER_VERSION}/blake2b-64"
+MAX_TERMS = MAX_CHUNK_TEXT // 17
+"""Terms kept per chunk (16 hex digits and a space each); a chunk the embedder reads whole has far fewer."""
+ANALYZER = {"tokenizer": "standard"}
 BM25_PARAMS = {"bm25_k1": 0.9, "bm25_b": 0.4}
 PLACEHOLDER = [0.0, 1.0]
 PAGE = 1000
@@ -108,18 +116,29 @@ def create_chunks(client: MilvusClient, kb: str, generation: int, dimension: int
     schema.add_field("document_id", DataType.VARCHAR, max_length=64)
     schema.add_field("ordinal", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
-    schema.add_field("indexed", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT, enable_analyzer=True,
+    schema.add_field("indexed", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
+    schema.add_field("terms", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT, enable_analyzer=True,
                      analyzer_params=ANALYZER)  # fmt: skip
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
     schema.add_field("place", DataType.JSON)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["indexed"],
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
                                  output_field_names=["sparse"]))  # fmt: skip
     index = client.prepare_index_params()
     index.add_index("dense", index_type="AUTOINDEX", metric_type="IP")
     index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
     _create(client, name, schema, index)
     return name
+
+
+def bm25_terms(texts: Sequence[str]) -> list[str]:
+    """Each text's BM25 terms as the chunk collections store and search them (see the module docstring)."""
+    return [" ".join(_digest(token) for token in tokens[:MAX_TERMS]) for tokens in Tokenizer()(list(texts))]
+
+
+@lru_cache(maxsize=1 << 16)
+def _digest(token: str) -> str:
+    return hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
 
 
 def chunk_collections(client: MilvusClient, kb: str) -> list[str]:

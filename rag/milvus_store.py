@@ -45,6 +45,8 @@ from rag.milvus_documents import DELETE, UPLOAD, MilvusDocuments, document_id
 from rag.milvus_schema import (
     KNOWLEDGE_BASES,
     PLACEHOLDER,
+    TERMS_VERSION,
+    bm25_terms,
     chunk_collections,
     chunks_collection,
     create_chunks,
@@ -159,8 +161,9 @@ class MilvusKnowledgeBase:
         if "dense" in modes:
             asked["dense"] = ("dense", self.bases.embedder(manifest.embedder).embed([query])[0].tolist())
         if "bm25" in modes:
-            asked["bm25"] = ("sparse", query)
-        return {mode: self._search(collection, field, data, depth, where) for mode, (field, data) in asked.items()}
+            asked["bm25"] = ("sparse", bm25_terms([query])[0])
+        return {mode: self._search(collection, field, data, depth, where) if data else []
+                for mode, (field, data) in asked.items()}  # fmt: skip
 
     def _search(self, collection: str, field: str, data: Any, depth: int, where: str) -> Scored:
         """Hits of committed documents, best first: asks deeper while hits of other documents crowd them out."""
@@ -254,7 +257,7 @@ class MilvusKnowledgeBase:
 
 def write_settings(client: Any, manifest: Manifest, generation: int) -> None:
     """Store a knowledge base's manifest and chunk generation (its settings row)."""
-    settings = {"manifest": asdict(manifest), "generation": generation}
+    settings = {"manifest": asdict(manifest), "generation": generation, "terms": TERMS_VERSION}
     client.upsert(KNOWLEDGE_BASES, [{"name": manifest.name, "settings": settings, "_v": PLACEHOLDER}])
 
 
@@ -266,10 +269,11 @@ def purge(client: Any, kb: str, document_ids: Sequence[str]) -> None:
 
 
 def _chunk_rows(sha256: str, document_id: str, chunks: Sequence[Chunk], vectors: Any) -> list[dict[str, Any]]:
+    terms = bm25_terms([c.indexed_text for c in chunks])
     return [{"id": chunk_id(sha256, c.ordinal), "document_id": document_id, "ordinal": c.ordinal, "text": c.text,
-             "indexed": c.indexed_text, "dense": vector.tolist(),
+             "indexed": c.indexed_text, "terms": t, "dense": vector.tolist(),
              "place": {"start": c.start, "end": c.end, "page": c.page, "section": c.section}}
-            for c, vector in zip(chunks, vectors, strict=True)]  # fmt: skip
+            for c, t, vector in zip(chunks, terms, vectors, strict=True)]  # fmt: skip
 
 
 def _record(row: Mapping[str, Any], document: Mapping[str, Any]) -> ChunkRecord:

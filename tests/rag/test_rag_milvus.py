@@ -132,3 +132,36 @@ def test_another_embedder_fills_the_next_generation_then_switches(request, milvu
 
         kb.set_embedder(HashingEmbedder(32, max_tokens=16), chunking=ChunkingSettings(64, 8))
     assert other.settings()[1] == 1
+
+
+def test_bm25_on_milvus_ranks_by_the_folders_terms_stemmed_and_without_stopwords(kb):
+    kb.ingest("proteins.txt", b"Misfolded proteins aggregate in neurons.")
+    kb.ingest("the.txt", b"The the the of and a in.")
+    assert found(kb, "protein aggregation", "bm25") == ["proteins.txt"]  # stemmed: proteins = protein
+    assert found(kb, "the of and", "bm25") == []  # stopwords alone match nothing
+
+
+def test_a_knowledge_base_whose_terms_an_older_lorag_wrote_is_rewritten_when_a_gateway_starts(request, milvus_db):
+    from rag.milvus_store import write_settings
+
+    bases = milvus_bases(request, db_name=milvus_db)
+    kb = bases.create("docs")
+    kb.ingest("paris.txt", PARIS)
+    kb.ingest("tokyo.txt", TOKYO)
+    manifest, generation = kb.settings()
+    collection = chunks_collection("docs", generation)
+    old = kb.client.query(collection, filter="id >= 0 or id < 0", output_fields=["*"])
+    kb.client.upsert(collection, [{k: v for k, v in row.items() if k != "sparse"} | {"terms": "eiffel"} for row in old])
+    write_settings(kb.client, manifest, generation)
+    stored = kb.client.query("lorag_knowledge_bases", filter='name == "docs"', output_fields=["settings"])[0]
+    kb.client.upsert("lorag_knowledge_bases", [{"name": "docs", "settings": {**stored["settings"], "terms": None},
+                                                 "_v": [0.0, 1.0]}])  # fmt: skip
+    assert found(kb, "Mount Fuji", "bm25") == []  # terms of another scheme match nothing
+    again = milvus_bases(request, db_name=milvus_db)  # the next gateway to start
+    assert again.upgraded == ["docs"]
+    upgraded = again.get("docs")
+    assert upgraded.settings()[1] == generation + 1
+    assert found(upgraded, "Mount Fuji", "bm25") == ["tokyo.txt"]
+    assert found(upgraded, "Eiffel Tower", "dense")[0] == "paris.txt"  # the vectors were copied
+    assert chunk_collections(again.client, "docs") == [chunks_collection("docs", generation + 1)]
+    assert milvus_bases(request, db_name=milvus_db).upgraded == []

@@ -30,7 +30,6 @@ def test_scripts_without_spaces_and_without_a_segmenter_are_cut_into_bigrams():
     ]
 
 
-@pytest.mark.folder_only  # Milvus BM25 uses its own analyzer (no Chinese segmenter here): docs/rag.md
 def test_a_chinese_question_finds_its_passage_with_bm25(kb):
     for name, text in (("rlhf.txt", RLHF), ("lora.txt", LORA), ("dpo.txt", DPO)):
         kb.ingest(name, text.encode("utf-8"))
