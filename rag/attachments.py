@@ -7,8 +7,9 @@ whether it was cancelled). Statuses are "in_progress", "completed", "failed" and
 only an attachment in progress changes status (`finish`), so a cancellation that came first
 wins. Rows are committed one write at a time and survive a restart: an attachment still "in
 progress" when its process stopped is one to ingest again. The documents an attachment made
-are found by their metadata, not recorded here. This module knows nothing about files' content,
-chunking or indexes; the gateway's vector stores are its client.
+are found by their metadata, not recorded here. `rag.milvus_attachments` keeps the same on
+Milvus. This module knows nothing about files' content, chunking or indexes; the gateway's vector
+stores are its client.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ class Attachments:
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         with self._connect() as db:
             return [_attachment(row) for row in db.execute(f"SELECT * FROM attachments{where} ORDER BY seq", params)]
+
+    def abandoned(self) -> list[Attachment]:
+        """The attachments in progress: one process writes the folder, so none is being indexed elsewhere."""
+        return self.all("in_progress")
 
     def finish(
         self, attachment_id: str, status: Status, usage_bytes: int = 0, error: dict[str, str] | None = None

@@ -19,6 +19,7 @@ from rag.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from rag.errors import AlreadyExists, KnowledgeBaseNotFound
 from rag.folder import Manifest
 from rag.index import HNSW_THRESHOLD
+from rag.milvus_attachments import MilvusAttachments, remove_attachments
 from rag.milvus_documents import DELETE, MilvusDocuments
 from rag.milvus_schema import (
     DOCUMENTS,
@@ -124,6 +125,10 @@ class MilvusKnowledgeBases:
     def manifest(self, name: str) -> Manifest:
         return self.get(name).manifest
 
+    def attachments(self, name: str) -> MilvusAttachments:
+        """The files attached to knowledge base `name` as a vector store (`rag.milvus_attachments`)."""
+        return MilvusAttachments(self.client, validate_name(name), owner=self.owner, stale_after_s=self.stale_after_s)
+
     def counts(self, name: str) -> tuple[int, int]:
         return MilvusDocuments(self.client, validate_name(name)).counts()
 
@@ -144,6 +149,7 @@ class MilvusKnowledgeBases:
         self.client.delete(TEXTS, filter=f"kb == {quoted(name)}")
         self.client.delete(DOCUMENTS, filter=f"kb == {quoted(name)}")
         self.client.delete(OPERATIONS, filter=f"kb == {quoted(name)}")
+        remove_attachments(self.client, name)
 
     def _exists(self, name: str) -> bool:
         return bool(self.client.query(KNOWLEDGE_BASES, filter=f"name == {quoted(name)}", output_fields=["name"]))

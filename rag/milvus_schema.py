@@ -10,6 +10,8 @@ them all by URI) holds every knowledge base in these collections:
 - `lorag_operations`: an upload or delete under way, keyed `<kb>/<document id>/<owner>`: the
   operation, the `owner` (the gateway) doing it and when it last wrote (`updated`); see
   `rag.milvus_store`.
+- `lorag_attachments`, `lorag_attachment_batches`: the files attached to a knowledge base as a vector
+  store and their batches, keyed `<kb>/<id>` (`rag.milvus_attachments`).
 - `lorag_document_texts`: each document's text and segments (JSON), cut into pieces of at most
   `TEXT_PIECE` characters, so that another embedder or chunking can cut it again.
 - `lorag_chunks_<kb>_g<generation>`: one collection per knowledge base and generation (a change
@@ -52,6 +54,7 @@ from rag.tokenize import TOKENIZER_VERSION, Tokenizer
 
 KNOWLEDGE_BASES, DOCUMENTS, TEXTS = "lorag_knowledge_bases", "lorag_documents", "lorag_document_texts"
 OPERATIONS = "lorag_operations"
+ATTACHMENTS, ATTACHMENT_BATCHES = "lorag_attachments", "lorag_attachment_batches"
 TEXT_PIECE = 16_000
 """Characters of a document's stored text per row (a VARCHAR holds at most 65,535 bytes)."""
 MAX_CHUNK_TEXT = 65_535
@@ -67,11 +70,12 @@ logging.getLogger("pymilvus").setLevel(logging.ERROR)  # the query iterator warn
 
 
 def connect(uri: str, token: str | None = None, db_name: str | None = None) -> MilvusClient:
-    """A client of the database `db_name` ("default" if None) at `uri`, its four shared collections made."""
+    """A client of the database `db_name` ("default" if None) at `uri`, its shared collections made."""
     client = MilvusClient(uri=uri, token=token or "", db_name=db_name or "")
     existing = set(client.list_collections())
     made = ((KNOWLEDGE_BASES, _settings_schema), (DOCUMENTS, _documents_schema), (TEXTS, _texts_schema),
-            (OPERATIONS, _operations_schema))  # fmt: skip
+            (OPERATIONS, _operations_schema), (ATTACHMENTS, _attachments_schema),
+            (ATTACHMENT_BATCHES, _batches_schema))  # fmt: skip
     for name, make in made:
         if name not in existing:
             try:
@@ -223,5 +227,32 @@ def _texts_schema(client: MilvusClient) -> Any:
     schema.add_field("document_id", DataType.VARCHAR, max_length=64)
     schema.add_field("part", DataType.INT64)
     schema.add_field("body", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def _attachments_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=600)
+    schema.add_field("kb", DataType.VARCHAR, max_length=64)
+    schema.add_field("id", DataType.VARCHAR, max_length=512)
+    schema.add_field("seq", DataType.INT64)
+    schema.add_field("created", DataType.INT64)
+    schema.add_field("status", DataType.VARCHAR, max_length=16)
+    schema.add_field("batch", DataType.VARCHAR, max_length=512)
+    schema.add_field("body", DataType.JSON)
+    schema.add_field("owner", DataType.VARCHAR, max_length=512)
+    schema.add_field("updated", DataType.INT64)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def _batches_schema(client: MilvusClient) -> Any:
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=600)
+    schema.add_field("kb", DataType.VARCHAR, max_length=64)
+    schema.add_field("id", DataType.VARCHAR, max_length=512)
+    schema.add_field("created", DataType.INT64)
+    schema.add_field("cancelled", DataType.BOOL)
     schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
     return schema

@@ -31,6 +31,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rag.atomic import fsync_directory, remove_stale_temporaries
+from rag.attachments import Attachments
 from rag.backend import NAME, Embedders, validate_name
 from rag.database import ChunkDatabase, ChunkRecord, DocumentRecord
 from rag.embedder import DEFAULT_EMBEDDER, Embedder, embed_all, load_embedder
@@ -272,6 +273,10 @@ class KnowledgeBases:
                     kb.close()
             raise
         return kb
+
+    def attachments(self, name: str) -> Attachments:
+        """The files attached to knowledge base `name` as a vector store, kept in its SQLite (`rag.attachments`)."""
+        return Attachments(self.root / validate_name(name) / DATABASE)
 
     def counts(self, name: str) -> tuple[int, int]:
         """(documents, chunks) of knowledge base `name`, read without opening its indexes."""

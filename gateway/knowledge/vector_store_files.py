@@ -1,17 +1,20 @@
 """A vector store's files and file batches: attached from ``/v1/files``, indexed in the background.
 
-Attaching a file records it (``rag.attachments``, in the knowledge base's SQLite) as
-``in_progress`` and starts a task that loads, cuts, embeds and adds its documents, each with the
-file's attributes and its id (metadata key ``file_id``) as metadata; the file then is
-``completed``, or ``failed`` with ``last_error`` (``unsupported_file``, ``invalid_file``,
-``server_error``) and none of its documents in the index. A document's content hash is keyed
-with the file id, so the same bytes attached as two files are two documents, and indexing a file
-again (a restart while it was in progress: :meth:`StoreFiles.recover`) adds nothing twice.
-Attaching a file that is in progress or completed changes nothing (its attributes change with
-:meth:`StoreFiles.update`); a failed or cancelled one is indexed again. Deleting a file removes
-its documents from SQLite and both indexes; cancelling a batch marks its unfinished files
-``cancelled`` and whatever their tasks still add is removed. The caller checks who may see the
-store; this module knows nothing about HTTP beyond raising :class:`~gateway.errors.LoragError`.
+Attaching a file records it (the knowledge base's attachments: ``rag.attachments`` in its SQLite
+on the folder backend, ``rag.milvus_attachments`` on Milvus) as ``in_progress`` and starts a task
+that loads, cuts, embeds and adds its documents, each with the file's attributes and its id
+(metadata key ``file_id``) as metadata; the file then is ``completed``, or ``failed`` with
+``last_error`` (``unsupported_file``, ``invalid_file``, ``server_error``) and none of its documents
+in the index. A document's content hash is keyed with the file id, so the same bytes attached as
+two files are two documents, and indexing a file again (a restart while it was in progress:
+:meth:`StoreFiles.recover`) adds nothing twice. On Milvus a gateway does not index again a file
+that another live gateway is indexing (``abandoned``), and of a file two gateways indexed the
+documents stay once either completes it. Attaching a file that is in progress or completed
+changes nothing (its attributes change with :meth:`StoreFiles.update`); a failed or cancelled one
+is indexed again. Deleting a file removes its documents from the index; cancelling a batch marks
+its unfinished files ``cancelled`` and whatever their tasks still add is removed. The caller
+checks who may see the store; this module knows nothing about HTTP beyond raising
+:class:`~gateway.errors.LoragError`.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ from gateway.knowledge.vector_store_protocol import (
     FileCounts,
     VectorStoreFile,
 )
-from rag.attachments import Attachment, Attachments
+from rag.attachments import Attachment
+from rag.backend import AttachmentsLike, KnowledgeBaseLike
 from rag.errors import KnowledgeBaseNotFound, LoaderError, UnsupportedFileType
 from rag.loaders import load_document
 from rag.splitter import ChunkingSettings
-from rag.store import DATABASE, KnowledgeBase
 
 log = logging.getLogger(__name__)
 FileSource = Callable[[str], tuple[str, Path]]
@@ -70,6 +73,12 @@ def counts(attachments: Iterable[Attachment]) -> FileCounts:
     return found
 
 
+def completed(table: AttachmentsLike, file_id: str) -> bool:
+    """Whether the file is attached and completed (by this gateway's task or, on Milvus, another's)."""
+    found = table.get(file_id)
+    return found is not None and found.status == "completed"
+
+
 def file_not_found(store_id: str, file_id: str) -> LoragError:
     return LoragError(404, f"No file found with id '{file_id}' in vector store '{store_id}'.", param="file_id",
                       code="file_not_found")  # fmt: skip
@@ -83,28 +92,20 @@ class StoreFiles:
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._recovered: set[str] = set()
 
-    def table(self, store_id: str) -> Attachments:
-        """The store's attachments, kept in its knowledge base's SQLite file: 400 on the Milvus backend."""
-        return Attachments(self.folder_root() / store_id / DATABASE)
-
-    def folder_root(self) -> Path:
-        """The folder of the knowledge bases; 400 on the Milvus backend, where vector stores are not served."""
-        root = getattr(self.knowledge.bases, "root", None)
-        if root is None:
-            message = "vector stores keep their files in a knowledge-base folder: use the folder backend (unset "
-            raise LoragError(400, message + "LORAG_MILVUS_URI); see docs/rag.md", code="unsupported_backend")
-        return root
+    def table(self, store_id: str) -> AttachmentsLike:
+        """The store's attachments, kept by its knowledge base's backend."""
+        return self.knowledge.bases.attachments(store_id)
 
     def check_sources(self, file_ids: Iterable[str]) -> None:
         """404 for the first file id that /v1/files does not hold (before anything is attached)."""
         for file_id in file_ids:
             self.source(file_id)
 
-    def recover(self, store_id: str, table: Attachments | None = None) -> None:
+    def recover(self, store_id: str, table: AttachmentsLike | None = None) -> None:
         """Once per process and store: index again the files a stopped gateway left in progress."""
         if store_id not in self._recovered:
             self._recovered.add(store_id)
-            for attachment in (table or self.table(store_id)).all("in_progress"):
+            for attachment in (table or self.table(store_id)).abandoned():
                 self._start(store_id, attachment)
 
     async def attach(self, store_id: str, items: Sequence[Item], batch: str | None = None) -> list[Attachment]:
@@ -153,10 +154,15 @@ class StoreFiles:
         else:
 
             async def complete(store_id: str, file_id: str) -> None:
-                if not table.finish(file_id, "completed", usage):  # cancelled or deleted meanwhile
-                    await self._remove(store_id, file_id)
+                if not table.finish(file_id, "completed", usage) and not completed(table, file_id):
+                    await self._remove(store_id, file_id)  # cancelled or deleted meanwhile
 
             return await self._quietly(store_id, attachment.id, [complete])
+        try:
+            if completed(table, attachment.id):  # by another gateway: the documents are its own
+                return
+        except (KnowledgeBaseNotFound, sqlite3.Error):
+            return  # the store was deleted meanwhile
         # remove what was made (SQLite first: a stale index file is repaired on open), then record why
         await self._quietly(store_id, attachment.id, [self._remove, lambda s, f: self._fail(table, f, error)])
 
@@ -169,10 +175,10 @@ class StoreFiles:
             except Exception:
                 log.exception("cleaning up after file %s of vector store %s failed", file_id, store_id)
 
-    async def _fail(self, table: Attachments, file_id: str, error: dict[str, str]) -> None:
+    async def _fail(self, table: AttachmentsLike, file_id: str, error: dict[str, str]) -> None:
         table.finish(file_id, "failed", error=error)
 
-    def _index(self, kb: KnowledgeBase, table: Attachments, file_id: str, path: Path) -> int:
+    def _index(self, kb: KnowledgeBaseLike, table: AttachmentsLike, file_id: str, path: Path) -> int:
         """Add the file's documents unless it is no longer in progress; the bytes they use."""
         current = table.get(file_id)
         if current is None or current.status != "in_progress":

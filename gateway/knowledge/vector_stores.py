@@ -154,7 +154,6 @@ class VectorStores:
     async def create(self, body: StoreCreate, caller: Caller) -> VectorStore:
         """A new knowledge base ``vs_<hex>`` owned by ``caller``; its files (checked first) are indexed after."""
         await self.sweep()
-        self.files.folder_root()  # refused before a knowledge base is made for it
         self.files.check_sources(body.file_ids)
         store_id = f"vs_{uuid.uuid4().hex[:24]}"
         now = int(self.clock())

@@ -299,12 +299,21 @@ def test_two_files_with_the_same_content_in_one_upload_are_one_document_named_af
         assert [(d["id"], d["filename"]) for d in listed] == [(stored[0]["id"], "first.txt")]
 
 
-def test_vector_stores_on_milvus_are_refused_naming_the_backend(make_gateway, request):
-    if "milvus" not in request.node.callspec.id:
-        pytest.skip("the folder backend serves vector stores (tests/gateway/test_vector_stores.py)")
-    with make_gateway().http() as http:
-        refused = http.post("/v1/vector_stores", json={"name": "handbook"})
-        left = http.get("/v1/knowledge_bases").json()["data"]
-    assert refused.status_code == 400 and refused.json()["error"]["code"] == "unsupported_backend"
-    assert "LORAG_MILVUS_URI" in refused.json()["error"]["message"]
-    assert left == []  # nothing made for the refused store
+def test_a_vector_store_is_a_knowledge_base_on_either_backend(gateway):
+    """The vector-store door on both backends (tests/gateway/test_vector_stores.py runs the whole API on both)."""
+    client = gateway.client()
+    store = client.vector_stores.create(name="handbook")
+    data = f"# Bridges\n\n{FACT}\n".encode()
+    file = client.files.create(file=("bridge.md", data), purpose="assistants")
+    done = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=file.id,
+                                                      attributes={"team": "ops"})  # fmt: skip
+    assert (done.status, done.usage_bytes) == ("completed", len(data))
+    with gateway.http() as http:
+        [document] = http.get(f"/v1/knowledge_bases/{store.id}/documents").json()["data"]
+        assert document["metadata"] == {"team": "ops", "file_id": file.id}
+    ops = {"type": "eq", "key": "team", "value": "ops"}
+    hits = client.vector_stores.search(store.id, query="Zorblat bridge", filters=ops).data
+    assert [(hit.file_id, hit.attributes) for hit in hits] == [(file.id, {"team": "ops"})]
+    assert client.vector_stores.delete(store.id).deleted
+    with gateway.http() as http:
+        assert http.get("/v1/knowledge_bases").json()["data"] == []

@@ -3,7 +3,8 @@
 The same app answers ``/v1/knowledge_bases`` and ``/v1/vector_stores``: a store is a knowledge base
 named by its id (chat with ``model@<id>``), a knowledge base is the store of its name. Keys come
 from a keys file: a store belongs to the key that made it (others get 404, admins see all), and
-a knowledge base without an owner is seen per the key's scopes and written by admins only.
+a knowledge base without an owner is seen per the key's scopes and written by admins only. Every test runs
+on both knowledge-base backends, the folder and Milvus.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import openai
 import pytest
 
 from gateway.knowledge.vector_stores import may_use
-from rag.attachments import Attachment, Attachments
-from tests.gateway.test_vector_stores import BREAD, BRIDGE, app_maker, names, upload
+from rag.attachments import Attachment
+from tests.gateway.test_vector_stores import BREAD, BRIDGE, app_maker, backend, names, upload
 
 KEYS = """
 keys:
@@ -34,9 +35,9 @@ keys:
 ASK = [{"role": "user", "content": "What colour is the Zorblat bridge?"}]
 
 
-@pytest.fixture
-def make_app(adapters_dir):
-    yield from app_maker(adapters_dir)
+@pytest.fixture(params=["folder", "milvus"])
+def make_app(request, adapters_dir):
+    yield from app_maker(adapters_dir, backend(request))
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ def test_an_expired_store_reports_expired_and_is_swept(served_with_clock):
     assert [s.id for s in client.vector_stores.list()] == [lasting.id]  # the sweep deleted it
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.retrieve(brief.id)
-    assert not (app.state.gateway.knowledge.bases.root / brief.id).exists()
+    assert brief.id not in [m.name for m in app.state.gateway.knowledge.bases.list()]
 
 
 @pytest.fixture
@@ -197,12 +198,12 @@ def test_a_file_left_in_progress_by_a_stopped_gateway_is_indexed_on_the_next_sta
     client = served.client()
     store = client.vector_stores.create(name="docs")
     file_id = upload(client, "bread.txt", BREAD)
-    root = app.state.gateway.knowledge.bases.root
-    kb = app.state.gateway.knowledge.bases.get(store.id)
+    bases = app.state.gateway.knowledge.bases
+    kb = bases.get(store.id)
     chunking = {"chunk_size": kb.manifest.chunking.chunk_size, "chunk_overlap": kb.manifest.chunking.chunk_overlap}
     # what a gateway that stopped mid-indexing leaves: the file recorded in progress, no documents
-    Attachments(root / store.id / "chunks.sqlite").put(Attachment(file_id, int(time.time()), "in_progress",
-                                                                  filename="bread.txt", chunking=chunking))  # fmt: skip
+    bases.attachments(store.id).put(Attachment(file_id, int(time.time()), "in_progress", filename="bread.txt",
+                                               chunking=chunking))  # fmt: skip
     app.state.vector_stores = None  # a new gateway process: nothing running, nothing recovered yet
     recovered = client.vector_stores.files.poll(file_id, vector_store_id=store.id)
     assert recovered.status == "completed" and recovered.usage_bytes == len(BREAD)

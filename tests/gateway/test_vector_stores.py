@@ -2,7 +2,8 @@
 
 A vector store is a knowledge base ("one store, one index, two doors"): these tests drive every
 call of ``client.vector_stores`` (the ``*_and_poll`` helpers included), search with OpenAI's
-filters on file attributes, and check that each door sees what the other made.
+filters on file attributes, and check that each door sees what the other made. Every test runs on both
+knowledge-base backends: the folder, and Milvus (the session's milvus-lite server, a fresh database per test).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from gateway.api.app import create_app
 from gateway.cli.loopback import serving
 from gateway.knowledge.vector_store_files import StoreFiles
+from rag.milvus_schema import ATTACHMENTS, DOCUMENTS
 from serve.adapters import AdapterRegistry
 from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine
 from tests.gateway.conftest import Served, fake_settings
@@ -25,19 +27,27 @@ BREAD = b"Sourdough bread needs a starter of flour and water that is fed every d
 TRAINS = b"The night train to Quenville leaves at midnight from platform nine."
 
 
-@pytest.fixture
-def make_app(adapters_dir):
-    """``make_app(**settings)``: (the app, served) over the fake engine, until the test ends."""
-    yield from app_maker(adapters_dir)
+@pytest.fixture(params=["folder", "milvus"])
+def make_app(request, adapters_dir):
+    """``make_app(**settings)``: (the app, served) over the fake engine, until the test ends; on either backend."""
+    yield from app_maker(adapters_dir, backend(request))
 
 
-def app_maker(adapters_dir):
+def backend(request) -> dict:
+    """The settings of the backend a test is parametrized with: none for the folder, the URI and database of the
+    session's Milvus."""
+    if request.param == "folder":
+        return {}
+    return {"milvus_uri": request.getfixturevalue("milvus_uri"), "milvus_db": request.getfixturevalue("milvus_db")}
+
+
+def app_maker(adapters_dir, defaults: dict | None = None):
     with ExitStack() as stack:
 
         def make(**settings):
             engine = FakeEngine()
             registry = AdapterRegistry(adapters_dir, engine.info.base_model, FAKE_SHA256, engine.info.limits)
-            app = create_app(engine, registry, fake_settings(adapters_dir, **settings))
+            app = create_app(engine, registry, fake_settings(adapters_dir, **((defaults or {}) | settings)))
             return app, Served(stack.enter_context(serving(app)), engine, adapters_dir)
 
         yield make
@@ -154,7 +164,8 @@ def test_search_filters_on_attributes_comparison_and_compound(client):
     assert search(None, ranking_options={"ranker": "default-2024-11-15", "score_threshold": 0.0}) == [
         "a.txt", "b.txt", "c.txt",
     ]  # fmt: skip
-    assert search(None, ranking_options={"score_threshold": 1.0}) == []
+    top = client.vector_stores.search(store.id, query="harbour report", ranking_options={"score_threshold": 1.0})
+    assert len(top.data) < 3 and all(hit.score >= 1.0 for hit in top.data)  # only a chunk first in both rankings
     dense_only = client.vector_stores.search(store.id, query="harbour", ranking_options={"ranker": "none"})
     assert len(dense_only.data) == 3
 
@@ -233,7 +244,7 @@ def test_a_file_that_cannot_be_indexed_fails_with_last_error_and_leaves_nothing(
     failed = client.vector_stores.files.create_and_poll(file_id=broken, vector_store_id=store.id)
     assert failed.status == "failed" and failed.last_error.code == "invalid_file"
     assert "notes.txt" in failed.last_error.message
-    monkeypatch.setattr("rag.index.DenseIndex.save", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr("rag.embedder.HashingEmbedder.embed", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     crashed = client.vector_stores.files.create_and_poll(
         file_id=upload(client, "b.txt", BREAD), vector_store_id=store.id
     )
@@ -308,7 +319,57 @@ def test_deleting_a_store_while_a_file_is_indexed_leaves_nothing_behind(served, 
         if not app.state.vector_stores.files._tasks:
             break
         threading.Event().wait(0.02)
-    root = app.state.gateway.knowledge.bases.root
-    assert [path.name for path in root.iterdir()] == []
+    bases = app.state.gateway.knowledge.bases
+    assert bases.list() == []
+    if hasattr(bases, "root"):
+        assert [path.name for path in bases.root.iterdir()] == []
+    else:
+        assert count(bases.client, ATTACHMENTS, store.id) == count(bases.client, DOCUMENTS, store.id) == 0
     with pytest.raises(openai.NotFoundError):
         client.vector_stores.files.retrieve(attached.id, vector_store_id=store.id)
+
+
+def count(client, collection: str, kb: str) -> int:
+    """Rows of knowledge base ``kb`` in a shared Milvus collection."""
+    return client.query(collection, filter=f'kb == "{kb}"', output_fields=["count(*)"])[0]["count(*)"]
+
+
+def test_two_gateways_on_one_milvus_share_a_stores_files(make_app, request, tmp_path, monkeypatch):
+    if request.node.callspec.params["make_app"] != "milvus":
+        pytest.skip("one gateway per knowledge-base folder")
+    app_a, served_a = make_app()
+    app_b, served_b = make_app(kb_dir=tmp_path / "kbs-b")  # another gateway: another owner, the same Milvus
+    a, b = served_a.client(), served_b.client()
+    release, original = threading.Event(), StoreFiles._index
+
+    def slow(self, *args):
+        release.wait(10)
+        return original(self, *args)
+
+    monkeypatch.setattr(StoreFiles, "_index", slow)
+    store = a.vector_stores.create(name="shared")
+    bread = a.vector_stores.files.create(vector_store_id=store.id, file_id=upload(a, "bread.txt", BREAD),
+                                         attributes={"team": "kitchen"})  # fmt: skip
+    seen = b.vector_stores.files.retrieve(bread.id, vector_store_id=store.id)
+    assert seen.status == "in_progress" and not app_b.state.vector_stores.files._tasks  # a's to index, not b's
+    release.set()
+    done = b.vector_stores.files.poll(bread.id, vector_store_id=store.id, poll_interval_ms=20)
+    assert (done.status, done.usage_bytes) == ("completed", len(BREAD))
+    kitchen = {"type": "eq", "key": "team", "value": "kitchen"}
+    assert names(b.vector_stores.search(store.id, query="sourdough bread", filters=kitchen)) == ["bread.txt"]
+    b.vector_stores.files.update(bread.id, vector_store_id=store.id, attributes={"team": "bakery"})
+    bakery = {"type": "eq", "key": "team", "value": "bakery"}
+    assert names(a.vector_stores.search(store.id, query="sourdough bread", filters=bakery)) == ["bread.txt"]
+    assert a.vector_stores.search(store.id, query="sourdough bread", filters=kitchen).data == []
+    batch = b.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[upload(b, "t.txt", TRAINS)]
+    )
+    assert batch.status == "completed"
+    [trains] = b.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id).data
+    assert [f.id for f in a.vector_stores.files.list(store.id, order="asc")] == [bread.id, trains.id]
+    assert b.vector_stores.files.delete(bread.id, vector_store_id=store.id).deleted
+    assert "bread.txt" not in names(a.vector_stores.search(store.id, query="sourdough bread"))
+    assert a.vector_stores.retrieve(store.id).file_counts.total == 1
+    assert b.vector_stores.delete(store.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        a.vector_stores.retrieve(store.id)
