@@ -8,6 +8,7 @@ knowledge-base backends: the folder, and Milvus (the session's milvus-lite serve
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from contextlib import ExitStack
 
@@ -16,6 +17,7 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.cli.loopback import serving
+from gateway.errors import LoragError
 from gateway.knowledge.vector_store_files import StoreFiles
 from rag.milvus_schema import ATTACHMENTS, DOCUMENTS
 from serve.adapters import AdapterRegistry
@@ -373,3 +375,17 @@ def test_two_gateways_on_one_milvus_share_a_stores_files(make_app, request, tmp_
     assert b.vector_stores.delete(store.id).deleted
     with pytest.raises(openai.NotFoundError):
         a.vector_stores.retrieve(store.id)
+
+
+def test_indexing_a_completed_file_again_keeps_its_documents(served):
+    """What another gateway's late task for the same file does (on Milvus a slow gateway's, taken for dead)."""
+    app, gateway = served
+    client = gateway.client()
+    store = client.vector_stores.create(name="docs")
+    bread = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=upload(client, "b.txt", BREAD))
+    files = app.state.vector_stores.files
+    asyncio.run(files._ingest(store.id, files.get(store.id, bread.id)))  # completed already: adds nothing
+    files.source = lambda file_id: (_ for _ in ()).throw(LoragError(404, "gone from /v1/files"))
+    asyncio.run(files._ingest(store.id, files.get(store.id, bread.id)))  # fails: removes nothing
+    assert client.vector_stores.files.retrieve(bread.id, vector_store_id=store.id).status == "completed"
+    assert names(client.vector_stores.search(store.id, query="sourdough bread")) == ["b.txt"]
