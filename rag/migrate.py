@@ -1,12 +1,15 @@
 """Copy a knowledge base from one backend to the other (folder <-> Milvus) without embedding anything again.
 
-`migrate(source, target_bases)` creates the knowledge base of the same name in `target_bases` with
-the source's embedder, chunking and `extra`, and copies every document (its text and segments,
-metadata, content hash) with its chunks and their stored vectors; BM25 is rebuilt by the target
-from the chunk texts. It then checks that the target holds as many documents and chunks as the
-source and raises `MigrationMismatch` if not. Document ids are the target backend's (Milvus
-derives them from the content hash), so ids change; chunk texts, offsets and vectors do not. The
-source is not changed. This module knows nothing about settings or the command line.
+`migrate(source, target_bases, attachments)` creates the knowledge base of the same name in
+`target_bases` with the source's embedder, chunking and `extra`, and copies every document (its text
+and segments, metadata, content hash) with its chunks and their stored vectors; BM25 is rebuilt by
+the target from the chunk texts. It then checks that the target holds as many documents and chunks
+as the source and raises `MigrationMismatch` if not. Given the source's attachments (a vector
+store's files), it copies them too, in order, with their batches (a batch no file is in is not
+copied). Document ids are the target backend's (Milvus derives them from the content hash), so ids
+change; chunk texts, offsets and vectors do not. The source is not changed (but for the empty
+attachment tables a folder makes on first use). This module knows nothing about settings or the
+command line.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.backend import KnowledgeBaseLike, KnowledgeBasesLike
+from rag.backend import AttachmentsLike, KnowledgeBaseLike, KnowledgeBasesLike
 from rag.database import ChunkRecord, DocumentRecord
 from rag.errors import RagError
 from rag.folder import save_indexes
@@ -35,8 +38,11 @@ class MigrationMismatch(RagError, RuntimeError):
 Copied = tuple[Document, list[Chunk], np.ndarray]
 
 
-def migrate(source: KnowledgeBaseLike, target_bases: KnowledgeBasesLike) -> tuple[int, int]:
-    """Copy `source` into a new knowledge base of the same name in `target_bases`; (documents, chunks) copied."""
+def migrate(
+    source: KnowledgeBaseLike, target_bases: KnowledgeBasesLike, attachments: AttachmentsLike | None = None
+) -> tuple[int, int]:
+    """Copy `source` (and its `attachments`) into a new knowledge base of the same name in `target_bases`;
+    (documents, chunks) copied."""
     manifest = source.manifest
     target = target_bases.create(manifest.name, embedder=manifest.embedder, chunking=manifest.chunking,
                                  extra=manifest.extra)  # fmt: skip
@@ -46,7 +52,20 @@ def migrate(source: KnowledgeBaseLike, target_bases: KnowledgeBasesLike) -> tupl
     if wanted != got:
         raise MigrationMismatch(f"{manifest.name}: the source holds {wanted[0]} documents in {wanted[1]} chunks, "
                                 f"the copy {got[0]} in {got[1]}")  # fmt: skip
+    if attachments is not None:
+        _copy_attachments(attachments, target_bases.attachments(manifest.name))
     return got
+
+
+def _copy_attachments(source: AttachmentsLike, target: AttachmentsLike) -> None:
+    files = source.all()
+    for batch_id in dict.fromkeys(a.batch for a in files if a.batch):
+        if (batch := source.batch(batch_id)) is not None:
+            target.add_batch(batch.id, batch.created)
+            if batch.cancelled:
+                target.cancel_batch(batch.id)
+    for attachment in files:
+        target.put(attachment)
 
 
 def _read(kb: Any) -> Iterator[list[Copied]]:

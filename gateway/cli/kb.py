@@ -176,7 +176,8 @@ def migrate_kb(
     settings = get_settings()
     try:
         target = open_backend(settings, to)
-        documents, chunks = migrate(open_backend(settings, source).get(name), target)
+        bases = open_backend(settings, source)
+        documents, chunks = migrate(bases.get(name), target, bases.attachments(name))
     except (RagError, ValueError) as e:
         fail(as_lorag_error(e).message if isinstance(e, RagError) else str(e))
     typer.echo(f"copied {name} from {source} to {to}: {documents} documents, {chunks} chunks (counts verified); "

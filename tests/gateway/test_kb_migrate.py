@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from gateway.cli.main import app
 from gateway.knowledge.backends import open_backend
 from gateway.settings import Settings
+from rag.attachments import Attachment
 from rag.embedder import HashingEmbedder
 from rag.retriever import retrieve
 from tests.documents import pdf_bytes
@@ -41,6 +42,13 @@ def test_a_knowledge_base_moves_to_milvus_and_back_without_embedding_again(setti
     kb.ingest("report.pdf", pdf_bytes(["Quarterly revenue grew strongly.", "Volcano eruptions in Iceland."]),
               metadata={"team": "geo"})  # fmt: skip
     kb.ingest("notes.md", b"# Cooking\n\n## Pasta\n\nBoil salted water before adding spaghetti.\n")
+    files = folder.attachments("docs")  # the knowledge base as a vector store: its files and a cancelled batch
+    files.add_batch("vsfb_1", created=5)
+    files.put(Attachment("file-b", 10, "completed", "vsfb_1", "b.txt", {"team": "geo"}, usage_bytes=3))
+    files.put(Attachment("file-c", 11, "in_progress", "vsfb_1", "c.txt"))
+    files.put(Attachment("file-a", 12, "failed", None, "a.txt", error={"code": "invalid_file", "message": "no text"}))
+    files.cancel_batch("vsfb_1")
+    attached, batch = files.all(), files.batch("vsfb_1")
     before = hits(kb, "volcano Iceland") + hits(kb, "spaghetti water")
     vectors = sorted(map(tuple, np.round(list(kb.dense.vectors().values()), 5)))
     kb.close()
@@ -55,6 +63,8 @@ def test_a_knowledge_base_moves_to_milvus_and_back_without_embedding_again(setti
     milvus = open_backend(settings, "milvus").get("docs")
     assert milvus.manifest.embedder == "hashing-256" and milvus.manifest.chunking == kb.manifest.chunking
     assert hits(milvus, "volcano Iceland") + hits(milvus, "spaghetti water") == before
+    assert open_backend(settings, "milvus").attachments("docs").all() == attached
+    assert open_backend(settings, "milvus").attachments("docs").batch("vsfb_1") == batch
     kept = retrieve(milvus, "volcano spaghetti", filters={"team": "geo"})
     assert {(h.filename, h.metadata["team"]) for h in kept} == {("report.pdf", "geo")}
 
@@ -65,6 +75,7 @@ def test_a_knowledge_base_moves_to_milvus_and_back_without_embedding_again(setti
     returned = open_backend(settings, "folder").get("docs")
     assert sorted(map(tuple, np.round(list(returned.dense.vectors().values()), 5))) == vectors
     assert hits(returned, "volcano Iceland") + hits(returned, "spaghetti water") == before
+    assert folder.attachments("docs").all() == attached and folder.attachments("docs").batch("vsfb_1") == batch
 
 
 def test_migrate_names_what_is_missing(settings, monkeypatch):
