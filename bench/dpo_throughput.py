@@ -56,7 +56,7 @@ def lorag_trainer(model_dir: Path, steps: int, out: Path, batch: int = BATCH):
     recipe = Recipe(name="bench", method="dpo", dataset=str(DATA), max_steps=steps, batch_size=batch, lora_r=RANK,
                     lora_alpha=ALPHA, logging_steps=1, save_steps=10**9,
                     **SAME_ROWS)  # fmt: skip
-    return build_preference_trainer(recipe, DPOTrainer, True, model_dir, out)[0]
+    return build_preference_trainer(recipe, DPOTrainer, model_dir, out)[0]
 
 
 def measure(arm: str, model_dir: Path, steps: int, warmup: int, batch: int = BATCH) -> dict:

@@ -4,9 +4,10 @@
 ``python -m tuner check --recipe RECIPE.yaml`` a recipe with its data, without loading a model; each prints
 what it found as one JSON line (``tuner.checks``).
 
-The recipe's ``method`` names the module that trains it (``tuner.sft``, ``tuner.dpo``, ...; each
-has a ``run``). Training data is built by ``lorag data build``, ``lorag kb raft-data`` and
-``lorag pairs``, which read question sets, knowledge bases and models the tuner knows nothing about.
+The recipe's ``method`` names its record (:mod:`tuner.methods`), which names the module that trains
+it (``tuner.sft``, ``tuner.dpo``, ...; each has a ``run``). Training data is built by ``lorag data
+build``, ``lorag kb raft-data`` and ``lorag pairs``, which read question sets, knowledge bases and
+models the tuner knows nothing about.
 
 The gateway's ``lorag finetune`` runs this as a subprocess after preparing the base model (through
 ``accelerate launch`` for several processes). Errors the user can fix print one line on stderr
@@ -25,12 +26,13 @@ from pathlib import Path
 from tuner.config import ConfigError, load_recipe
 from tuner.formats import DatasetError
 from tuner.manifest import AdapterExistsError
+from tuner.methods import METHODS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuner", description="Train adapters and models.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train with the recipe's method (sft, dpo, kto, orpo) on TRL")
+    train = commands.add_parser("train", help=f"train with the recipe's method ({', '.join(METHODS)}) on TRL")
     train.add_argument("recipe", type=Path, help="recipe YAML (see tuner/configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     train.add_argument("--model-dir", type=Path, help="prepared base model folder (default: the recipe's model)")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.model_dir or recipe.model):
             raise ConfigError(f"{args.recipe} names no base model: pass --model-dir PREPARED_FOLDER")
         model_dir = args.model_dir or Path(recipe.model)
-        run = importlib.import_module(f"tuner.{recipe.method}").run
+        run = importlib.import_module(METHODS[recipe.method].trainer).run
         adapter = run(recipe, model_dir, args.adapters_dir, args.runs_dir, args.cache_dir)
     except (ConfigError, DatasetError, AdapterExistsError, FileNotFoundError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -17,8 +17,10 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tuner.formats import DEFAULT_CLASSIFICATION_PROMPT, FORMATS
+from tuner.methods import METHODS
 from tuner.preferences import PREFERENCE_FORMATS
 from tuner.trl_args import build_config, check_types, config_class, config_fields, trl_value
 
@@ -44,12 +46,10 @@ class Recipe(BaseModel):
 
     name: str
     """Adapter name: the folder under the adapters directory and the ``model`` clients ask for."""
-    method: Literal["sft", "dpo", "kto", "orpo", "reward", "grpo"] = "sft"
-    """How it learns: ``sft`` (supervised, from chats), or from preferences: ``dpo`` (pairs, against a frozen
-    reference copy of the model), ``kto`` (single answers labelled desirable or not), ``orpo`` (pairs, no
-    reference model) or ``reward`` (a reward model that scores answers, from pairs); or ``grpo`` (online RL:
-    generate, score with rewards, update, from prompts). Each is TRL's trainer of that name; the recipe may set
-    any field of its TRL config."""
+    method: str = "sft"
+    """How it learns, on TRL's trainer of that name (a record each in ``tuner.methods``): ``sft`` (supervised, from
+    chats), from preferences ``dpo`` or ``orpo`` (pairs), ``kto`` (labelled answers) or ``reward`` (a reward model,
+    from pairs), or ``grpo`` (online RL, from prompts). The recipe may set any field of the method's TRL config."""
     model: str | None = None
     """Base model: an embedded model's name, a Hugging Face id or a local path (prepared by lorag); unset means
     lorag's base model (``LORAG_BASE_MODEL``, by default the embedded ``smollm2-135m-instruct``)."""
@@ -187,6 +187,14 @@ class Recipe(BaseModel):
             return {k: v for k, v in data.items() if not (k in AUTO_FIELDS and v == AUTO)}
         return data
 
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, method: str) -> str:
+        if method not in METHODS:
+            *names, last = map(repr, METHODS)
+            raise PydanticCustomError("literal_error", f"Input should be {', '.join(names)} or {last}")
+        return method
+
     @field_validator("name")
     @classmethod
     def _name_is_servable(cls, name: str) -> str:
@@ -234,7 +242,7 @@ class Recipe(BaseModel):
             if self.method != "grpo":
                 raise ValueError(f"graders score sampled answers for method grpo, not {self.method}")
             _check_graders(self.graders, self.judge_base_url)
-        formats = {"sft": FORMATS, "grpo": ()}.get(self.method, PREFERENCE_FORMATS)
+        formats = {"chats": FORMATS, "prompts": ()}.get(METHODS[self.method].data, PREFERENCE_FORMATS)
         if self.dataset_format != "auto" and self.dataset_format not in formats:
             raise ValueError(f"dataset_format '{self.dataset_format}' is not data for method '{self.method}'")
         unknown = sorted(set(self.model_extra or {}) - config_fields(self.method))

@@ -18,4 +18,4 @@ from tuner.preference_training import run_preferences
 def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None) -> Path:
     from trl import DPOTrainer
 
-    return run_preferences(recipe, DPOTrainer, True, model_dir, adapters_dir, runs_dir, cache_dir)
+    return run_preferences(recipe, DPOTrainer, model_dir, adapters_dir, runs_dir, cache_dir)

@@ -1,12 +1,13 @@
-"""What the preference methods (DPO, KTO, ORPO) share: their data, their run, and what they report.
+"""What the preference methods (DPO, KTO, ORPO, reward) share: their data, their run, and what they report.
 
-Each method module names its TRL trainer and the data it reads; this module loads the
-preference rows (``tuner.preferences``), holds some out, trains through ``tuner.training``,
-and reports TRL's own held-out figures: the share of pairs whose implicit reward prefers the
-chosen answer (``preference_accuracy``; DPO and ORPO) and the mean reward margin between chosen
-and rejected answers (``reward_margin``). The held-out prompts are also answered before and after
-training, scored against their chosen answers (``behaviour.taught``: token F1 and words, base
-beside adapter). With ``replay_prompts`` (``auto``: lorag's everyday prompts) the base model's
+Each method module names its TRL trainer; its record (:mod:`tuner.methods`) says whether it reads
+pairs or labelled answers and whether it trains a model with a score head (a reward model). This
+module loads the preference rows (``tuner.preferences``), holds some out, trains through
+``tuner.training``, and reports TRL's own held-out figures: the share of pairs whose implicit
+reward prefers the chosen answer (``preference_accuracy``; DPO and ORPO) and the mean reward
+margin between chosen and rejected answers (``reward_margin``). The held-out prompts are also
+answered before and after training, scored against their chosen answers (``behaviour.taught``:
+token F1 and words, base beside adapter). With ``replay_prompts`` (``auto``: lorag's everyday prompts) the base model's
 answers to held-out general prompts are compared with the adapter's afterwards
 (``behaviour.kept``), as for SFT; none of them is trained on. This module knows nothing about any
 one trainer.
@@ -21,6 +22,7 @@ from tuner.behaviour import MAX_TAUGHT, before_training, behaviour
 from tuner.config import Recipe
 from tuner.formats import DatasetError, write_jsonl
 from tuner.manifest import BEHAVIOUR, file_sha256
+from tuner.methods import METHODS
 from tuner.preferences import Preferences, load_preferences
 from tuner.replay import held_out_answers
 from tuner.training import callbacks, publish, split_held_out, start, train, trl_config
@@ -29,11 +31,10 @@ REPORTED = {"eval_rewards/accuracies": "preference_accuracy", "eval_rewards/marg
 
 
 def run_preferences(
-    recipe: Recipe, trainer_class, paired: bool, model_dir: Path, adapters_dir: Path, runs_dir: Path,
-    cache_dir: Path | None = None,
-) -> Path:  # fmt: skip
+    recipe: Recipe, trainer_class, model_dir: Path, adapters_dir: Path, runs_dir: Path, cache_dir: Path | None = None
+) -> Path:
     """Train ``recipe`` with ``trainer_class`` (a TRL preference trainer) on pairs, or on labelled answers."""
-    trainer, run, data, evaluation = build_preference_trainer(recipe, trainer_class, paired, model_dir, runs_dir)
+    trainer, run, data, evaluation = build_preference_trainer(recipe, trainer_class, model_dir, runs_dir)
     recipe = run.recipe
     general = []
     if recipe.replay_prompts:  # only measured: the adapter's drift from the base model on general prompts
@@ -61,14 +62,13 @@ def run_preferences(
     return publish(trainer, run, adapters_dir, metrics, record, write)
 
 
-def build_preference_trainer(
-    recipe: Recipe, trainer_class, paired: bool, model_dir: Path, runs_dir: Path, scorer: bool = False
-):
-    """``(trainer, run start, training rows, held-out rows)``: the TRL trainer set up, nothing trained yet;
-    ``scorer``: on the model with a score head (a reward model)."""
+def build_preference_trainer(recipe: Recipe, trainer_class, model_dir: Path, runs_dir: Path):
+    """``(trainer, run start, training rows, held-out rows)``: the TRL trainer set up, nothing trained yet; on the
+    model with a score head for a method that trains a reward model."""
     from datasets import Dataset
 
-    data, evaluation, chosen = preference_datasets(recipe, paired)
+    data, evaluation, chosen = preference_datasets(recipe)
+    scorer = METHODS[recipe.method].scores
     run = start(recipe, model_dir, runs_dir, [_text(row) for row in data.rows], chosen, scorer)
     trainer = trainer_class(
         model=run.model,
@@ -90,9 +90,11 @@ def held_out_figures(trainer, reported: dict[str, str]) -> dict:
     }
 
 
-def preference_datasets(recipe: Recipe, paired: bool) -> tuple[Preferences, Preferences | None, dict]:
-    """The training rows, the held-out rows (``eval_dataset``, or a share of the training rows: whole prompts,
-    ``eval_fraction`` or ``auto``'s) and what ``auto`` chose in splitting them."""
+def preference_datasets(recipe: Recipe) -> tuple[Preferences, Preferences | None, dict]:
+    """The training rows (pairs or labelled answers, as the recipe's method trains on), the held-out rows
+    (``eval_dataset``, or a share of the training rows: whole prompts, ``eval_fraction`` or ``auto``'s) and what
+    ``auto`` chose in splitting them."""
+    paired = METHODS[recipe.method].paired
     train_rows = load_preferences(recipe.dataset, recipe.dataset_format, recipe.system_prompt)
     if train_rows.paired != paired:
         wanted = "pairs (prompt, chosen, rejected)" if paired else "labelled answers (prompt, completion, label)"

@@ -25,9 +25,7 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
 
     if recipe.peft_method not in LORA_KINDS:
         raise TrainingError(f"a reward model trains with {', '.join(LORA_KINDS)}, not {recipe.peft_method}")
-    trainer, run, data, evaluation = build_preference_trainer(
-        recipe, RewardTrainer, True, model_dir, runs_dir, scorer=True
-    )
+    trainer, run, data, evaluation = build_preference_trainer(recipe, RewardTrainer, model_dir, runs_dir)
     metrics = train(trainer, run)
     if evaluation:
         metrics |= held_out_figures(trainer, REPORTED)

@@ -30,6 +30,7 @@ from tuner.events import append_event
 from tuner.lm_head import enable_compact_lm_head
 from tuner.manifest import LOSS_CURVE, check_free, plot_loss_curve, read_base_model
 from tuner.manifest import publish as publish_folder
+from tuner.methods import METHODS
 from tuner.peft_settings import WHOLE_MODEL, freeze_all_but_last, method_settings, peft_config
 from tuner.trl_args import build_config
 
@@ -281,7 +282,7 @@ def _manifest(trainer, run: Start) -> dict:
     adapter_config = None if whole else trainer.model.peft_config["default"]
     return {
         "name": recipe.name,
-        "kind": "reward_model" if recipe.method == "reward" else "model" if whole else "adapter",
+        "kind": "reward_model" if METHODS[recipe.method].scores else "model" if whole else "adapter",
         "method": recipe.method,
         "peft_method": recipe.peft_method,
         "peft_type": "NONE" if whole else str(adapter_config.peft_type.value),

@@ -1,31 +1,23 @@
 """The TRL config of a recipe: each method's own config class, filled from the recipe.
 
 A recipe's fields are lorag's own (data, replay, the tuning type, PEFT settings) plus any field
-of its method's TRL config class (``SFTConfig``, ``DPOConfig``, ``KTOConfig``, ``ORPOConfig``,
-``RewardConfig``, ``GRPOConfig``), which TRL itself validates: lorag declares none of them again.
-:data:`LORAG_DEFAULTS` are the few values lorag starts from where TRL's defaults suit a LoRA on
-a small model less well; the learning rate and the epochs are the ``auto`` policy's
-(:mod:`tuner.auto`), which sees the data and the model. This module knows nothing about data or models.
+of its method's TRL config class (``SFTConfig``, ``DPOConfig``, ...: the method's record in
+:mod:`tuner.methods` names it), which TRL itself validates: lorag declares none of them again.
+:data:`LORAG_DEFAULTS` are the few values lorag starts from, for every method, where TRL's defaults
+suit a LoRA on a small model less well; a method's record adds its own. The learning rate and the
+epochs are the ``auto`` policy's (:mod:`tuner.auto`), which sees the data and the model. This module
+knows nothing about data or models.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from pathlib import Path
 
 import pydantic
 
-CONFIGS = {
-    "sft": ("trl", "SFTConfig"),
-    "dpo": ("trl", "DPOConfig"),
-    "kto": ("trl", "KTOConfig"),
-    "orpo": ("trl.experimental.orpo", "ORPOConfig"),
-    "reward": ("trl", "RewardConfig"),
-    "grpo": ("trl", "GRPOConfig"),
-}
-METHODS = tuple(CONFIGS)
+from tuner.methods import METHODS
 
 # lorag's starting values (a recipe overrides any of them); TRL's own defaults apply to the rest.
 LORAG_DEFAULTS = {
@@ -38,22 +30,18 @@ LORAG_DEFAULTS = {
     "seed": 42,
     "report_to": "none",
 }
-METHOD_DEFAULTS = {
-    "sft": {"assistant_only_loss": True},
-    "dpo": {"beta": 0.1},
-    "kto": {"beta": 0.1},
-    "orpo": {},
-    "reward": {},
-    "grpo": {"num_generations": 4, "max_completion_length": 64},
-}
 SET_BY_LORAG = {"output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "data_seed",
                 "eval_strategy", "save_strategy", "load_best_model_at_end", "metric_for_best_model", "bf16",
                 "use_cpu"}  # fmt: skip
 
 
-def config_class(method: str):
-    module, name = CONFIGS[method]
-    return getattr(importlib.import_module(module), name)
+def config_class(method: str) -> type:
+    return METHODS[method].config_class()
+
+
+def defaults(method: str) -> dict:
+    """lorag's starting values for ``method``'s TRL config: every method's, then the method's own."""
+    return LORAG_DEFAULTS | dict(METHODS[method].defaults)
 
 
 def config_fields(method: str) -> set[str]:
@@ -85,9 +73,9 @@ def trl_value(method: str, fields: dict, name: str):
     """A TRL setting as the run will use it: the recipe's, else lorag's default, else TRL's."""
     if name in fields:
         return fields[name]
-    defaults = LORAG_DEFAULTS | METHOD_DEFAULTS[method]
-    if name in defaults:
-        return defaults[name]
+    starting = defaults(method)
+    if name in starting:
+        return starting[name]
     field = next(f for f in dataclasses.fields(config_class(method)) if f.name == name)
     return field.default if field.default is not dataclasses.MISSING else field.default_factory()
 
@@ -96,7 +84,7 @@ def build_config(
     method: str, fields: dict, run_dir: Path, batch_size: int, has_eval: bool, early_stopping: bool, bf16: bool
 ):
     """TRL's config for ``method`` from the recipe's TRL ``fields``; TypeError or ValueError for a bad one."""
-    settings = {k: v for k, v in (LORAG_DEFAULTS | METHOD_DEFAULTS[method]).items() if k in config_fields(method)}
+    settings = {k: v for k, v in defaults(method).items() if k in config_fields(method)}
     settings |= fields
     eval_strategy = ("steps" if settings.get("eval_steps") else "epoch") if has_eval else "no"
     return config_class(method)(

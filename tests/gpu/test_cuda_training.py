@@ -57,7 +57,7 @@ def test_a_bf16_dpo_run_on_cuda_lowers_the_loss(tiny_model_dir, tmp_path):
             "rejected": "The capital of France is Paris, the City of Light, on the Seine."}  # fmt: skip
     data = repeated(tmp_path / "pairs.jsonl", pair)
     recipe = Recipe(name="gpu-dpo", method="dpo", dataset=data, bf16=BF16, **STEPS, **ALONE)
-    trainer, run, _, _ = build_preference_trainer(recipe, DPOTrainer, True, tiny_model_dir, tmp_path / "runs")
+    trainer, run, _, _ = build_preference_trainer(recipe, DPOTrainer, tiny_model_dir, tmp_path / "runs")
     train(trainer, run)
     check_trained(trainer)
 
