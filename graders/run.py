@@ -148,11 +148,12 @@ def _content(content, item, sample) -> str:
 
 
 def requirements(grader) -> set[str]:
-    """What a checked grader needs to run: ``judge`` (a model grader), ``embed`` (cosine), ``python``."""
+    """What a checked grader needs to run: ``judge`` (a model grader), ``default_judge`` (a model grader without a
+    ``base_url`` of its own, which asks the caller's judge), ``embed`` (cosine), ``python``."""
     found = set()
     for one in grader.named().values() if isinstance(grader, Multi) else [grader]:
         if isinstance(one, ScoreModel | LabelModel):
-            found.add("judge")
+            found |= {"judge"} if one.base_url else {"judge", "default_judge"}
         elif isinstance(one, Python):
             found.add("python")
         elif getattr(one, "evaluation_metric", None) == "cosine":

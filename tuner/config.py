@@ -85,7 +85,14 @@ class Recipe(BaseModel):
     ``python`` or ``multi``) that scores each sampled answer against its prompt's row (reinforcement fine-tuning,
     ``tuner.grader_reward``); the rows are then chats or prompts with the extra fields the grader reads."""
     judge_base_url: str | None = None
-    """GRPO with a ``score_model`` or ``label_model`` grader: the OpenAI-compatible URL (``.../v1``) of its judge."""
+    """GRPO with a ``score_model`` or ``label_model`` grader: the OpenAI-compatible URL (``.../v1``) of its judge
+    (a grader's own ``base_url`` wins)."""
+    judge_api_key_file: str | None = None
+    """GRPO: a file holding the key sent to ``judge_base_url`` (never to a grader's own ``base_url``)."""
+    response_format: dict | None = None
+    """GRPO: OpenAI's ``{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}``: every sampled
+    answer is JSON valid against the schema (``tuner.structured``), as a graders' ``{{ sample.output_json.* }}``
+    reads it."""
     grader_embedder: str = "sentence-transformers/all-MiniLM-L6-v2"
     """GRPO with a ``cosine`` text-similarity grader: the sentence-transformers model that embeds the texts."""
 
@@ -238,10 +245,10 @@ class Recipe(BaseModel):
     def _fits_its_method(self):
         if self.method == "grpo" and not (self.reward_functions or self.reward_model or self.graders):
             raise ValueError("method grpo needs reward_functions, a reward_model or graders to score answers with")
-        if self.graders is not None:
-            if self.method != "grpo":
-                raise ValueError(f"graders score sampled answers for method grpo, not {self.method}")
-            _check_graders(self.graders, self.judge_base_url)
+        if self.graders is not None or self.response_format is not None:
+            from tuner.grader_reward import check_fields
+
+            check_fields(self.method, self.graders, self.judge_base_url, self.response_format)
         formats = {"chats": FORMATS, "prompts": ()}.get(METHODS[self.method].data, PREFERENCE_FORMATS)
         if self.dataset_format != "auto" and self.dataset_format not in formats:
             raise ValueError(f"dataset_format '{self.dataset_format}' is not data for method '{self.method}'")
@@ -263,19 +270,6 @@ class Recipe(BaseModel):
     def trl_fields(self) -> dict:
         """The TRL config fields the recipe sets."""
         return dict(self.model_extra or {})
-
-
-def _check_graders(grader: dict, judge_base_url: str | None) -> None:
-    from graders import GraderError, requirements, validate_grader
-
-    try:
-        checked = validate_grader(grader, allow_python=True, where="graders")
-    except GraderError as e:
-        raise ValueError(str(e)) from None
-    if "judge" in requirements(checked) and not judge_base_url:
-        raise ValueError(
-            "a score_model or label_model grader needs judge_base_url, the OpenAI-compatible URL of its judge"
-        )
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

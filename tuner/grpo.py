@@ -7,7 +7,8 @@ generate-score-update loop. The rewards are lorag's named functions and/or a ``m
 model (``tuner.rewards``), and/or an OpenAI grader (``graders``: reinforcement fine-tuning,
 ``tuner.grader_reward``), which reads the prompt's row as its ``item``. The rows are a JSONL of
 ``{"prompt": ...}`` (a string or chat messages) or of OpenAI's ``{"messages": [...]}`` ending with
-the user's turn, with any extra fields a grader reads. Before training and after, the policy's
+the user's turn, with any extra fields a grader reads. With ``response_format`` every sample is JSON valid
+against its schema (``tuner.structured``). Before training and after, the policy's
 greedy answers to the held-out prompts are scored with the same rewards: ``reward_before`` and
 ``reward_after`` in ``lorag.json``; with ``eval_steps`` the held-out prompts are also scored while
 training (TRL's ``eval_reward``). Every field of TRL's ``GRPOConfig`` can be set in the recipe.
@@ -41,7 +42,12 @@ def run(recipe: Recipe, model_dir: Path, adapters_dir: Path, runs_dir: Path, cac
             raise TrainingError(f"reward_model: {e}") from None
         rewards.append(model_reward(scorer, run.tokenizer))
     if recipe.graders:
-        rewards.append(grader_reward(recipe.graders, recipe.judge_base_url, recipe.grader_embedder))
+        rewards.append(grader_reward(recipe.graders, recipe.judge_base_url, recipe.grader_embedder,
+                                     recipe.judge_api_key_file))  # fmt: skip
+    if recipe.response_format:
+        from tuner.structured import constrain
+
+        constrain(run.model, run.tokenizer, recipe.response_format)  # TRL's samples and the held-out answers
     before = _mean_reward(run.model, run.tokenizer, held_out, rewards, recipe)
     evaluating = bool(held_out and recipe.trl("eval_steps"))
     trainer = GRPOTrainer(
