@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         description="URL prefixes the gateway may call for an API client (a compare judge's base_url), "
         "comma-separated; none: it calls only itself.",
     )
+    self_url: str | None = Field(
+        None,
+        description="This gateway's base URL as its own training processes reach it (http://127.0.0.1:8000): a "
+        "fine-tuning job's model graders ask its models there. `lorag serve` sets it from --host and --port.",
+    )
     allow_python_graders: bool = Field(
         False,
         description="Run python graders (user code, in a sandboxed child process with the limits below) in "

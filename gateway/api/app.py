@@ -29,10 +29,11 @@ from gateway.api import auth, compare_routes, error_handlers, jobs_routes, knowl
 from gateway.api.admission import Admission
 from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
-from gateway.compare.service import CompareService
+from gateway.compare.service import CompareService, allowed_url
 from gateway.console import route as console
 from gateway.grading import routes as grading_routes
 from gateway.grading.service import Grading
+from gateway.jobs.judges import Judges
 from gateway.jobs.service import FineTuning
 from gateway.knowledge.service import Knowledge
 from gateway.responses import routes as responses_routes
@@ -120,16 +121,17 @@ def create_app(
                                               settings.python_grader_memory_mb), tuple(settings.outbound_urls),
     )  # fmt: skip
     cache = settings.cache_dir.expanduser()
+    judges = Judges(settings.self_url, partial(allowed_url, prefixes=tuple(settings.outbound_urls)))
     gateway.fine_tuning = FineTuning(
         settings.jobs_dir, settings.adapters_dir, cache, gateway.base_model,
         (lambda: base_model_dir) if base_model_dir else partial(prepare, settings.base_model, cache),
         gateway.serve_trained, int(settings.max_training_file_mb * 2**20), settings.max_training_jobs,
-        int(settings.max_stored_mb_per_key * 2**20), settings.allow_python_graders,
+        int(settings.max_stored_mb_per_key * 2**20), settings.allow_python_graders, judges,
     )  # fmt: skip
     store = ResponseStore(settings.responses_dir / "responses.sqlite", settings.responses_retention_days)
     app.state.responses = Responses(store, gateway.knowledge)
     entries = auth.read_key_file(settings.keys_file) if settings.keys_file else []
-    app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries)
+    app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries, judges)
     error_handlers.install(app)
     app.add_middleware(
         Admission, keys=app.state.keys, limits=gateway.limits, metrics=gateway.metrics,

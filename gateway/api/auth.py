@@ -12,7 +12,9 @@ No keys configured: everything is open (a local server). Keys come from two plac
 Every /v1 route needs ``Authorization: Bearer <key>`` once any key is configured. A missing or
 unknown key is 401 (``invalid_api_key``); a valid key without admin rights is 403
 (``insufficient_permissions``) on administration. A model or knowledge base outside a key's
-scope is answered as if it did not exist (404), and is not listed. Keys are compared in
+scope is answered as if it did not exist (404), and is not listed. A fine-tuning job's run has a
+key of its own while it trains (:mod:`gateway.jobs.judges`), so that its model graders can ask
+the served models: it acts as the job's owner, but may only use models. Keys are compared in
 constant time and never logged. The request's :class:`Principal` rides on ``request.state``.
 This module knows nothing about engines or adapters.
 """
@@ -31,6 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from gateway.errors import LoragError
+from gateway.jobs.judges import Judges
 
 bearer = HTTPBearer(
     auto_error=False, description="An API key from LORAG_API_KEYS, LORAG_ADMIN_KEYS or LORAG_KEYS_FILE."
@@ -102,7 +105,11 @@ def read_key_file(path: Path) -> list[KeyEntry]:
 class ApiKeys:
     """The configured keys and the checks over them."""
 
-    def __init__(self, api_keys: list[SecretStr], admin_keys: list[SecretStr], entries: list[KeyEntry] = ()):
+    def __init__(
+        self, api_keys: list[SecretStr], admin_keys: list[SecretStr], entries: list[KeyEntry] = (),
+        judges: Judges | None = None,
+    ):  # fmt: skip
+        self.judges = judges or Judges()
         self.keys: list[tuple[bytes, Principal]] = [
             (k.get_secret_value().encode(), Principal(f"api-key-{i + 1}", admin=False)) for i, k in enumerate(api_keys)
         ]
@@ -128,6 +135,8 @@ class ApiKeys:
         for key, principal in self.keys:  # constant time in the key and over all keys: no early exit
             if credentials is not None and hmac.compare_digest(credentials.credentials.encode(), key):
                 found = principal
+        if found is None and credentials is not None:
+            found = self._job_run(credentials.credentials)
         if found is not None:
             return found
         if credentials is None and self.key_required:
@@ -135,6 +144,21 @@ class ApiKeys:
         if credentials is not None and self.key_required:
             raise LoragError(401, "incorrect API key provided", code="invalid_api_key")
         return ANONYMOUS
+
+    def _job_run(self, key: str) -> Principal | None:
+        """The caller of a running job's key: its owner, only to use models; None for any other key."""
+        job = self.judges.find(key)
+        owner = next((p for _, p in self.keys if job and p.name == job[1]), None)
+        if owner is None:
+            return None
+        return Principal(
+            owner.name,
+            admin=False,
+            models=owner.models,
+            knowledge_bases=(),
+            requests_per_minute=owner.requests_per_minute,
+            tokens_per_minute=owner.tokens_per_minute,
+        )
 
     def check_admin(self, principal: Principal, credentials: HTTPAuthorizationCredentials | None = None) -> None:
         self._check(principal.admin, self.admin_configured, principal, credentials,

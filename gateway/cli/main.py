@@ -114,6 +114,9 @@ def serve(
     from gateway.api.app import create_app
 
     settings = get_settings()
+    if settings.self_url is None:  # where a fine-tuning job's model graders ask this gateway's models
+        own = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
+        settings = settings.model_copy(update={"self_url": f"http://{own}:{port}"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def stop() -> None:

@@ -46,6 +46,7 @@ class JobExtension(BaseModel):
     classification_prompt: Text | None = None
     reward_functions: Annotated[list[Literal["brevity", "no_repetition"]], Field(max_length=8)] | None = None
     graders: dict[str, Any] | None = None  # an OpenAI grader for grpo, checked as graders/validate does
+    response_format: dict[str, Any] | None = None  # grpo's samples as JSON of a schema, checked by xgrammar
     replay_prompts: Literal["builtin", "auto"] | None = None
     replay_rows: Annotated[int, Field(ge=0, le=100_000)] | Literal["auto"] | None = None
     replay_held_out: Annotated[int, Field(ge=0, le=1000)] | None = None

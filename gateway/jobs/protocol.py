@@ -98,6 +98,10 @@ class ReinforcementSettings(BaseModel):
 
     grader: dict[str, Any] = Field(description="The grader, in OpenAI's shape; checked as graders/validate does.")
     hyperparameters: ReinforcementHyperparameters = ReinforcementHyperparameters()
+    response_format: dict[str, Any] | None = Field(
+        None, description="{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}: every sampled "
+        "answer is JSON valid against the schema (graders read it as sample.output_json).",
+    )  # fmt: skip
 
 
 class Method(BaseModel):

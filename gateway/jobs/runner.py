@@ -5,7 +5,8 @@ check`` on its recipe and data; ``queued`` waits for one of ``max_jobs`` trainin
 come, first served); ``running`` is ``python -m tuner train`` in a process group of its own,
 whose progress file is read into events and checkpoints every ``poll_s``; on success the
 adapter, written into the adapters folder, is handed to ``serve`` (the catalog refresh that
-hot-loads it) before the job says ``succeeded``. Cancelling kills the process group and removes
+hot-loads it) before the job says ``succeeded``. A run whose model graders ask this gateway gets a key of its own
+for as long as it runs (:mod:`gateway.jobs.judges`). Cancelling kills the process group and removes
 anything it wrote to the adapters folder, so a cancelled job registers nothing. Pausing kills it
 too but keeps its checkpoints; resuming trains on from the last one saved in full. After a restart
 (:meth:`Runner.recover`), a job that was running resumes from its last checkpoint (or from the
@@ -28,12 +29,15 @@ from pathlib import Path
 import yaml
 
 from gateway.jobs.ids import new_id
+from gateway.jobs.judges import Judges
 from gateway.jobs.progress import Progress
 from gateway.jobs.protocol import Job, JobError, JobEvent, ResolvedHyperparameters
 from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check, die_with_parent, last_error, train_command
 
 log = logging.getLogger(__name__)
+JUDGE_KEY = "judge.key"
+"""The file in a job's work folder that holds its run's key to this gateway's models (model graders' judge)."""
 MAX_CHECKPOINTS = 10
 """Checkpoints a job saves at most: one per epoch, or one every few epochs for a long job."""
 Serve = Callable[[str], Awaitable[str | None]]
@@ -44,8 +48,10 @@ class Runner:
     def __init__(
         self, store: JobStore, folder: Path, adapters_dir: Path, cache_dir: Path,
         base_model_dir: Callable[[], Path], serve: Serve, max_jobs: int = 1, poll_s: float = 0.5,
+        judges: Judges | None = None,
     ):  # fmt: skip
         self.store, self.folder, self.adapters_dir, self.cache_dir = store, folder, adapters_dir, cache_dir
+        self.judges = judges or Judges()
         self.base_model_dir, self.serve, self.poll_s = base_model_dir, serve, poll_s
         self.slots = asyncio.Semaphore(max_jobs)
         self.tasks: dict[str, asyncio.Task] = {}
@@ -132,6 +138,9 @@ class Runner:
         self.event(job_id, "Fine-tuning job started")
         model_dir = await asyncio.to_thread(self.base_model_dir)
         overrides = [f"events_file={events}"]
+        if "judge_api_key_file" in recipe:  # a key for this run only, and the gateway's URL as it is now
+            self.judges.issue(job_id, self.store.owner(job_id) or "local", work / JUDGE_KEY)
+            overrides += [f"judge_base_url={self.judges.url.rstrip('/')}/v1"] if self.judges.url else []
         if resume and self._resume_step(runs / name):
             overrides.append("resume_from_checkpoint=true")
         command = train_command(work / "recipe.yaml", model_dir, self.adapters_dir, runs, self.cache_dir, overrides,
@@ -150,6 +159,7 @@ class Runner:
             code = await self._follow(job_id, process, progress)
         finally:
             self.processes.pop(job_id, None)
+            self.judges.revoke(job_id, work / JUDGE_KEY)
         if self.closing:
             return  # the gateway is stopping: the job stays running and resumes at the next start
         if job_id in self.cancelling:

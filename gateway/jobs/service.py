@@ -25,9 +25,10 @@ from pathlib import Path
 
 from gateway.errors import LoragError, invalid, too_large
 from gateway.jobs.ids import new_id
+from gateway.jobs.judges import Judges
 from gateway.jobs.protocol import FINISHED, Checkpoint, FileDeleted, FileObject, Job, JobCreate, JobEvent, Page
 from gateway.jobs.recipes import fine_tuned_name, job_method, recipe_for, resolve
-from gateway.jobs.runner import Runner, Serve
+from gateway.jobs.runner import JUDGE_KEY, Runner, Serve
 from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check
 from rag.errors import DocumentTooLarge, LoaderError
@@ -49,11 +50,11 @@ class FineTuning:
     def __init__(
         self, folder: Path, adapters_dir: Path, cache_dir: Path, base_model: Callable[[], str],
         base_model_dir: Callable[[], Path], serve: Serve, max_file_bytes: int, max_jobs: int = 1,
-        quota_bytes: int = 0, allow_python_graders: bool = False,
+        quota_bytes: int = 0, allow_python_graders: bool = False, judges: Judges | None = None,
     ):  # fmt: skip
         """``quota_bytes``: the most one key may keep stored in files (0: no limit); ``allow_python_graders``:
-        whether a reinforcement job's grader may be python code."""
-        self.allow_python_graders = allow_python_graders
+        whether a reinforcement job's grader may be python code; ``judges``: how its model graders reach a judge."""
+        self.allow_python_graders, self.judges = allow_python_graders, judges or Judges()
         self.folder, self.files_dir = Path(folder), Path(folder) / "files"
         self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
         self.base_model, self.base_model_dir, self.serve = base_model, base_model_dir, serve
@@ -66,7 +67,7 @@ class FineTuning:
     @cached_property
     def runner(self) -> Runner:
         return Runner(self.store, self.folder, self.adapters_dir, self.cache_dir, self.base_model_dir, self.serve,
-                      self.max_jobs)  # fmt: skip
+                      self.max_jobs, judges=self.judges)  # fmt: skip
 
     async def start(self) -> None:
         """Remove the uploads a killed gateway left half-staged, and resume the jobs it left unfinished (nothing to
@@ -196,15 +197,17 @@ class FineTuning:
         job_id = new_id("ftjob")
         name = fine_tuned_name(base, request.suffix, job_id)
         folders = [self.adapters_dir, self.folder]
+        key_file = self.runner.work_dir(job_id) / JUDGE_KEY
         recipe = recipe_for(request, kind, hyperparameters, name, training, validation, admin, folders,
-                            self.allow_python_graders)  # fmt: skip
+                            self.allow_python_graders, self.judges, key_file)  # fmt: skip
         job = Job(
             id=job_id, created_at=int(time.time()), hyperparameters=hyperparameters, model=base,
             seed=request.seed if request.seed is not None else 42, status="validating_files",
             training_file=request.training_file, validation_file=request.validation_file,
             integrations=request.integrations, metadata=request.metadata, user_provided_suffix=request.suffix,
             method={"type": kind, kind: {"hyperparameters": hyperparameters.model_dump(exclude_none=True)}
-                    | ({"grader": recipe["graders"]} if kind == "reinforcement" else {})},
+                    | ({"grader": recipe["graders"]} if kind == "reinforcement" else {})
+                    | ({"response_format": recipe["response_format"]} if "response_format" in recipe else {})},
             lorag=request.lorag,
         )  # fmt: skip
         self.store.add_job(job, recipe)
