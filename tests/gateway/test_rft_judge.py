@@ -138,3 +138,27 @@ def test_a_reinforcement_job_that_cannot_sample_or_judge_as_asked_is_refused(gat
     finally:
         judges.url = url
     assert len(client.fine_tuning.jobs.list().data) == count + 1
+
+
+@pytest.mark.parametrize(("host", "url"), [("0.0.0.0", "http://127.0.0.1:8123"), ("10.0.0.5", "http://10.0.0.5:8123")])
+def test_lorag_serve_tells_its_training_processes_where_it_listens(host, url, monkeypatch):
+    from types import SimpleNamespace
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from gateway.cli import main
+
+    seen = {}
+
+    def create_app(start, settings):
+        seen["url"] = settings.self_url
+        return SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(failure=None)))
+
+    monkeypatch.delenv("LORAG_SELF_URL", raising=False)
+    monkeypatch.setattr("gateway.api.app.create_app", create_app)
+    monkeypatch.setattr(main, "engine_starter", lambda engine, on_failure: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    result = CliRunner().invoke(main.app, ["serve", "--host", host, "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert seen["url"] == url
