@@ -28,7 +28,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Interval, Len
 
 from rag.embedder import SentenceTransformerEmbedder, load_sentence_transformer
 from rag.errors import RagError
@@ -53,24 +55,31 @@ class CannotTune(RagError):
     """The knowledge base's embedder is not a sentence-transformers model, or it has too little text."""
 
 
+class Stopped(RagError):
+    """The caller's ``stop()`` said to stop: the run ended before its model was complete."""
+
+
 @dataclass(frozen=True)
 class TuningSettings:
-    sources: tuple[str, ...] = ("ict", "headings")
-    max_pairs: int = 2000
+    """Every setting of a tuning run, with its bounds (``annotated_types``): the CLI and the fine-tuning job's
+    ``lorag`` extension both read this one declaration."""
+
+    sources: Annotated[tuple[str, ...], Len(1, 3)] = ("ict", "headings")
+    max_pairs: Annotated[int, Interval(ge=2, le=1_000_000)] = 2000
     """Training pairs at most (sampled), so a run stays bounded on a CPU."""
-    held_out: float = 0.1
+    held_out: Annotated[float, Interval(gt=0, le=0.5)] = 0.1
     """Share of the chunks whose pairs are held out for evaluation."""
-    max_held_out: int = 300
-    filter_k: int = 20
+    max_held_out: Annotated[int, Interval(ge=1, le=100_000)] = 300
+    filter_k: Annotated[int, Interval(ge=1, le=1000)] = 20
     hard_negatives: bool = True
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 3e-5
-    warmup_ratio: float = 0.1
-    max_seq_length: int | None = 256
+    epochs: Annotated[float, Interval(gt=0, le=1000)] = 1.0
+    batch_size: Annotated[int, Interval(ge=2, le=4096)] = 32
+    learning_rate: Annotated[float, Interval(gt=0, le=1)] = 3e-5
+    warmup_ratio: Annotated[float, Interval(ge=0, le=1)] = 0.1
+    max_seq_length: Annotated[int, Interval(ge=8, le=8192)] | None = 256
     """Tokens the model reads while training (and after): None keeps the base embedder's."""
-    eval_pool: int = 3000
-    seed: int = 0
+    eval_pool: Annotated[int, Interval(ge=10, le=1_000_000)] = 3000
+    seed: Annotated[int, Interval(ge=0, le=2**31 - 1)] = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -128,12 +137,31 @@ def make_pairs(
     return training, held, counts
 
 
-def train(base: str, pairs: list[Pair], out: Path, settings: TuningSettings, progress: bool) -> list[list[float]]:
+Stop = Callable[[], bool]
+"""Asked between stages and after every training step: True ends the run with :class:`Stopped`."""
+OnLog = Callable[[int, int, float], None]
+"""Told (step, total steps, training loss) at every step logged."""
+
+
+def train(
+    base: str, pairs: list[Pair], out: Path, settings: TuningSettings, progress: bool,
+    stop: Stop | None = None, on_log: OnLog | None = None,
+) -> list[list[float]]:  # fmt: skip
     """Fine-tune sentence-transformers model `base` on `pairs` into `out`; return the loss curve [[step, loss]]."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers import TrainerCallback
+
+    class Hooks(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if on_log and logs and "loss" in logs:
+                on_log(state.global_step, state.max_steps, float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop and stop():
+                raise Stopped(f"stopped at training step {state.global_step} of {state.max_steps}")
 
     model = load_sentence_transformer(base)
     if settings.max_seq_length:
@@ -149,7 +177,11 @@ def train(base: str, pairs: list[Pair], out: Path, settings: TuningSettings, pro
             disable_tqdm=not progress,
         )  # fmt: skip
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=MultipleNegativesRankingLoss(model)
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_dict(columns),
+            loss=MultipleNegativesRankingLoss(model),
+            callbacks=[Hooks()],
         )
         trainer.train()
         curve = [[entry["step"], round(entry["loss"], 4)] for entry in trainer.state.log_history if "loss" in entry]
@@ -164,17 +196,31 @@ def tune_knowledge_base(
     *,
     write_query: Callable[[str], str | None] | None = None,
     progress: bool = False,
+    stop: Stop | None = None,
+    on_log: OnLog | None = None,
 ) -> TuningResult:
-    """Make pairs, train, evaluate; the tuned model in `out/model`, the manifest in `out/tuning.json`."""
+    """Make pairs, train, evaluate; the tuned model in `out/model`, the manifest in `out/tuning.json`.
+
+    `stop` is asked between the stages and after every step (:class:`Stopped` when it says so); `on_log` is told
+    the loss of every step."""
     settings = settings or TuningSettings()
     if not isinstance(kb.embedder, SentenceTransformerEmbedder):
         raise CannotTune(f"embedder {kb.embedder.id!r} is not a sentence-transformers model; it cannot be tuned")
     started = time.monotonic()
+    stop = stop or (lambda: False)
+
+    def check(stage: str) -> None:
+        if stop():
+            raise Stopped(f"stopped before {stage}")
+
     training, held, counts = make_pairs(kb, settings, write_query)
+    check("the held-out evaluation")
     pool = pool_ids(kb, held, settings.eval_pool, settings.seed)
     before = evaluate(kb, kb.embedder, held, pool)
+    check("training")
     out.mkdir(parents=True, exist_ok=True)
-    curve = train(kb.embedder.id, training, out / "model", settings, progress)
+    curve = train(kb.embedder.id, training, out / "model", settings, progress, stop, on_log)
+    check("the evaluation of the tuned model")
     tuned = SentenceTransformerEmbedder(str(out / "model"))
     after = evaluate(kb, tuned, held, pool)
     data = json.dumps([[p.query, p.passage, p.negative] for p in training], ensure_ascii=False).encode("utf-8")

@@ -31,7 +31,7 @@ ROOMS = {
     "data": {"knowledge"},
     "compare": {"data"},
     "console": set(),
-    "jobs": set(),
+    "jobs": {"knowledge"},  # a retriever job tunes a knowledge base (gateway.jobs.retriever)
     "grading": {"compare"},  # a judge URL is allowed as a compare judge's is
     "api": {"knowledge", "compare", "console", "jobs", "responses", "grading"},  # responses: the app mounts its routes
     "responses": {"api", "knowledge"},  # built on the chat pipeline (api) and knowledge bases

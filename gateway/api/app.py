@@ -126,7 +126,7 @@ def create_app(
         settings.jobs_dir, settings.adapters_dir, cache, gateway.base_model,
         (lambda: base_model_dir) if base_model_dir else partial(prepare, settings.base_model, cache),
         gateway.serve_trained, int(settings.max_training_file_mb * 2**20), settings.max_training_jobs,
-        int(settings.max_stored_mb_per_key * 2**20), settings.allow_python_graders, judges,
+        int(settings.max_stored_mb_per_key * 2**20), settings.allow_python_graders, judges, gateway.knowledge,
     )  # fmt: skip
     store = ResponseStore(settings.responses_dir / "responses.sqlite", settings.responses_retention_days)
     app.state.responses = Responses(store, gateway.knowledge)

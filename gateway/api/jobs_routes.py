@@ -4,7 +4,9 @@ Reading jobs, events, checkpoints and file descriptions needs a key as every ``/
 uploading ``fine-tune`` files, deleting and downloading files and creating, cancelling, pausing and resuming jobs
 are training actions, for admin keys and keys whose entry says ``train: true`` (``reads`` and
 ``writes``; the app factory attaches the checks). Files and jobs belong to the key that made them:
-other keys get 404, admin keys reach all. Any key may upload an ``assistants`` or
+other keys get 404, admin keys reach all. A retriever job (``lorag.method: "retriever"``) re-indexes a knowledge
+base, so it also needs what a knowledge-base write needs (an admin key when admin keys are configured) and a
+knowledge base the key may use. Any key may upload an ``assistants`` or
 ``user_data`` file (a document for vector stores), checked as a knowledge-base upload is.
 Routes are thin: the work is in :class:`gateway.jobs.service.FineTuning`. This module knows nothing about training.
 """
@@ -18,7 +20,9 @@ from fastapi.responses import FileResponse
 
 from gateway.api import auth
 from gateway.jobs.protocol import Checkpoint, FileDeleted, FileObject, Job, JobCreate, JobEvent, Page
+from gateway.jobs.retriever import is_retriever
 from gateway.jobs.service import PURPOSE, FineTuning
+from gateway.knowledge.vector_stores import may_use
 
 
 async def fine_tuning(request: Request) -> FineTuning:
@@ -86,10 +90,14 @@ async def delete_file(file_id: str, service: Service, caller: Caller) -> FileDel
 
 
 @writes.post("/fine_tuning/jobs")
-async def create_job(body: JobCreate, service: Service, request: Request) -> Job:
-    """Train an adapter of the served base model; it is served as ``fine_tuned_model`` once the job succeeds."""
+async def create_job(body: JobCreate, service: Service, request: Request, credentials: auth.Credentials) -> Job:
+    """Train an adapter of the served base model; it is served as ``fine_tuned_model`` once the job succeeds. With
+    ``lorag.method: "retriever"``: tune a knowledge base's embedder and re-index it (docs/fine-tuning-api.md)."""
     principal = auth.principal_of(request)
-    return await service.create(body, admin=principal.admin, owner=principal.name)
+    if is_retriever(body):  # it changes a knowledge base: as a knowledge-base write, an admin key's
+        request.app.state.keys.check_admin(principal, credentials)
+    knowledge = request.app.state.gateway.knowledge
+    return await service.create(body, principal.admin, principal.name, lambda kb: may_use(knowledge, kb, principal))
 
 
 @reads.get("/fine_tuning/jobs")

@@ -119,7 +119,7 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="The base model lorag serves: the adapter is trained on it and served with it.")
-    training_file: str
+    training_file: str = Field("", description="The id of a 'fine-tune' file; '' for a retriever job.")
     hyperparameters: Hyperparameters | None = Field(None, description="Deprecated by OpenAI: use method.")
     suffix: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     validation_file: str | None = None

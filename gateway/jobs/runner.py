@@ -257,8 +257,8 @@ class Runner:
     async def recover(self) -> None:
         """Start every unfinished job again after a restart; a running one resumes from its last checkpoint."""
         for job in self.store.unfinished():
-            if job.status == "paused":
-                continue  # until someone resumes it
+            if job.status == "paused" or job.method.get("type") == "retriever":
+                continue  # until someone resumes it; a retriever job is gateway.jobs.retriever's
             resume = job.status == "running"
             if resume:
                 _, pid = self.store.recipe(job.id)

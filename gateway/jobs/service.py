@@ -5,7 +5,8 @@ has read every row (a bad row is a 400 naming its line; nothing partial is kept)
 ``assistants`` or ``user_data`` file (for vector stores) once a knowledge-base loader has read it
 within the knowledge bases' size and content limits (a file no loader reads is a 400 naming why).
 A job is accepted after its request is checked here (the model is the served base model, the files exist) and is then
-driven by :class:`~gateway.jobs.runner.Runner`; its state is in ``<jobs folder>/jobs.sqlite``.
+driven by :class:`~gateway.jobs.runner.Runner`; its state is in ``<jobs folder>/jobs.sqlite``. A retriever job
+(``lorag.method: "retriever"``) tunes a knowledge base's embedder instead (:mod:`gateway.jobs.retriever`).
 Every file and job belongs to the key that made it: another key's calls answer 404, as if it did not
 exist, and an admin key reaches all; a key's files stay within a storage quota. The database is
 opened on first use, so an app that never trains writes nothing. This module
@@ -28,9 +29,11 @@ from gateway.jobs.ids import new_id
 from gateway.jobs.judges import Judges
 from gateway.jobs.protocol import FINISHED, Checkpoint, FileDeleted, FileObject, Job, JobCreate, JobEvent, Page
 from gateway.jobs.recipes import fine_tuned_name, job_method, recipe_for, resolve
+from gateway.jobs.retriever import METHOD, RetrieverJobs, is_retriever
 from gateway.jobs.runner import JUDGE_KEY, Runner, Serve
 from gateway.jobs.store import JobStore
 from gateway.jobs.tuner_process import CheckFailed, check
+from gateway.knowledge.service import Knowledge
 from rag.errors import DocumentTooLarge, LoaderError
 from rag.loaders import DEFAULT_LIMITS, load_document
 from rag.office_files import Limits
@@ -51,9 +54,12 @@ class FineTuning:
         self, folder: Path, adapters_dir: Path, cache_dir: Path, base_model: Callable[[], str],
         base_model_dir: Callable[[], Path], serve: Serve, max_file_bytes: int, max_jobs: int = 1,
         quota_bytes: int = 0, allow_python_graders: bool = False, judges: Judges | None = None,
+        knowledge: Knowledge | None = None,
     ):  # fmt: skip
         """``quota_bytes``: the most one key may keep stored in files (0: no limit); ``allow_python_graders``:
-        whether a reinforcement job's grader may be python code; ``judges``: how its model graders reach a judge."""
+        whether a reinforcement job's grader may be python code; ``judges``: how its model graders reach a judge;
+        ``knowledge``: the knowledge bases retriever jobs tune (none: no retriever jobs)."""
+        self.knowledge = knowledge
         self.allow_python_graders, self.judges = allow_python_graders, judges or Judges()
         self.folder, self.files_dir = Path(folder), Path(folder) / "files"
         self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
@@ -69,6 +75,10 @@ class FineTuning:
         return Runner(self.store, self.folder, self.adapters_dir, self.cache_dir, self.base_model_dir, self.serve,
                       self.max_jobs, judges=self.judges)  # fmt: skip
 
+    @cached_property
+    def retriever(self) -> RetrieverJobs:
+        return RetrieverJobs(self.store, self.runner, self.knowledge, self.judges)
+
     async def start(self) -> None:
         """Remove the uploads a killed gateway left half-staged, and resume the jobs it left unfinished (nothing to
         do where no job was ever created)."""
@@ -76,6 +86,7 @@ class FineTuning:
             shutil.rmtree(staged) if staged.is_dir() else staged.unlink()
         if (self.folder / "jobs.sqlite").exists():
             await self.runner.recover()
+            await self.retriever.recover()
 
     async def close(self) -> None:
         if "runner" in self.__dict__:
@@ -181,13 +192,26 @@ class FineTuning:
 
     # jobs
 
-    async def create(self, request: JobCreate, admin: bool = False, owner: str = OPEN) -> Job:
+    async def create(
+        self,
+        request: JobCreate,
+        admin: bool = False,
+        owner: str = OPEN,
+        may_use_kb: Callable[[str], bool] = lambda _: True,
+    ) -> Job:
         """A job of the key ``owner``, checked and started, on files that key stored (any, for an ``admin``
-        key, which may also set the extension's admin fields)."""
+        key, which may also set the extension's admin fields); a retriever job on a knowledge base ``may_use_kb``."""
         caller = None if admin else owner
         base = self.base_model()
         if request.model != base:
             raise invalid("model", f"lorag fine-tunes the base model it serves, '{base}', not '{request.model}'")
+        if is_retriever(request):
+            if self.knowledge is None:
+                raise invalid("lorag.method", "this gateway has no knowledge bases to tune")
+            job = await self.retriever.create(request, new_id("ftjob"), base, may_use_kb)
+            self.store.set_owner(job.id, owner)
+            self.retriever.start(job)
+            return job
         if request.integrations:
             raise invalid("integrations", "integrations (Weights & Biases) are not supported")
         training = self._training_file(request.training_file, "training_file", caller)
@@ -217,6 +241,8 @@ class FineTuning:
         return job
 
     def _training_file(self, file_id: str, param: str, caller: Caller) -> Path:
+        if not file_id:
+            raise invalid(param, f"{param} is required: the id of a file uploaded with purpose 'fine-tune'")
         found = self.store.file(file_id)
         if found is None or not self._sees(file_id, caller):
             raise invalid(param, f"invalid {param}: no file '{file_id}' (upload it with purpose 'fine-tune')")
@@ -242,6 +268,9 @@ class FineTuning:
 
     async def pause(self, job_id: str, caller: Caller = None) -> Job:
         job = self.job(job_id, caller)
+        if job.method.get("type") == METHOD:
+            raise LoragError(400, f"job {job_id} tunes a retriever, which cannot be paused: cancel it (the knowledge "
+                                  "base stays as it was) and create it again", code="job_not_pausable")  # fmt: skip
         if job.status != "running" or job_id not in self.runner.processes:
             raise LoragError(400, f"job {job_id} is {job.status}: only a running job can be paused",
                              code="job_not_running")  # fmt: skip
