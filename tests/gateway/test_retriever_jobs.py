@@ -1,0 +1,150 @@
+"""Retriever fine-tuning jobs (``lorag.method: "retriever"``) through the unmodified ``openai`` SDK.
+
+A gateway over the fake engine holds knowledge base 'corpus' of the generated documents on the tiny
+random embedder (tests/tiny_embedder.py); each job tunes that embedder for a few seconds on the CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import openai
+import pytest
+
+from gateway.errors import LoragError
+from gateway.knowledge.tuning import check_backend
+from tests.tiny_embedder import build_tiny_embedder, generated_corpus
+
+FAST = {"sources": ["ict"], "max_pairs": 100, "held_out": 0.25, "epochs": 6, "learning_rate": 1e-3, "batch_size": 16}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tmp_path_factory) -> str:
+    return str(build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder")))
+
+
+@pytest.fixture
+def served(make_gateway, tiny_embedder):
+    """``(served gateway, base model)`` with knowledge base 'corpus' of the generated documents."""
+    served = make_gateway(embedder=tiny_embedder)
+    with served.http() as http:
+        assert http.post("/v1/knowledge_bases", json={"name": "corpus"}).status_code == 201
+        files = [("files", (name, text.encode())) for name, text in generated_corpus().items()]
+        assert http.post("/v1/knowledge_bases/corpus/documents", files=files).status_code == 201
+    return served, served.client().models.list().data[0].id
+
+
+def create(client: openai.OpenAI, base: str, **lorag):
+    extension = {"method": "retriever", "knowledge_base": "corpus"} | lorag
+    return client.fine_tuning.jobs.create(model=base, training_file="", extra_body={"lorag": extension})
+
+
+def finished(client: openai.OpenAI, job_id: str, timeout_s: float = 240):
+    deadline = time.monotonic() + timeout_s
+    while (job := client.fine_tuning.jobs.retrieve(job_id)).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"job still {job.status}"
+        time.sleep(0.3)
+    return job
+
+
+def events(client: openai.OpenAI, job_id: str) -> list:
+    return list(reversed(client.fine_tuning.jobs.list_events(job_id, limit=1000).data))
+
+
+def embedder_of(served) -> str:
+    with served.http() as http:
+        return http.get("/v1/knowledge_bases/corpus").json()["embedder"]
+
+
+def test_a_retriever_job_tunes_the_knowledge_base_which_then_answers_with_the_tuned_embedder(served, tiny_embedder):
+    served, base = served
+    client = served.client()
+    job = create(client, base, **FAST)
+    assert job.method.type == "retriever" and job.status == "queued" and job.hyperparameters.batch_size == 16
+    job = finished(client, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.fine_tuned_model is None  # no adapter is served: the knowledge base is what changed
+    found = events(client, job.id)
+    figures = next(e for e in found if e.message.startswith("Held-out pairs"))
+    before, after = figures.data["before"], figures.data["after"]
+    assert after["dense_ndcg@10"] > before["dense_ndcg@10"] and "hybrid_recall@10" in after
+    assert any(e.type == "metrics" and "train_loss" in (e.data or {}) for e in found)
+    assert any(e.message.startswith("Re-indexing knowledge base 'corpus'") for e in found)
+    embedder = embedder_of(served)
+    assert embedder != tiny_embedder and embedder.endswith("/model") and "/tuned/" in embedder
+    sentence = generated_corpus()["doc007.txt"].split(".")[2]
+    with served.http() as http:
+        hits = http.post("/v1/knowledge_bases/corpus/search", json={"query": sentence, "top_k": 3}).json()["data"]
+    assert "doc007.txt" in [hit["filename"] for hit in hits]
+
+
+def test_a_dry_run_job_reports_figures_and_leaves_the_embedder(served, tiny_embedder):
+    served, base = served
+    client = served.client()
+    job = finished(client, create(client, base, **FAST, dry_run=True).id)
+    assert job.status == "succeeded", job.error
+    messages = [e.message for e in events(client, job.id)]
+    assert (
+        any(m.startswith("Held-out pairs") for m in messages)
+        and "Dry run: knowledge base 'corpus' is unchanged" in messages
+    )
+    assert embedder_of(served) == tiny_embedder
+
+
+def test_a_cancelled_job_leaves_the_knowledge_base_as_it_was(served, tiny_embedder, adapters_dir):
+    served, base = served
+    client = served.client()
+    job = create(client, base, **FAST | {"epochs": 500})
+    deadline = time.monotonic() + 120
+    while not any(e.type == "metrics" for e in events(client, job.id)):  # training has begun
+        assert time.monotonic() < deadline and client.fine_tuning.jobs.retrieve(job.id).status in ("queued", "running")
+        time.sleep(0.3)
+    assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+    assert finished(client, job.id).status == "cancelled"
+    assert embedder_of(served) == tiny_embedder
+    tuned = adapters_dir.with_name(f"{adapters_dir.name}-kbs") / "corpus" / "tuned"
+    assert not list(tuned.iterdir())  # neither a run nor its partial folder is left
+    with served.http() as http:
+        hits = http.post("/v1/knowledge_bases/corpus/search", json={"query": "w41 w42", "top_k": 3}).json()["data"]
+    assert hits
+
+
+@pytest.mark.parametrize(
+    ("lorag", "param"),
+    [
+        ({"max_pairs": 0}, "lorag.max_pairs"),
+        ({"held_out": 0.9}, "lorag.held_out"),
+        ({"sources": ["questions"]}, "lorag.sources"),
+        ({"lora_r": 8}, "lorag.lora_r"),
+        ({"epochs": None}, "lorag.epochs"),
+        ({"knowledge_base": "nowhere"}, "lorag.knowledge_base"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(served, lorag, param):
+    served, base = served
+    with pytest.raises(openai.BadRequestError) as refused:
+        create(served.client(), base, **lorag)
+    assert refused.value.body["param"] == param, refused.value.body
+    assert not served.client().fine_tuning.jobs.list().data
+
+
+def test_a_training_file_is_refused_and_a_retriever_job_cannot_be_paused(served):
+    served, base = served
+    client = served.client()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.create(model=base, training_file="file-abc", extra_body={"lorag": {
+            "method": "retriever", "knowledge_base": "corpus"}})  # fmt: skip
+    assert refused.value.body["param"] == "training_file"
+    job = create(client, base, **FAST | {"epochs": 500})
+    with pytest.raises(openai.BadRequestError, match="cannot be paused"):
+        client.fine_tuning.jobs.pause(job.id)
+    client.fine_tuning.jobs.cancel(job.id)
+    assert finished(client, job.id).status == "cancelled"
+
+
+def test_a_milvus_knowledge_base_cannot_be_tuned():
+    with pytest.raises(LoragError, match="only knowledge bases of the folder backend") as refused:
+        check_backend(SimpleNamespace(manifest=SimpleNamespace(name="shared")))
+    assert (refused.value.status, refused.value.code) == (400, "unsupported_backend")
