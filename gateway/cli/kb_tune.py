@@ -6,8 +6,10 @@ its chunk; ``headings``, a heading against its section; ``generated``, a questio
 ``--base-url``, see :mod:`gateway.cli.reach`). The run prints the pair counts and the held-out
 figures before and after (recall@1, recall@10, nDCG@10, dense and hybrid), then re-indexes the
 knowledge base with the tuned embedder (:mod:`gateway.knowledge.tuning`); ``--dry-run`` stops
-after the figures. Like the other ``lorag kb`` commands it opens the folder directly: tune a
-knowledge base that ``lorag serve`` holds open through a fine-tuning job instead. This module
+after the figures. Its settings are checked as a retriever fine-tuning job's are
+(:func:`gateway.jobs.retriever.parse`, the bounds :class:`rag.tuning.TuningSettings` declares). Like
+the other ``lorag kb`` commands it opens the folder directly: tune a knowledge base that ``lorag
+serve`` holds open through a fine-tuning job (``lorag.method: "retriever"``) instead. This module
 knows nothing about training.
 """
 
@@ -23,6 +25,7 @@ import typer
 from gateway.cli.common import fail
 from gateway.cli.reach import api_errors, gateway_at
 from gateway.errors import LoragError, as_lorag_error
+from gateway.jobs.retriever import parse
 from gateway.knowledge.service import Knowledge
 from gateway.knowledge.tuning import query_writer, tune
 from gateway.settings import get_settings
@@ -60,13 +63,13 @@ def tune_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the figures; do not re-index.")] = False,
 ) -> None:
     """Tune the embedder on pairs made from the knowledge base, measure it on held-out pairs, re-index with it."""
-    try:
-        settings = TuningSettings(
-            sources=tuple(s.strip() for s in sources.split(",") if s.strip()), max_pairs=max_pairs, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate,
-        )  # fmt: skip
-    except ValueError as e:
-        fail(f"--sources: {e}")
+    given = {"sources": [s.strip() for s in sources.split(",") if s.strip()], "max_pairs": max_pairs,
+             "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}  # fmt: skip
+    try:  # checked as a retriever job's settings are: the bounds TuningSettings declares
+        _, settings, _ = parse({"method": "retriever", "knowledge_base": name} | given)
+    except LoragError as e:
+        field = (e.param or "").removeprefix("lorag.")
+        fail(f"--{field.replace('_', '-')}: {e.message.removeprefix(f'{e.param}: ')}")
     generating = "generated" in settings.sources
     with gateway_at(base_url, api_key, None) if generating else nullcontext((None, None)) as (url, key):
         write_query = _writer(url, key, generator) if generating else None

@@ -148,3 +148,12 @@ def test_a_milvus_knowledge_base_cannot_be_tuned():
     with pytest.raises(LoragError, match="only knowledge bases of the folder backend") as refused:
         check_backend(SimpleNamespace(manifest=SimpleNamespace(name="shared")))
     assert (refused.value.status, refused.value.code) == (400, "unsupported_backend")
+
+
+def test_lorag_kb_tune_checks_its_options_against_the_same_bounds():
+    from typer.testing import CliRunner
+
+    from gateway.cli.main import app
+
+    result = CliRunner().invoke(app, ["kb", "tune", "corpus", "--max-pairs", "1"])
+    assert result.exit_code != 0 and "--max-pairs: Input should be greater than or equal to 2" in result.output
