@@ -1,7 +1,9 @@
 // Train: upload a training file (POST /v1/files checks every row; a bad one is refused with its
 // line), start a fine-tuning job on the served base model (OpenAI's `supervised`, `dpo` or `reinforcement`
 // with a grader, which "Try it" runs on one answer through graders/run; lorag's ORPO and KTO through the
-// `lorag` extension), and follow a job: status, error, a live loss curve (a reward curve for reinforcement)
+// `lorag` extension; "Retriever (knowledge base)": `lorag.method: "retriever"` tunes a knowledge base's
+// embedder on its documents and re-indexes it, with no file), and follow a job: status, error, a live loss
+// curve (a reward curve for reinforcement)
 // (inline SVG from the `metrics` events, read once a second while the job is validating, queued or
 // running and the page open), Pause and Resume (a paused job trains on from its last checkpoint)
 // and Cancel. A job that succeeds is served at once as its `fine_tuned_model`, which the
@@ -65,23 +67,41 @@ async function listFiles(choose = null) {
   methods();
 }
 
-// Offer only the methods the training file's format trains; beta only for the preference methods.
+// Offer only the methods the training file's format trains; beta only for the preference methods. The
+// retriever needs no file: a knowledge base, and only epochs and batch size of the hyperparameters.
 function methods() {
   const file = files.get($("#tr-training").value);
   const method = $("#tr-method");
-  for (const option of method.options) option.disabled = Boolean(file) && !file.methods.includes(option.value);
+  for (const option of method.options) {
+    option.disabled = option.value !== "retriever" && Boolean(file) && !file.methods.includes(option.value);
+  }
   if (method.selectedOptions[0]?.disabled) method.value = [...method.options].find((o) => !o.disabled)?.value ?? "sft";
-  $("#tr-beta-field").hidden = method.value === "sft" || method.value === "grpo";
+  const retriever = method.value === "retriever";
+  $("#tr-beta-field").hidden = retriever || method.value === "sft" || method.value === "grpo";
   $("#tr-grader-field").hidden = method.value !== "grpo";
-  $("#tr-method-hint").textContent = file ? `${file.filename} trains: ${file.methods.map(named).join(", ")}.` : "";
+  for (const id of ["#tr-files", "#tr-suffix-field", "#tr-lr-field"]) $(id).hidden = retriever;
+  $("#tr-kb-field").hidden = !retriever;
+  $("#tr-method-hint").textContent = retriever
+    ? "Tunes the knowledge base's embedder on its own documents, then re-indexes it (lorag kb tune); no model is added."
+    : file ? `${file.filename} trains: ${file.methods.map(named).join(", ")}.` : "";
+}
+
+// The retriever job's body: the knowledge base, and epochs and batch size where given (lorag's settings).
+function retrieverJob() {
+  const lorag = { method: "retriever", knowledge_base: $("#tr-kb").value };
+  if ($("#tr-epochs").value !== "") lorag.epochs = Number($("#tr-epochs").value);
+  if ($("#tr-batch").value !== "") lorag.batch_size = Number($("#tr-batch").value);
+  return { model: $("#tr-model").value, training_file: "", lorag };
 }
 
 async function start(event) {
   event.preventDefault();
   const line = $("#tr-status");
+  const method = $("#tr-method").value;
+  if (method === "retriever" && !$("#tr-kb").value) return status(line, "Create a knowledge base first.", true);
+  if (method === "retriever") return submit(line, retrieverJob());
   const training = $("#tr-training").value;
   if (!training) return status(line, "Upload a training file first.", true);
-  const method = $("#tr-method").value;
   const type = { sft: "supervised", grpo: "reinforcement" }[method] ?? "dpo";
   const hyperparameters = {};
   let grader;
@@ -100,6 +120,10 @@ async function start(event) {
   if ($("#tr-validation").value) body.validation_file = $("#tr-validation").value;
   if ($("#tr-suffix").value.trim()) body.suffix = $("#tr-suffix").value.trim();
   if (PREFERENCE[method]) body.lorag = { method: PREFERENCE[method] };
+  await submit(line, body);
+}
+
+async function submit(line, body) {
   $("#tr-start").disabled = true;
   try {
     const job = await api(JOBS, { method: "POST", json: body });
@@ -245,7 +269,8 @@ function facts(job) {
   const settings = [h.n_epochs === "auto" ? "epochs auto" : `${h.n_epochs} epochs`, `batch ${h.batch_size}`, rate];
   if (h.beta != null) settings.push(`beta ${fmt(h.beta)}`);
   const rows = [["Base model", job.model], ["Method", methodOf(job)], ["Settings", settings.join(" · ")]];
-  rows.push(["Training file", file(job.training_file)]);
+  if (job.method?.type === "retriever") rows.push(["Knowledge base", job.method.retriever.knowledge_base]);
+  else rows.push(["Training file", file(job.training_file)]);
   if (job.validation_file) rows.push(["Validation file", file(job.validation_file)]);
   if (job.fine_tuned_model) rows.push(["Served as", `${job.fine_tuned_model} (pick it in the Playground)`]);
   if (job.trained_tokens) rows.push(["Trained tokens", String(job.trained_tokens)]);
@@ -261,7 +286,8 @@ function jobActions(job) {
     return el("button", { type: "button", class: className, text, onclick });
   };
   const buttons = [];
-  if (job.status === "running") buttons.push(button("/pause", "Pause", "Pausing…", ""));
+  const pauses = job.method?.type !== "retriever"; // a retriever job is cancelled, not paused
+  if (job.status === "running" && pauses) buttons.push(button("/pause", "Pause", "Pausing…", ""));
   if (job.status === "paused") buttons.push(button("/resume", "Resume", "Resuming…", "primary"));
   return [...buttons, button("/cancel", "Cancel job", "Cancelling…", "danger")];
 }
@@ -347,7 +373,9 @@ export function init() {
 
 export async function show() {
   await attempt(async () => {
-    const [models] = await Promise.all([api("/v1/models"), listFiles()]);
+    const [models, stores] = await Promise.all([api("/v1/models"), api("/v1/knowledge_bases"), listFiles()]);
+    const kbs = stores.data.map((kb) => el("option", { value: kb.name, text: `${kb.name} · ${kb.chunks} chunks` }));
+    $("#tr-kb").replaceChildren(...kbs);
     const bases = models.data.filter((m) => !m.parent).map((m) => m.id); // the base model: no parent
     $("#tr-model").replaceChildren(...bases.map((id) => el("option", { value: id, text: id })));
     const jobs = await listJobs();
