@@ -147,10 +147,11 @@ class RetrieverJobs:
             if not swapping.is_set():
                 stopping.set()
             outcome = (await asyncio.gather(work, return_exceptions=True))[0] if work else None
-            if self.runner.closing:
+            swapped = swapping.is_set() and isinstance(outcome, TuningResult)
+            if self.runner.closing and not swapped:
                 raise  # the job stays unfinished: it starts again with the gateway
-            if swapping.is_set() and isinstance(outcome, TuningResult):
-                self.runner.event(job_id, "Cancelling came after the re-indexing had begun: it was completed")
+            if swapped:
+                self.runner.event(job_id, "Stopping came after the re-indexing had begun: it was completed")
                 self._done(job_id, name, outcome, dry_run)
             else:
                 self.runner.finish(job_id, "cancelled")
@@ -163,6 +164,8 @@ class RetrieverJobs:
             log.exception("retriever job %s failed", job_id)
             self.runner.finish(job_id, "failed", JobError(code="internal_error", message=f"{type(e).__name__}: {e}"))
             return
+        finally:
+            self.runner.cancelling.discard(job_id)
         self._done(job_id, name, result, dry_run)
 
     async def _tune(self, job_id, name, settings, dry_run, stopping, swapping) -> TuningResult:

@@ -157,3 +157,25 @@ def test_lorag_kb_tune_checks_its_options_against_the_same_bounds():
 
     result = CliRunner().invoke(app, ["kb", "tune", "corpus", "--max-pairs", "1"])
     assert result.exit_code != 0 and "--max-pairs: Input should be greater than or equal to 2" in result.output
+
+
+def test_a_retriever_job_needs_a_key_that_may_write_the_knowledge_base(make_gateway, tmp_path):
+    """It re-indexes a knowledge base: a training key is not enough where admin keys exist, and a key's
+    knowledge-base scopes apply (a knowledge base outside them is as one that does not exist)."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - {name: t, key: trainer-key-1, train: true}\n  - {name: a, key: admin-key-1, admin: true}\n"
+        "  - {name: o, key: other-kb-key-1, admin: true, knowledge_bases: ['other*']}\n"
+    )
+    served = make_gateway(keys_file=str(keys))
+    admin = served.client("admin-key-1")
+    with served.http("admin-key-1") as http:
+        assert http.post("/v1/knowledge_bases", json={"name": "corpus"}).status_code == 201
+    with pytest.raises(openai.PermissionDeniedError):
+        create(served.client("trainer-key-1"), "fake-base", dry_run=True)
+    with pytest.raises(openai.BadRequestError) as refused:
+        create(served.client("other-kb-key-1"), "fake-base", dry_run=True)
+    assert refused.value.body["param"] == "lorag.knowledge_base" and "no knowledge base 'corpus'" in str(refused.value)
+    job = create(admin, "fake-base", dry_run=True)
+    job = finished(admin, job.id)  # accepted, and failed with the reason: this gateway's default embedder
+    assert (job.status, job.error.code) == ("failed", "tuning_failed") and "cannot be tuned" in job.error.message
