@@ -179,3 +179,37 @@ def test_a_retriever_job_needs_a_key_that_may_write_the_knowledge_base(make_gate
     job = create(admin, "fake-base", dry_run=True)
     job = finished(admin, job.id)  # accepted, and failed with the reason: this gateway's default embedder
     assert (job.status, job.error.code) == ("failed", "tuning_failed") and "cannot be tuned" in job.error.message
+
+
+def test_a_retriever_job_stopped_with_the_gateway_starts_again_with_it(tmp_path, tiny_embedder):
+    from gateway.api.app import create_app
+    from gateway.cli.loopback import serving
+    from serve.adapters import AdapterRegistry
+    from tests.fakes.fake_engine import FAKE_SHA256, FakeEngine
+    from tests.gateway.conftest import Served, fake_settings
+
+    def gateway():
+        engine = FakeEngine()
+        registry = AdapterRegistry(tmp_path / "adapters", "fake-base", FAKE_SHA256, engine.info.limits)
+        return serving(create_app(engine, registry, fake_settings(tmp_path / "adapters", embedder=tiny_embedder)))
+
+    with gateway() as url:
+        served = Served(url, None, tmp_path / "adapters")
+        with served.http() as http:
+            assert http.post("/v1/knowledge_bases", json={"name": "corpus"}).status_code == 201
+            files = [("files", (name, text.encode())) for name, text in generated_corpus().items()]
+            assert http.post("/v1/knowledge_bases/corpus/documents", files=files).status_code == 201
+        client = served.client()
+        job = create(client, "fake-base", **FAST | {"epochs": 500})
+        deadline = time.monotonic() + 120
+        while not any(e.type == "metrics" for e in events(client, job.id)):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+    with gateway() as url:  # the run was stopped with the gateway, and starts again from the beginning
+        served = Served(url, None, tmp_path / "adapters")
+        client = served.client()
+        assert embedder_of(served) == tiny_embedder
+        assert client.fine_tuning.jobs.retrieve(job.id).status in ("queued", "running")
+        assert any("The gateway restarted" in e.message for e in events(client, job.id))
+        assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
+        assert embedder_of(served) == tiny_embedder
