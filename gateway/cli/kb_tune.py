@@ -9,7 +9,8 @@ knowledge base with the tuned embedder (:mod:`gateway.knowledge.tuning`); ``--dr
 after the figures. Its settings are checked as a retriever fine-tuning job's are
 (:func:`gateway.jobs.retriever.parse`, the bounds :class:`rag.tuning.TuningSettings` declares). Like
 the other ``lorag kb`` commands it opens the folder directly: tune a knowledge base that ``lorag
-serve`` holds open through a fine-tuning job (``lorag.method: "retriever"``) instead. This module
+serve`` holds open through a fine-tuning job (``lorag.method: "retriever"``) instead: ``--job
+--base-url URL`` creates one and follows it (:mod:`gateway.cli.kb_tune_job`). This module
 knows nothing about training.
 """
 
@@ -23,6 +24,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import fail
+from gateway.cli.kb_tune_job import run_job
 from gateway.cli.reach import api_errors, gateway_at
 from gateway.errors import LoragError, as_lorag_error
 from gateway.jobs.retriever import parse
@@ -51,7 +53,7 @@ def tune_command(
         str | None, typer.Option(help="Model that writes the 'generated' queries (default: the gateway's base model).")
     ] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="Gateway (or any OpenAI-compatible server) for --generator.")
+        str | None, typer.Option(help="Gateway (or OpenAI-compatible server) for --generator; the gateway of --job.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for --base-url.")] = None,
     max_pairs: Annotated[
@@ -61,6 +63,9 @@ def tune_command(
     batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).")] = TuningSettings.batch_size,
     learning_rate: Annotated[float, typer.Option()] = TuningSettings.learning_rate,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report the figures; do not re-index.")] = False,
+    job: Annotated[
+        bool, typer.Option("--job", help="Run it as a fine-tuning job of the gateway at --base-url, which holds it.")
+    ] = False,
 ) -> None:
     """Tune the embedder on pairs made from the knowledge base, measure it on held-out pairs, re-index with it."""
     given = {"sources": [s.strip() for s in sources.split(",") if s.strip()], "max_pairs": max_pairs,
@@ -70,6 +75,10 @@ def tune_command(
     except LoragError as e:
         field = (e.param or "").removeprefix("lorag.")
         fail(f"--{field.replace('_', '-')}: {e.message.removeprefix(f'{e.param}: ')}")
+    if job:
+        if not base_url or generator:
+            fail("--job needs --base-url, the gateway that holds the knowledge base (its base model writes queries)")
+        return run_job(base_url, api_key, {"method": "retriever", "knowledge_base": name, "dry_run": dry_run} | given)
     generating = "generated" in settings.sources
     with gateway_at(base_url, api_key, None) if generating else nullcontext((None, None)) as (url, key):
         write_query = _writer(url, key, generator) if generating else None

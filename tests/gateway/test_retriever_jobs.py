@@ -213,3 +213,20 @@ def test_a_retriever_job_stopped_with_the_gateway_starts_again_with_it(tmp_path,
         assert any("The gateway restarted" in e.message for e in events(client, job.id))
         assert client.fine_tuning.jobs.cancel(job.id).status == "cancelled"
         assert embedder_of(served) == tiny_embedder
+
+
+def test_lorag_kb_tune_job_runs_the_tuning_as_a_job_of_the_gateway_that_holds_the_knowledge_base(served):
+    from typer.testing import CliRunner
+
+    from gateway.cli.main import app
+
+    served, _ = served
+    options = ["--sources", "ict", "--max-pairs", "100", "--epochs", "2", "--batch-size", "16", "--dry-run"]
+    result = CliRunner().invoke(app, ["kb", "tune", "corpus", *options, "--job", "--base-url", served.url])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("job ftjob-") and "Held-out pairs" in result.output
+    assert "Dry run: knowledge base 'corpus' is unchanged" in result.output
+    (job,) = served.client().fine_tuning.jobs.list().data
+    assert job.status == "succeeded" and job.method.retriever["dry_run"] is True
+    refused = CliRunner().invoke(app, ["kb", "tune", "corpus", "--job"])
+    assert refused.exit_code != 0 and "--job needs --base-url" in refused.output
