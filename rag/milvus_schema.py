@@ -73,13 +73,10 @@ def connect(uri: str, token: str | None = None, db_name: str | None = None) -> M
     """A client of the database `db_name` ("default" if None) at `uri`, its shared collections made."""
     client = MilvusClient(uri=uri, token=token or "", db_name=db_name or "")
     existing = set(client.list_collections())
-    made = ((KNOWLEDGE_BASES, _settings_schema), (DOCUMENTS, _documents_schema), (TEXTS, _texts_schema),
-            (OPERATIONS, _operations_schema), (ATTACHMENTS, _attachments_schema),
-            (ATTACHMENT_BATCHES, _batches_schema))  # fmt: skip
-    for name, make in made:
+    for name in _SHARED:
         if name not in existing:
             try:
-                _create(client, name, make(client), _placeholder_index(client))
+                _create(client, name, _shared_schema(client, name), _placeholder_index(client))
             except MilvusException as e:  # another gateway, starting at the same time, made it first
                 if "already exists" not in str(e):
                     raise
@@ -185,74 +182,35 @@ def _placeholder_index(client: MilvusClient) -> Any:
     return index
 
 
-def _settings_schema(client: MilvusClient) -> Any:
+def _varchar(length: int) -> tuple[Any, dict[str, Any]]:
+    return DataType.VARCHAR, {"max_length": length}
+
+
+_INT, _JSON = (DataType.INT64, {}), (DataType.JSON, {})
+_KB = ("kb", *_varchar(64))
+_SHARED: dict[str, tuple[tuple[str, int], tuple[tuple[str, Any, dict[str, Any]], ...]]] = {
+    KNOWLEDGE_BASES: (("name", 64), (("settings", *_JSON),)),
+    DOCUMENTS: (("key", 160), (_KB, ("id", *_varchar(64)), ("filename", *_varchar(4096)), ("sha256", *_varchar(64)),
+                               ("size", *_INT), ("created", *_INT), ("metadata", *_JSON), ("chunk_count", *_INT))),
+    OPERATIONS: (("key", 700), (_KB, ("document_id", *_varchar(64)), ("operation", *_varchar(16)),
+                                ("owner", *_varchar(512)), ("updated", *_INT))),
+    TEXTS: (("key", 200), (_KB, ("document_id", *_varchar(64)), ("part", *_INT),
+                           ("body", *_varchar(MAX_CHUNK_TEXT)))),
+    ATTACHMENTS: (("key", 600), (_KB, ("id", *_varchar(512)), ("seq", *_INT), ("created", *_INT),
+                                 ("status", *_varchar(16)), ("batch", *_varchar(512)), ("body", *_JSON),
+                                 ("owner", *_varchar(512)), ("updated", *_INT))),
+    ATTACHMENT_BATCHES: (("key", 600), (_KB, ("id", *_varchar(512)), ("created", *_INT),
+                                        ("cancelled", DataType.BOOL, {}))),
+}  # fmt: skip
+"""Each shared collection: its VARCHAR primary key (name, length) and its other fields, in order."""
+
+
+def _shared_schema(client: MilvusClient, collection: str) -> Any:
+    """The schema of a shared collection (:data:`_SHARED`), with the 2-dimensional placeholder vector last."""
+    (primary, length), fields = _SHARED[collection]
     schema = client.create_schema(auto_id=False)
-    schema.add_field("name", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("settings", DataType.JSON)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _documents_schema(client: MilvusClient) -> Any:
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=160)
-    schema.add_field("kb", DataType.VARCHAR, max_length=64)
-    schema.add_field("id", DataType.VARCHAR, max_length=64)
-    schema.add_field("filename", DataType.VARCHAR, max_length=4096)
-    schema.add_field("sha256", DataType.VARCHAR, max_length=64)
-    schema.add_field("size", DataType.INT64)
-    schema.add_field("created", DataType.INT64)
-    schema.add_field("metadata", DataType.JSON)
-    schema.add_field("chunk_count", DataType.INT64)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _operations_schema(client: MilvusClient) -> Any:
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=700)
-    schema.add_field("kb", DataType.VARCHAR, max_length=64)
-    schema.add_field("document_id", DataType.VARCHAR, max_length=64)
-    schema.add_field("operation", DataType.VARCHAR, max_length=16)
-    schema.add_field("owner", DataType.VARCHAR, max_length=512)
-    schema.add_field("updated", DataType.INT64)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _texts_schema(client: MilvusClient) -> Any:
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=200)
-    schema.add_field("kb", DataType.VARCHAR, max_length=64)
-    schema.add_field("document_id", DataType.VARCHAR, max_length=64)
-    schema.add_field("part", DataType.INT64)
-    schema.add_field("body", DataType.VARCHAR, max_length=MAX_CHUNK_TEXT)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _attachments_schema(client: MilvusClient) -> Any:
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=600)
-    schema.add_field("kb", DataType.VARCHAR, max_length=64)
-    schema.add_field("id", DataType.VARCHAR, max_length=512)
-    schema.add_field("seq", DataType.INT64)
-    schema.add_field("created", DataType.INT64)
-    schema.add_field("status", DataType.VARCHAR, max_length=16)
-    schema.add_field("batch", DataType.VARCHAR, max_length=512)
-    schema.add_field("body", DataType.JSON)
-    schema.add_field("owner", DataType.VARCHAR, max_length=512)
-    schema.add_field("updated", DataType.INT64)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    return schema
-
-
-def _batches_schema(client: MilvusClient) -> Any:
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=600)
-    schema.add_field("kb", DataType.VARCHAR, max_length=64)
-    schema.add_field("id", DataType.VARCHAR, max_length=512)
-    schema.add_field("created", DataType.INT64)
-    schema.add_field("cancelled", DataType.BOOL)
+    schema.add_field(primary, DataType.VARCHAR, is_primary=True, max_length=length)
+    for name, kind, options in fields:
+        schema.add_field(name, kind, **options)
     schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
     return schema
