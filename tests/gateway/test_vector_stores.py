@@ -211,9 +211,8 @@ def test_batches_create_and_poll_upload_and_poll_and_list_files(client):
         client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids, files=[{"file_id": ids[0]}])
 
 
-def test_cancelling_a_batch_cancels_its_files_and_keeps_nothing_they_made(served, monkeypatch):
-    app, gateway = served
-    client = gateway.client()
+def held_indexing(monkeypatch) -> threading.Event:
+    """Make every file's indexing wait (at most 10 s) until the returned event is set."""
     release, original = threading.Event(), StoreFiles._index
 
     def slow(self, *args):
@@ -221,6 +220,13 @@ def test_cancelling_a_batch_cancels_its_files_and_keeps_nothing_they_made(served
         return original(self, *args)
 
     monkeypatch.setattr(StoreFiles, "_index", slow)
+    return release
+
+
+def test_cancelling_a_batch_cancels_its_files_and_keeps_nothing_they_made(served, monkeypatch):
+    app, gateway = served
+    client = gateway.client()
+    release = held_indexing(monkeypatch)
     store = client.vector_stores.create(name="docs")
     batch = client.vector_stores.file_batches.create(
         vector_store_id=store.id, file_ids=[upload(client, "b.txt", BREAD)]
@@ -305,13 +311,7 @@ def test_bad_input_loses_nothing(client):
 def test_deleting_a_store_while_a_file_is_indexed_leaves_nothing_behind(served, monkeypatch):
     app, gateway = served
     client = gateway.client()
-    release, original = threading.Event(), StoreFiles._index
-
-    def slow(self, *args):
-        release.wait(10)
-        return original(self, *args)
-
-    monkeypatch.setattr(StoreFiles, "_index", slow)
+    release = held_indexing(monkeypatch)
     store = client.vector_stores.create(name="docs")
     attached = client.vector_stores.files.create(vector_store_id=store.id, file_id=upload(client, "b.txt", BREAD))
     assert attached.status == "in_progress"
@@ -342,13 +342,7 @@ def test_two_gateways_on_one_milvus_share_a_stores_files(make_app, request, tmp_
     app_a, served_a = make_app()
     app_b, served_b = make_app(kb_dir=tmp_path / "kbs-b")  # another gateway: another owner, the same Milvus
     a, b = served_a.client(), served_b.client()
-    release, original = threading.Event(), StoreFiles._index
-
-    def slow(self, *args):
-        release.wait(10)
-        return original(self, *args)
-
-    monkeypatch.setattr(StoreFiles, "_index", slow)
+    release = held_indexing(monkeypatch)
     store = a.vector_stores.create(name="shared")
     bread = a.vector_stores.files.create(vector_store_id=store.id, file_id=upload(a, "bread.txt", BREAD),
                                          attributes={"team": "kitchen"})  # fmt: skip
