@@ -1,6 +1,6 @@
 // Train: upload a training file (POST /v1/files checks every row; a bad one is refused with its
 // line), start a fine-tuning job on the served base model (OpenAI's `supervised`, `dpo` or `reinforcement`
-// with a grader, which "Try it" runs on one answer through graders/run; lorag's ORPO and KTO through the
+// with a grader, which "Try it" runs on one answer through graders/run, and an optional response format; lorag's ORPO and KTO through the
 // `lorag` extension; "Retriever (knowledge base)": `lorag.method: "retriever"` tunes a knowledge base's
 // embedder on its documents and re-indexes it, with no file), and follow a job: status, error, a live loss
 // curve (a reward curve for reinforcement)
@@ -104,18 +104,21 @@ async function start(event) {
   if (!training) return status(line, "Upload a training file first.", true);
   const type = { sft: "supervised", grpo: "reinforcement" }[method] ?? "dpo";
   const hyperparameters = {};
-  let grader;
+  const settings = { hyperparameters };
   if (type === "reinforcement") {
-    try {
-      grader = JSON.parse($("#tr-grader").value);
-    } catch (error) {
-      return status(line, `The grader is not JSON: ${error.message}`, true);
+    const editors = { grader: ["#tr-grader", "The grader"], response_format: ["#tr-format", "The response format"] };
+    for (const [name, [id, what]] of Object.entries(editors)) {
+      if (name === "response_format" && !$(id).value.trim()) continue;
+      try {
+        settings[name] = JSON.parse($(id).value);
+      } catch (error) {
+        return status(line, `${what} is not JSON: ${error.message}`, true);
+      }
     }
   }
   const fields = { n_epochs: "#tr-epochs", batch_size: "#tr-batch", learning_rate_multiplier: "#tr-lr" };
   if (type === "dpo") fields.beta = "#tr-beta";
   for (const [name, id] of Object.entries(fields)) if ($(id).value !== "") hyperparameters[name] = Number($(id).value);
-  const settings = grader ? { grader, hyperparameters } : { hyperparameters };
   const body = { model: $("#tr-model").value, training_file: training, method: { type, [type]: settings } };
   if ($("#tr-validation").value) body.validation_file = $("#tr-validation").value;
   if ($("#tr-suffix").value.trim()) body.suffix = $("#tr-suffix").value.trim();
