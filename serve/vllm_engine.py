@@ -2,15 +2,14 @@
 
 Started here, the server runs ``python -m vllm.entrypoints.openai.api_server`` on the prepared
 model folder (so vLLM reads the same tokenizer and chat template as training), with LoRA enabled,
-runtime adapter updating on, and the LoRA limits the adapter registry enforces. Given URLs
-instead, it spreads requests across those replicas (round robin) and loads
-every adapter on every replica. Adapters are loaded and unloaded at runtime through
-``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter``, so a new adapter is servable without a
-restart. Closing a stream closes its HTTP response, which makes vLLM abort the request.
-
-This module never imports vLLM: it only starts its server and speaks HTTP to it.
+runtime adapter updating on, and the LoRA limits the adapter registry enforces. Given URLs instead,
+it spreads requests across those replicas (round robin) and loads every adapter on every replica.
+Adapters are loaded and unloaded at runtime through ``/v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter``, so a new adapter is servable without a restart. ``generate`` asks
+without streaming (one body to read, not an event per token). Closing a stream closes its HTTP
+response, which makes vLLM abort the request. This module never imports vLLM: it only starts its
+server and speaks HTTP to it.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +21,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,10 +40,9 @@ from serve.engine import (
     SamplingParams,
     UnknownAdapter,
     check_context,
-    collect,
     prompt_ids,
 )
-from serve.vllm_protocol import body_lines, choice_logprobs, error_message, stream_body
+from serve.vllm_protocol import body_lines, choice_logprobs, error_message, generation, request_body
 
 log = logging.getLogger(__name__)
 
@@ -171,46 +170,56 @@ class VllmEngine:
     async def stream(
         self, messages: list[Message], params: SamplingParams, adapter: str | None = None
     ) -> AsyncIterator[Delta]:
+        async with self._completion(messages, params, adapter, stream=True) as response:
+            finish, last = None, None
+            async for line in body_lines(response.content):
+                if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                    continue
+                chunk = orjson.loads(line[6:])
+                for choice in chunk.get("choices", []):
+                    text = (choice.get("delta") or {}).get("content") or ""
+                    finish = choice.get("finish_reason") or finish
+                    if text or choice.get("logprobs"):
+                        yield Delta(text, logprobs=choice_logprobs(choice))
+                if usage := chunk.get("usage"):
+                    last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
+            # Yielded once the response is read to its end, so the connection goes back to the pool.
+            yield last or Delta("", finish or "stop")
+
+    async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
+        """The whole completion in one reply, not streamed: one read of one body instead of an event per token."""
+        async with self._completion(messages, params, adapter, stream=False) as response:
+            return generation(orjson.loads(await response.read()))
+
+    @asynccontextmanager
+    async def _completion(
+        self, messages: list[Message], params: SamplingParams, adapter: str | None, stream: bool
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """vLLM's response (status 200) to one chat completion; the adapter counts as running until it is closed."""
         served = None if adapter is None else self._loaded.get(adapter)
         if adapter is not None and served is None:
             raise UnknownAdapter(adapter)
         if self.context_length is not None:  # refused here, before vLLM queues it
             ids = await asyncio.to_thread(prompt_ids, self.tokenizer, messages)
             check_context(len(ids), params.max_tokens, self.context_length)
-        body = stream_body(served.key if served else self.info.base_model, messages, params)
+        body = orjson.dumps(request_body(served.key if served else self.info.base_model, messages, params, stream))
         url = self._replica()
         if served:
             served.running += 1
             served.idle.clear()
         try:
-            async with self._client().post(f"{url}/v1/chat/completions", json=body) as response:
+            async with self._client().post(f"{url}/v1/chat/completions", data=body, headers=JSON) as response:
                 if response.status != 200:
                     detail = (await response.text(errors="replace"))[:500]
                     if response.status == 400:
                         raise InvalidRequest(error_message(detail))
                     raise EngineError(f"vLLM answered {response.status}: {detail}")
-                finish, last = None, None
-                async for line in body_lines(response.content):
-                    if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                        continue
-                    chunk = orjson.loads(line[6:])
-                    for choice in chunk.get("choices", []):
-                        text = (choice.get("delta") or {}).get("content") or ""
-                        finish = choice.get("finish_reason") or finish
-                        if text or choice.get("logprobs"):
-                            yield Delta(text, logprobs=choice_logprobs(choice))
-                    if usage := chunk.get("usage"):
-                        last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
-                # Yielded once the response is read to its end, so the connection goes back to the pool.
-                yield last or Delta("", finish or "stop")
+                yield response
         except UNREACHABLE as e:
             raise EngineError(f"vLLM at {url} unreachable: {e!r}") from e
         finally:
             if served:
                 served.release()
-
-    async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
-        return await collect(self.stream(messages, params, adapter))
 
     async def load_adapter(self, spec: AdapterSpec) -> None:
         """Load on every replica, or on none: replicas that took it unload it again when one refuses. A new
@@ -285,6 +294,7 @@ class VllmEngine:
 
 
 UNREACHABLE = (aiohttp.ClientError, TimeoutError)
+JSON = {"Content-Type": "application/json"}
 
 
 def _default_dtype() -> str:

@@ -1,4 +1,4 @@
-"""vLLM's OpenAI wire format as the VllmEngine speaks it: a stream's request body; the lines, deltas and errors back.
+"""vLLM's OpenAI wire format as the VllmEngine speaks it: a request's body; the lines, deltas, replies and errors back.
 
 Structured outputs go in vLLM's ``structured_outputs`` extension, the schema with lorag's default
 bounds (:mod:`serve.schema_bounds`), asking for ``disable_any_whitespace``. vLLM 0.32's xgrammar
@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from serve.engine import Message, SamplingParams, TokenLogprob
+from serve.engine import Generation, Message, SamplingParams, TokenLogprob
 from serve.schema_bounds import bounded_text
 
 
-def stream_body(model: str, messages: list[Message], params: SamplingParams) -> dict:
-    """The JSON body of a streamed ``/v1/chat/completions`` request to vLLM."""
+def request_body(model: str, messages: list[Message], params: SamplingParams, stream: bool = True) -> dict:
+    """The JSON body of a ``/v1/chat/completions`` request to vLLM, streamed (with usage at the end) or not."""
     body = {
         "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -31,9 +31,10 @@ def stream_body(model: str, messages: list[Message], params: SamplingParams) -> 
         "top_p": params.top_p,
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
-        "stream": True,
-        "stream_options": {"include_usage": True},
+        "stream": stream,
     }
+    if stream:
+        body["stream_options"] = {"include_usage": True}  # vLLM refuses stream_options on a request not streamed
     if params.seed is not None:
         body["seed"] = params.seed
     bias = {str(token): value for token, value in params.logit_bias}
@@ -50,8 +51,18 @@ def stream_body(model: str, messages: list[Message], params: SamplingParams) -> 
     return body
 
 
+def generation(reply: dict) -> Generation:
+    """The :class:`~serve.engine.Generation` of a whole (not streamed) reply of one choice."""
+    choice, usage = reply["choices"][0], reply.get("usage") or {}
+    text = (choice.get("message") or {}).get("content") or ""
+    finish = choice.get("finish_reason") or "stop"
+    return Generation(
+        text, finish, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), choice_logprobs(choice)
+    )
+
+
 def choice_logprobs(choice: dict) -> list[TokenLogprob]:
-    """The tokens of one streamed choice's ``logprobs.content``."""
+    """The tokens of one choice's ``logprobs.content``, streamed or whole."""
     content = (choice.get("logprobs") or {}).get("content") or []
     return [
         TokenLogprob(

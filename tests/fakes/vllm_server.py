@@ -1,8 +1,8 @@
 """A fake vLLM OpenAI server on loopback: the endpoints VllmEngine uses, with recorded calls.
 
 Completions are deterministic: the reply names the model (base or adapter) and this replica, and
-streams word by word (each word one token, with log-probabilities when asked), so tests can tell
-which replica served which adapter.
+streams word by word (each word one token, with log-probabilities when asked), or comes whole
+when not streamed, so tests can tell which replica served which adapter.
 """
 
 from __future__ import annotations
@@ -75,24 +75,39 @@ class FakeVllm:
                 return JSONResponse({"error": {"message": f"model {model} does not exist"}}, status_code=404)
             words = f"{model} answers from {self.name}".split()[: body["max_tokens"]]
             finish = "length" if len(words) == body["max_tokens"] else "stop"
+            pieces = [(" " if i else "") + word for i, word in enumerate(words)]
+            usage = {"prompt_tokens": 7, "completion_tokens": len(words)}
+            if not body.get("stream"):  # as vLLM: one whole reply, the tokens' log-probabilities in one list
+                if "stream_options" in body:
+                    message = "Stream options can only be defined when `stream=True`."  # vLLM's words
+                    return JSONResponse({"error": {"message": message}}, status_code=400)
+                choice = {"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}}
+                choice |= {"finish_reason": finish, "logprobs": _logprobs(body, pieces)}
+                return JSONResponse({"object": "chat.completion", "choices": [choice], "usage": usage})
 
             async def events():
                 yield _sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-                for i, word in enumerate(words):
+                for piece in pieces:
                     await asyncio.sleep(0.005)
-                    piece = (" " if i else "") + word
                     choice = {"index": 0, "delta": {"content": piece}}
-                    if body.get("logprobs"):  # each word one token, with made-up log-probabilities
-                        top = [{"token": f"alt{k}", "logprob": -1.0 - k} for k in range(body.get("top_logprobs", 0))]
-                        choice["logprobs"] = {"content": [{"token": piece, "logprob": -0.5, "top_logprobs": top}]}
+                    if logprobs := _logprobs(body, [piece]):
+                        choice["logprobs"] = logprobs
                     yield _sse({"choices": [choice]})
                 yield _sse({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-                yield _sse({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(words)}})
+                yield _sse({"choices": [], "usage": usage})
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
 
         return app
+
+
+def _logprobs(body: dict, pieces: list[str]) -> dict | None:
+    """Each word one token, with made-up log-probabilities, when the request asks for them."""
+    if not body.get("logprobs"):
+        return None
+    top = [{"token": f"alt{k}", "logprob": -1.0 - k} for k in range(body.get("top_logprobs", 0))]
+    return {"content": [{"token": piece, "logprob": -0.5, "top_logprobs": top} for piece in pieces]}
 
 
 def _sse(chunk: dict) -> str:

@@ -44,7 +44,21 @@ def test_requests_are_spread_across_replicas_and_adapters_loaded_on_each(replica
     assert base.text.startswith("base answers") and base.finish_reason == "stop"
     assert base.prompt_tokens == 7 and base.completion_tokens == 4
     sent = replicas[0].requests[0]
-    assert sent["stop"] == ["###"] and sent["seed"] == 3 and sent["temperature"] == 0 and sent["stream"] is True
+    assert sent["stop"] == ["###"] and sent["seed"] == 3 and sent["temperature"] == 0
+    assert sent["stream"] is False and "stream_options" not in sent  # a whole completion is asked for whole
+
+
+def test_a_stream_asks_for_its_usage_at_the_end(replicas):
+    async def go():
+        engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
+        deltas = [d async for d in engine.stream(ASK, PARAMS)]
+        await engine.close()
+        return deltas
+
+    last = asyncio.run(go())[-1]
+    assert (last.finish_reason, last.prompt_tokens, last.completion_tokens) == ("stop", 7, 4)
+    sent = replicas[0].requests[0]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
 
 def test_streaming_yields_pieces_that_add_up_to_the_whole(replicas):
@@ -183,11 +197,13 @@ def test_a_json_schema_and_logprobs_reach_vllm_and_the_tokens_come_back(replicas
     async def go():
         engine = await VllmEngine("unused", "base", urls=[replicas[0].url]).start()
         result = await engine.generate(ASK, replace(PARAMS, json_schema=json.dumps(schema), logprobs=2))
+        deltas = [d async for d in engine.stream(ASK, replace(PARAMS, logprobs=2))]
         await engine.close()
-        return result
+        return result, deltas
 
-    result = asyncio.run(go())
-    sent = replicas[0].requests[-1]
+    result, deltas = asyncio.run(go())
+    assert [t for d in deltas for t in d.logprobs] == result.logprobs  # streamed or whole, the same tokens
+    sent = replicas[0].requests[-2]
     bounded = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 8}  # lorag's defaults
     schema["properties"]["c"] = bounded
     assert sent["structured_outputs"] == {"json": schema, "disable_any_whitespace": True}  # the user's maxItems kept
