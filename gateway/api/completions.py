@@ -1,17 +1,19 @@
 """Serving completions: a chat or legacy request in, an OpenAI response or server-sent event stream out.
 
-Every choice (``n`` per prompt) runs as its own engine stream; their deltas are merged as they
-come, and a whole response is just the merged stream collected, so streamed and non-streamed
-text are the same. A stream's first delta is awaited before the response starts, so an unknown
-adapter or an unavailable engine still gets its proper status; a failure after that ends the
-stream with an OpenAI error event. A client that goes away cancels every engine stream of its
-request (closing an engine's iterator cancels its work). A chat with a knowledge base
-(``model="<m>@<kb>"`` or the ``rag`` extension) is augmented by
-:meth:`gateway.knowledge.service.Knowledge.augment` before the engine sees it, and its citations ride on
-the response (the first chunk, when streaming). Other APIs on the same pipeline (Responses,
-:mod:`gateway.responses`) take its seams: :meth:`Completions.resolve`, :meth:`Completions.retrieval`,
-:meth:`Completions.deltas` and :meth:`Completions.track`. This module knows nothing about routes, API
-keys or adapter administration.
+Every choice (``n`` per prompt) runs as its own engine stream, their deltas merged as they come;
+a whole response asks the engine for each choice whole (``generate``: the engine's stream
+collected, or from vLLM the same request unstreamed, one reply instead of an event per token), so
+streamed and non-streamed text are the same. A stream's first delta is awaited before the
+response starts, so an unknown adapter or an unavailable engine still gets its proper status; a
+failure after that ends the stream with an OpenAI error event. Events leave as an
+:class:`~gateway.api.event_stream.EventStream`. A client that goes away cancels every engine
+stream of its request (closing an engine's iterator cancels its work). A chat with a knowledge
+base (``model="<m>@<kb>"`` or the ``rag`` extension) is augmented by
+:meth:`gateway.knowledge.service.Knowledge.augment` before the engine sees it, and its citations
+ride on the response (the first chunk, when streaming). Other APIs on the same pipeline
+(Responses, :mod:`gateway.responses`) take its seams: :meth:`Completions.resolve`,
+:meth:`Completions.retrieval`, :meth:`Completions.deltas` and :meth:`Completions.track`. This
+module knows nothing about routes, API keys or adapter administration.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from dataclasses import replace
 from typing import TypeVar
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
 
 from gateway.api.auth import OPEN, Principal, principal_of
+from gateway.api.event_stream import DONE, EventStream
 from gateway.api.knowledge_protocol import Citation
 from gateway.api.metrics import Metrics
 from gateway.api.objects import ChatCompletion, Completion, Usage
@@ -55,7 +57,7 @@ class Completions:
 
     async def respond(
         self, body: ChatCompletionRequest | CompletionRequest, request: Request
-    ) -> ChatCompletion | Completion | StreamingResponse:
+    ) -> ChatCompletion | Completion | EventStream:
         principal = principal_of(request)
         ref = self.resolve(body.model, principal)
         conversations, params = body.engine_inputs()
@@ -74,19 +76,28 @@ class Completions:
             out = TextObjects(ref.name, asked)
         track = self.track(ref, principal, out.endpoint)
         choices = Choices(len(work), body.n)
-        deltas = self.deltas(ref, work)
         try:
             if not body.stream:
-                await cancel_on_disconnect(request, _collect(choices, deltas, track))
+                await cancel_on_disconnect(request, self._whole(ref, work, choices, track))
                 track.done("ok", choices.usage())
                 return out.whole(choices)
-            first = await cancel_on_disconnect(request, anext(deltas))
+            deltas = self.deltas(ref, work)
+            first = await cancel_on_disconnect(request, _first(deltas))
         except BaseException as error:
             track.done("cancelled" if isinstance(error, ClientDisconnected | asyncio.CancelledError) else "error", None)
             raise
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = _events(out, first, deltas, choices, include_usage, track)
-        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return EventStream(_events(out, first, deltas, choices, include_usage, track))
+
+    async def _whole(
+        self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]], choices: Choices, track: Track
+    ) -> None:
+        """Every choice generated whole, at once (the engine's ``generate``: from vLLM one reply, not an event per
+        token); when one fails, the others are cancelled."""
+        for index, g in enumerate(await _all([self.engine.generate(m, p, ref.adapter) for m, p in work])):
+            delta = Delta(g.text, g.finish_reason, g.prompt_tokens, g.completion_tokens, g.logprobs)
+            choices.add(index, delta)
+            track.text(delta)
 
     def track(self, ref: ModelRef, principal: Principal, endpoint: str) -> Track:
         """The metrics of one request to ``endpoint`` on ``ref``, its tokens spent from the key's rate limit."""
@@ -215,13 +226,26 @@ class _Merged:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _collect(choices: Choices, deltas: _Merged, track: Track) -> None:
+async def _all(work: list[Awaitable[T]]) -> list[T]:
+    """The results of ``work``, run at once; when one fails, the rest are cancelled (and awaited) before it raises."""
+    if len(work) == 1:
+        return [await work[0]]
+    tasks = [asyncio.ensure_future(w) for w in work]
     try:
-        async for index, delta in deltas:
-            choices.add(index, delta)
-            track.text(delta)
+        return await asyncio.gather(*tasks)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _first(deltas: _Merged) -> tuple[int, Delta]:
+    """The first delta of a stream; the stream closed (its engine streams ended) if it fails or is cancelled."""
+    try:
+        return await anext(deltas)
+    except BaseException:
         await deltas.aclose()
+        raise
 
 
 class Track:
@@ -259,19 +283,17 @@ async def _events(
             choices.add(index, delta)
             track.text(delta)
             ready += [sse(chunk) for chunk in out.chunks(index, delta)]
-            if not deltas.ready and ready:
+            if not deltas.ready and ready and deltas.running:  # the last choice's finish leaves with the end
                 yield "".join(ready)
                 ready = []
             item = await anext(deltas, None)
         if include_usage:
             ready.append(sse(out.usage_chunk(choices.usage())))
-        if ready:
-            yield "".join(ready)
         outcome = "ok"
     except Exception as error:  # the engine failed mid-stream: tell the client in OpenAI's way
         outcome = "error"
-        yield "".join(ready) + sse(json.dumps(as_lorag_error(error).body()))
+        ready.append(sse(json.dumps(as_lorag_error(error).body())))
     finally:
         await deltas.aclose()
         track.done(outcome, choices.usage() if outcome == "ok" else None)
-    yield "data: [DONE]\n\n"
+    yield "".join(ready) + DONE  # one write, which also ends the body
