@@ -63,7 +63,7 @@ class Admission:
             if body == "whole":
                 read = await self._body(receive)
                 _check_unicode(read)
-                receive = _replay(read, receive)
+                receive = replay(read, receive)
             elif body == "multipart":
                 receive, send = _Stall(receive, send, self.body_timeout_s).wrap(scope)
         except LoragError as error:
@@ -180,7 +180,7 @@ def _lone_surrogate(value: Any, path: str) -> str | None:
     return None
 
 
-def _replay(body: bytes, receive):
+def replay(body: bytes, receive):
     """A ``receive`` that gives the body read already, then the client's later messages (a disconnect)."""
     sent = False
 

@@ -27,6 +27,7 @@ from openai import AsyncOpenAI
 
 from gateway.api import auth, compare_routes, error_handlers, jobs_routes, knowledge_routes, routes, vector_store_routes
 from gateway.api.admission import Admission
+from gateway.api.completion_route import CompletionRoute
 from gateway.api.objects import ErrorResponse
 from gateway.api.state import Gateway
 from gateway.compare.service import CompareService, allowed_url
@@ -133,6 +134,7 @@ def create_app(
     entries = auth.read_key_file(settings.keys_file) if settings.keys_file else []
     app.state.keys = auth.ApiKeys(settings.api_keys, settings.admin_keys, entries, judges)
     error_handlers.install(app)
+    app.add_middleware(CompletionRoute)  # inside Admission: what it admits, it answers (or hands to the routes)
     app.add_middleware(
         Admission, keys=app.state.keys, limits=gateway.limits, metrics=gateway.metrics,
         limit=settings.max_concurrent_requests, body_timeout_s=settings.body_timeout_s,
