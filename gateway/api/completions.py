@@ -148,23 +148,27 @@ def metric_label(ref: ModelRef, base: str) -> str:
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the client disconnects first (499, a response nobody reads)."""
-    task = asyncio.ensure_future(work)
+    """Await ``work`` in this task, cancelling it if the client disconnects first (499, a response nobody reads)."""
+    this, left = asyncio.current_task(), []
 
     async def watch() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
-        task.cancel()
+        left.append(True)
+        this.cancel()
 
     watcher = asyncio.create_task(watch())
     try:
-        return await task
+        result = await work
     except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():  # cancelled because the client left, not by the server
+        if left and this.uncancel() == 0:  # cancelled because the client left, not by the server
             raise ClientDisconnected() from None
         raise
     finally:
         watcher.cancel()
+    if left:  # the client left as the work ended, and the work let the cancellation pass: it is done
+        this.uncancel()
+    return result
 
 
 class ClientDisconnected(LoragError):

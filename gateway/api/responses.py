@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from gateway.api.knowledge_protocol import Citation
 from gateway.api.objects import (
     AssistantMessage,
@@ -122,6 +124,8 @@ class ChatObjects:
 
     def chunks(self, index: int, delta: Delta) -> list[str]:
         """The chunks of one engine delta of choice ``index``: its text or tool-call pieces, then its finish."""
+        if self.tools is None and not delta.logprobs and not delta.finish_reason:  # plain text, most deltas
+            return [self._text_chunk(index, delta.text)] if delta.text else []
         stream = self.streams.setdefault(index, ToolStream(self.tools))
         pieces = stream.feed(delta.text)
         logprobs = _chat_logprobs(delta.logprobs, self.logprobs) if delta.logprobs else None
@@ -147,7 +151,7 @@ class ChatObjects:
             head, tail = whole.split(json.dumps(_MARK))
             self.text_chunks[index] = head, tail
         head, tail = self.text_chunks[index]
-        return head + json.dumps(text, ensure_ascii=False) + tail
+        return head + orjson.dumps(text).decode() + tail  # the same JSON string as pydantic's
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, cite: bool = False) -> str:
         chunk = ChatCompletionChunk(
