@@ -10,6 +10,7 @@ without streaming (one body to read, not an event per token). Closing a stream c
 response, which makes vLLM abort the request. This module never imports vLLM: it only starts its
 server and speaks HTTP to it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,7 @@ from serve.engine import (
     check_context,
     prompt_ids,
 )
-from serve.vllm_protocol import body_lines, choice_logprobs, error_message, generation, request_body
+from serve.vllm_protocol import error_message, generation, request_body, stream_deltas
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +172,8 @@ class VllmEngine:
         self, messages: list[Message], params: SamplingParams, adapter: str | None = None
     ) -> AsyncIterator[Delta]:
         async with self._completion(messages, params, adapter, stream=True) as response:
-            finish, last = None, None
-            async for line in body_lines(response.content):
-                if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                    continue
-                chunk = orjson.loads(line[6:])
-                for choice in chunk.get("choices", []):
-                    text = (choice.get("delta") or {}).get("content") or ""
-                    finish = choice.get("finish_reason") or finish
-                    if text or choice.get("logprobs"):
-                        yield Delta(text, logprobs=choice_logprobs(choice))
-                if usage := chunk.get("usage"):
-                    last = Delta("", finish or "stop", usage["prompt_tokens"], usage["completion_tokens"])
-            # Yielded once the response is read to its end, so the connection goes back to the pool.
-            yield last or Delta("", finish or "stop")
+            async for delta in stream_deltas(response.content):
+                yield delta
 
     async def generate(self, messages: list[Message], params: SamplingParams, adapter: str | None = None) -> Generation:
         """The whole completion in one reply, not streamed: one read of one body instead of an event per token."""

@@ -1,4 +1,4 @@
-"""vLLM's OpenAI wire format as the VllmEngine speaks it: a request's body; the lines, deltas, replies and errors back.
+"""vLLM's OpenAI wire format as the VllmEngine speaks it: a request's body; the deltas, replies and errors back.
 
 Structured outputs go in vLLM's ``structured_outputs`` extension, the schema with lorag's default
 bounds (:mod:`serve.schema_bounds`), asking for ``disable_any_whitespace``. vLLM 0.32's xgrammar
@@ -16,8 +16,9 @@ import json
 from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 
-from serve.engine import Generation, Message, SamplingParams, TokenLogprob
+from serve.engine import Delta, Generation, Message, SamplingParams, TokenLogprob
 from serve.schema_bounds import bounded_text
 
 
@@ -74,15 +75,41 @@ def choice_logprobs(choice: dict) -> list[TokenLogprob]:
     ]
 
 
-async def body_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The lines of a response body as they arrive, without their line ends, however long."""
-    pending = b""
+async def stream_deltas(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
+    """The deltas of a streamed reply of one choice as its events arrive; the last, with the finish reason and the
+    token counts of the usage event, once the body has been read to its end (so its connection goes back to the
+    pool)."""
+    events = _Events()
     async for data in content.iter_any():
-        *lines, pending = (pending + data).split(b"\n")
+        for delta in events.feed(data):
+            yield delta
+    for delta in events.feed(b"\n"):  # a last line without its end
+        yield delta
+    counts = (events.usage["prompt_tokens"], events.usage["completion_tokens"]) if events.usage else ()
+    yield Delta("", events.finish or "stop", *counts)
+
+
+class _Events:
+    """A stream's server-sent events read so far: the part line not ended yet, the finish reason, the usage."""
+
+    def __init__(self) -> None:
+        self.pending, self.finish, self.usage = b"", None, None
+
+    def feed(self, data: bytes) -> list[Delta]:
+        """The deltas of the ``data: {...}`` lines that ``data`` ends (lines may be of any length)."""
+        *lines, self.pending = (self.pending + data).split(b"\n")
+        deltas = []
         for line in lines:
-            yield line.rstrip(b"\r")
-    if pending:
-        yield pending.rstrip(b"\r")
+            if not line.startswith(b"data: ") or line.rstrip(b"\r") == b"data: [DONE]":
+                continue
+            chunk = orjson.loads(line[6:])  # a trailing \r is JSON whitespace
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content") or ""
+                self.finish = choice.get("finish_reason") or self.finish
+                if text or choice.get("logprobs"):
+                    deltas.append(Delta(text, logprobs=choice_logprobs(choice)))
+            self.usage = chunk.get("usage") or self.usage
+        return deltas
 
 
 def error_message(body: str) -> str:
