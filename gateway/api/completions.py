@@ -22,7 +22,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from dataclasses import replace
 from typing import TypeVar
 
@@ -31,6 +30,7 @@ from fastapi import Request
 from gateway.api.auth import OPEN, Principal, principal_of
 from gateway.api.event_stream import DONE, EventStream
 from gateway.api.knowledge_protocol import Citation
+from gateway.api.merged import Merged
 from gateway.api.metrics import Metrics
 from gateway.api.objects import ChatCompletion, Completion, Usage
 from gateway.api.protocol import ChatCompletionRequest, CompletionRequest
@@ -104,10 +104,10 @@ class Completions:
         label = metric_label(ref, self.engine.info.base_model)
         return Track(self.metrics, endpoint, label, lambda tokens: self.limits.spend(principal, tokens))
 
-    def deltas(self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]]) -> _Merged:
+    def deltas(self, ref: ModelRef, work: list[tuple[list[Message], SamplingParams]]) -> Merged:
         """``(choice, delta)`` of one engine stream per ``(conversation, params)`` of ``work``, merged as they come
         (the seam other APIs, such as Responses, build their own objects on); close it when done."""
-        return _Merged(self.engine, ref.adapter, work)
+        return Merged(self.engine, ref.adapter, work)
 
     def resolve(self, name: str, principal: Principal = OPEN) -> ModelRef:
         """What ``name`` asks for; 404 for an unknown model or knowledge base, or one outside the key's scope."""
@@ -181,55 +181,6 @@ def _seeded(params: SamplingParams, choice: int) -> SamplingParams:
     return params if params.seed is None or choice == 0 else replace(params, seed=params.seed + choice)
 
 
-class _Merged:
-    """``(choice, delta)`` from one engine stream per choice, in arrival order, until every choice finishes.
-
-    ``ready`` says whether the next item is already waiting, so that a stream can send what is ready in one write.
-    Close it (``aclose``) when done: that ends the engine streams of choices still running."""
-
-    def __init__(self, engine: Engine, adapter: str | None, work: list[tuple[list[Message], SamplingParams]]):
-        self.engine, self.adapter = engine, adapter
-        self.queue: asyncio.Queue[tuple[int, Delta | Exception]] = asyncio.Queue()
-        self.tasks = [asyncio.create_task(self._pump(i, messages, params)) for i, (messages, params) in enumerate(work)]
-        self.running = len(self.tasks)
-
-    async def _pump(self, index: int, messages: list[Message], params: SamplingParams) -> None:
-        try:
-            async with aclosing(self.engine.stream(messages, params, self.adapter)) as deltas:
-                async for delta in deltas:
-                    self.queue.put_nowait((index, delta))
-                    if delta.finish_reason:
-                        return
-            self.queue.put_nowait((index, Delta("", "stop")))  # an engine that ended without saying why
-        except Exception as error:
-            self.queue.put_nowait((index, error))
-
-    @property
-    def ready(self) -> bool:
-        return not self.queue.empty()
-
-    def __aiter__(self) -> _Merged:
-        return self
-
-    async def __anext__(self) -> tuple[int, Delta]:
-        if not self.running:
-            raise StopAsyncIteration
-        index, item = await self.queue.get()
-        if isinstance(item, Exception):
-            raise item
-        self.running -= bool(item.finish_reason)
-        return index, item
-
-    async def aclose(self) -> None:
-        # Finished pumps are still closing their engine streams (for vLLM, an HTTP response):
-        # cancelling them mid-close would strand the upstream connection. Cancel only when
-        # choices were abandoned (the client left, or another choice failed).
-        if self.running:
-            for task in self.tasks:
-                task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
 async def _all(work: list[Awaitable[T]]) -> list[T]:
     """The results of ``work``, run at once; when one fails, the rest are cancelled (and awaited) before it raises."""
     if len(work) == 1:
@@ -243,7 +194,7 @@ async def _all(work: list[Awaitable[T]]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _first(deltas: _Merged) -> tuple[int, Delta]:
+async def _first(deltas: Merged) -> tuple[int, Delta]:
     """The first delta of a stream; the stream closed (its engine streams ended) if it fails or is cancelled."""
     try:
         return await anext(deltas)
@@ -275,22 +226,22 @@ class Track:
 
 
 async def _events(
-    out: ChatObjects | TextObjects, first, deltas: _Merged, choices: Choices, include_usage: bool, track: Track
+    out: ChatObjects | TextObjects, first, deltas: Merged, choices: Choices, include_usage: bool, track: Track
 ) -> AsyncIterator[str]:
     """The server-sent events of one streamed response, ending with ``data: [DONE]``; the events of deltas that
     arrived together leave in one write."""
     outcome, ready = "cancelled", [sse(chunk) for chunk in out.opening(len(choices.texts))]
     try:
-        item = first
-        while item is not None:
-            index, delta = item
-            choices.add(index, delta)
-            track.text(delta)
-            ready += [sse(chunk) for chunk in out.chunks(index, delta)]
-            if not deltas.ready and ready and deltas.running:  # the last choice's finish leaves with the end
+        arrived = [first, *await deltas.batch(wait=False)]
+        while arrived:
+            for index, delta in arrived:
+                choices.add(index, delta)
+                track.text(delta)
+                ready += [sse(chunk) for chunk in out.chunks(index, delta)]
+            if ready and deltas.running:  # the last choice's finish leaves with the end
                 yield "".join(ready)
                 ready = []
-            item = await anext(deltas, None)
+            arrived = await deltas.batch()
         if include_usage:
             ready.append(sse(out.usage_chunk(choices.usage())))
         outcome = "ok"
