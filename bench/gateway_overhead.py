@@ -19,8 +19,8 @@ and p99 (streaming: to the last byte, and to the first token) and requests/s per
 each gateway adds over direct, and the ratio lorag/LiteLLM of that added latency: below 1, lorag
 adds less. The arms take turns in rounds, so a change in the machine's load falls on all of them
 alike. An arm that answers wrongly or not within 10 s fails its mode, and the script exits 1 at
-the end. Note that lorag's gateway always streams from its engine, also for a non-streaming
-request, while LiteLLM forwards a non-streaming request as one.
+the end. Both gateways forward a non-streaming request as one (lorag's ``VllmEngine.generate``
+asks vLLM unstreamed).
 
 LiteLLM goes in a virtual environment of its own (it needs no torch), not in lorag's; httptools
 gives its uvicorn the same HTTP parser as lorag's (without it, uvicorn falls back to h11):
