@@ -61,8 +61,13 @@ class FineTuning:
         ``knowledge``: the knowledge bases retriever jobs tune (none: no retriever jobs)."""
         self.knowledge = knowledge
         self.allow_python_graders, self.judges = allow_python_graders, judges or Judges()
-        self.folder, self.files_dir = Path(folder), Path(folder) / "files"
-        self.adapters_dir, self.cache_dir = Path(adapters_dir), Path(cache_dir)
+        # absolute, since each job's training process works in the job's own folder
+        self.folder = Path(folder).expanduser().resolve()
+        self.files_dir = self.folder / "files"
+        self.adapters_dir, self.cache_dir = (
+            Path(adapters_dir).expanduser().resolve(),
+            Path(cache_dir).expanduser().resolve(),
+        )
         self.base_model, self.base_model_dir, self.serve = base_model, base_model_dir, serve
         self.max_file_bytes, self.max_jobs, self.quota_bytes = max_file_bytes, max_jobs, quota_bytes
 
