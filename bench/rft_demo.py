@@ -1,11 +1,14 @@
 """Reinforcement fine-tuning on the embedded model through OpenAI's API, graded before and after.
 
 The task a grader decides: answer a capital-city question with the city's name alone, the format a one-shot
-example in each conversation shows (``string_check`` ``eq`` against the row's ``answer``). The script starts the
-gateway in process on the embedded model (LocalEngine), and with the unmodified ``openai`` SDK uploads 20
-training and 10 held-out rows, checks the grader with ``graders.validate``, runs a ``reinforcement`` job, then
-grades the base model's and the trained model's greedy answers to the held-out questions with ``graders.run``.
-Drift: the two models' greedy answers to general prompts, compared by token F1 (1: unchanged).
+example in each conversation shows (``string_check`` ``eq`` against the row's ``answer``). RFT teaches a format
+and how to use what a model knows, not facts; so the countries are those whose capital the base model names
+when asked in prose (``What is the capital of France?``, its greedy answer containing the city), alternately
+for training and held out. The script starts the gateway in process on the embedded model (LocalEngine), and
+with the unmodified ``openai`` SDK uploads the rows, checks the grader with ``graders.validate``, runs a
+``reinforcement`` job, then grades the base model's and the trained model's greedy answers to the held-out
+questions with ``graders.run``. Drift: the two models' greedy answers to general prompts, compared by token F1
+(1: unchanged).
 
     .venv/bin/python bench/rft_demo.py [--out runs/rft-demo] [--json]
 
@@ -41,7 +44,15 @@ CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("German
             ("Thailand", "Bangkok"), ("Kenya", "Nairobi"), ("Argentina", "Buenos Aires"), ("Cuba", "Havana"),
             ("Denmark", "Copenhagen"), ("Belgium", "Brussels"), ("Iran", "Tehran"), ("Iraq", "Baghdad"),
             ("Chile", "Santiago"), ("Peru", "Lima"), ("Mexico", "Mexico City"), ("Turkey", "Ankara"),
-            ("South Korea", "Seoul")]  # fmt: skip
+            ("South Korea", "Seoul"), ("the United Kingdom", "London"), ("India", "New Delhi"),
+            ("the Netherlands", "Amsterdam"), ("the Czech Republic", "Prague"), ("Romania", "Bucharest"),
+            ("Bulgaria", "Sofia"), ("Ukraine", "Kyiv"), ("Vietnam", "Hanoi"), ("the Philippines", "Manila"),
+            ("Indonesia", "Jakarta"), ("Malaysia", "Kuala Lumpur"), ("Saudi Arabia", "Riyadh"),
+            ("Israel", "Jerusalem"), ("Lebanon", "Beirut"), ("Syria", "Damascus"), ("Ethiopia", "Addis Ababa"),
+            ("Morocco", "Rabat"), ("Colombia", "Bogota"), ("Venezuela", "Caracas"), ("Iceland", "Reykjavik"),
+            ("Switzerland", "Bern"), ("Croatia", "Zagreb"), ("Serbia", "Belgrade"), ("Nepal", "Kathmandu"),
+            ("Afghanistan", "Kabul"), ("Pakistan", "Islamabad"), ("Bangladesh", "Dhaka"), ("Ghana", "Accra"),
+            ("Nigeria", "Abuja"), ("Jamaica", "Kingston")]  # fmt: skip
 EXAMPLE = [{"role": "user", "content": "What is the capital of Canada? Reply with the city only."},
            {"role": "assistant", "content": "Ottawa"}]  # fmt: skip
 GRADER = {"type": "string_check", "name": "city_only", "input": "{{ sample.output_text }}",
@@ -80,18 +91,21 @@ def run(out: Path) -> dict:
     registry = AdapterRegistry(adapters, base.id, base.sha256, engine.info.limits)
     settings = Settings(adapters_dir=adapters, jobs_dir=out / "jobs", kb_dir=out / "kbs", responses_dir=out / "r",
                         api_keys=[], admin_keys=[], adapter_refresh_s=0)  # fmt: skip
-    train, held_out = [row(*p) for p in CAPITALS[:20]], [row(*p) for p in CAPITALS[20:]]
     started = time.monotonic()
     with serving(create_app(engine, registry, settings, base_model_dir=model_dir)) as url:
         client = OpenAI(base_url=f"{url}/v1", api_key="none", timeout=600, max_retries=0)
+        prose = [[{"role": "user", "content": f"What is the capital of {country}?"}] for country, _ in CAPITALS]
+        known = [(country, capital) for (country, capital), text in zip(CAPITALS, answers(client, base.id, prose, 24),
+                 strict=True) if capital.lower() in text.lower()]  # fmt: skip
+        train, held_out = [row(*p) for p in known[::2]], [row(*p) for p in known[1::2]]
         client.fine_tuning.alpha.graders.validate(grader=GRADER)
         job = client.fine_tuning.jobs.create(
             model=base.id, training_file=upload(client, out, "train.jsonl", train),
             validation_file=upload(client, out, "valid.jsonl", held_out), suffix="city-only", seed=1,
             method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
-                "n_epochs": 2, "batch_size": 8, "compute_multiplier": 1}}},
+                "n_epochs": 3, "batch_size": 8, "compute_multiplier": 1}}},
             extra_body={"lorag": {"max_completion_length": 6, "temperature": 0.7, "learning_rate": 3e-4,
-                                  "replay_prompts": None}},
+                                  "beta": 0.04, "replay_prompts": None}},
         )  # fmt: skip
         while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
             time.sleep(2)
@@ -106,6 +120,7 @@ def run(out: Path) -> dict:
         scores_before, scores_after = graded(client, before, held_out), graded(client, after, held_out)
     asyncio.run(engine.close())
     return {
+        "countries": len(CAPITALS), "known": len(known), "train": len(train), "held_out": len(held_out),
         "job": job.id, "model": job.fine_tuned_model, "train_s": round(trained_s),
         "score_before": sum(scores_before) / len(held_out), "score_after": sum(scores_after) / len(held_out),
         "general_f1_vs_base": sum(kept) / len(kept),
@@ -125,6 +140,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
+    print(f"{result['known']} of {result['countries']} countries' capitals named in prose by the base model: "
+          f"{result['train']} to train, {result['held_out']} held out")  # fmt: skip
     for a in result["answers"]:
         print(f"{a['question']}\n  want {a['answer']!r}: before {a['before']!r}, after {a['after']!r}")
     print(f"held-out grader score (city_only, eq): {result['score_before']:.2f} before, "
