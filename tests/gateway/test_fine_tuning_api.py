@@ -44,14 +44,18 @@ def finished(client: openai.OpenAI, job_id: str, timeout_s: float = 240) -> obje
 
 @pytest.fixture(scope="module")
 def trainer(tiny_model_dir, tmp_path_factory):
-    """The gateway over the tiny model, training it: ``(served, base model name)``."""
+    """The gateway over the tiny model, training it: ``(served, base model name)``. Its folders are relative to the
+    working directory, as ``LORAG_JOBS_DIR=jobs`` and the defaults give, though each job trains in a folder of its
+    own."""
     base = PreparedModel.read(tiny_model_dir)
     engine = LocalEngine(tiny_model_dir, base.id)
-    folder = tmp_path_factory.mktemp("fine-tuning") / "adapters"
-    registry = AdapterRegistry(folder, base.id, base.sha256, engine.info.limits)
-    app = create_app(engine, registry, fake_settings(folder), base_model_dir=tiny_model_dir)
-    with serving(app) as url:
-        yield Served(url, engine, folder), base.id
+    folder = Path("adapters")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("fine-tuning"))
+        registry = AdapterRegistry(folder, base.id, base.sha256, engine.info.limits)
+        settings = fake_settings(folder, cache_dir=Path("cache"))
+        with serving(create_app(engine, registry, settings, base_model_dir=tiny_model_dir)) as url:
+            yield Served(url, engine, folder), base.id
     asyncio.run(engine.close())
 
 
@@ -370,22 +374,3 @@ def test_files_and_jobs_belong_to_the_key_that_made_them(make_gateway, tmp_path)
     with pytest.raises(openai.APIStatusError, match="quota of 1 MiB") as over:
         a.files.create(file=("big.txt", b"word " * 250_000), purpose="assistants")
     assert over.value.status_code == 413
-
-
-def test_a_gateway_started_with_relative_folders_trains_and_serves(tiny_model_dir, tmp_path, monkeypatch):
-    """``LORAG_JOBS_DIR=jobs`` and the like: each job trains in its own folder, so none of them may stay relative."""
-    monkeypatch.chdir(tmp_path)
-    base = PreparedModel.read(tiny_model_dir)
-    engine = LocalEngine(tiny_model_dir, base.id)
-    registry = AdapterRegistry(Path("adapters"), base.id, base.sha256, engine.info.limits)
-    settings = fake_settings(Path("adapters"), jobs_dir=Path("jobs"), cache_dir=Path("cache"))
-    with serving(create_app(engine, registry, settings, base_model_dir=tiny_model_dir)) as url:
-        client = Served(url, engine, Path("adapters")).client()
-        file = upload(client, tmp_path, chats(4))
-        job = client.fine_tuning.jobs.create(model=base.id, training_file=file.id, method=supervised(n_epochs=1),
-                                             extra_body={"lorag": {"replay_prompts": None}})  # fmt: skip
-        job = finished(client, job.id)
-        assert job.status == "succeeded", job.error
-        assert job.fine_tuned_model in [m.id for m in client.models.list()]
-    asyncio.run(engine.close())
-    assert (tmp_path / "adapters" / job.fine_tuned_model / "lorag.json").is_file()
