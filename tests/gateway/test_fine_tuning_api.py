@@ -223,6 +223,8 @@ def test_a_reinforcement_job_trains_with_its_grader_reports_rewards_and_is_serve
     metrics = [e.data for e in events if e.type == "metrics" and e.data]
     assert any("train_reward_mean" in m for m in metrics) and any("valid_reward_mean" in m for m in metrics)
     assert any("reward_before" in e.message for e in events)
+    checkpoint = next(iter(client.fine_tuning.jobs.checkpoints.list(job.id)))
+    assert checkpoint.metrics.train_reward_mean is not None and checkpoint.metrics.valid_reward_mean is not None
     reply = client.chat.completions.create(model=job.fine_tuned_model, messages=rows[0]["messages"], max_tokens=4)
     assert reply.model == job.fine_tuned_model
 
