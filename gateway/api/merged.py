@@ -46,31 +46,30 @@ class Merged:
     async def batch(self, wait: bool = True) -> list[tuple[int, Delta]]:
         """The items that have arrived, in order, up to an error (raised when it comes first); with ``wait``, at
         least one while any choice is running. Empty once every choice has finished."""
-        while wait and self.running and not self.arrived:
-            self.arrival.clear()
-            await self.arrival.wait()
+        if wait:
+            await self._arrival()
         out = []
-        while self.arrived and self.running:
-            index, item = self.arrived[0]
-            if isinstance(item, Exception):
-                if out:
-                    break
-                self.arrived.popleft()
-                raise item
-            self.arrived.popleft()
-            self.running -= bool(item.finish_reason)
-            out.append((index, item))
+        while self.arrived and self.running and not (out and isinstance(self.arrived[0][1], Exception)):
+            out.append(self._take())
         return out
 
     def __aiter__(self) -> Merged:
         return self
 
     async def __anext__(self) -> tuple[int, Delta]:
+        await self._arrival()
+        if not self.running:
+            raise StopAsyncIteration
+        return self._take()
+
+    async def _arrival(self) -> None:
+        """Until an item has arrived or every choice has finished."""
         while self.running and not self.arrived:
             self.arrival.clear()
             await self.arrival.wait()
-        if not self.running:
-            raise StopAsyncIteration
+
+    def _take(self) -> tuple[int, Delta]:
+        """The first item that arrived; an engine's error is raised."""
         index, item = self.arrived.popleft()
         if isinstance(item, Exception):
             raise item
