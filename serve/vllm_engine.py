@@ -69,7 +69,10 @@ class _Served:
 # vLLM adapts the linear layers of a model; it refuses LoRA on the embeddings and the LM head
 # of most architectures (Gemma 3 among them) and any adapter with `modules_to_save`.
 LIMITS = EngineLimits(
-    peft_types=frozenset({"LORA"}), unsupported_targets=frozenset({"embed_tokens", "lm_head"}), modules_to_save=False
+    peft_types=frozenset({"LORA"}),
+    max_rank_setting="`--max-lora-rank N` in LORAG_VLLM_ARGS",
+    unsupported_targets=frozenset({"embed_tokens", "lm_head"}),
+    modules_to_save=False,
 )
 
 
@@ -83,7 +86,7 @@ class VllmEngine:
         urls: list[str] | None = None,
         max_loras: int = 4,
         max_cpu_loras: int = 16,
-        max_lora_rank: int = 64,
+        max_lora_rank: int | None = None,
         max_model_len: int = 4096,
         kv_cache_bytes: int = 1 << 30,
         dtype: str = "auto",
@@ -91,14 +94,15 @@ class VllmEngine:
         startup_timeout_s: float = 900,
     ):
         self.model_dir = Path(model_dir)
-        self.info = EngineInfo(base_name, replace(LIMITS, max_rank=max_lora_rank))
         self.urls = list(urls or [])
+        self.extra_args = list(extra_args or [])
+        rank = _flag_value(self.extra_args, "--max-lora-rank") or max_lora_rank or _default_max_rank(bool(self.urls))
+        self.info = EngineInfo(base_name, replace(LIMITS, max_rank=int(rank)))
         self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
         # An explicit KV-cache size: on CPU, vLLM otherwise reserves a fraction of all memory
         # (--gpu-memory-utilization, 0.92 by default) and refuses to start on a shared machine.
         self.max_model_len, self.kv_cache_bytes = max_model_len, kv_cache_bytes
         self.dtype = dtype if dtype != "auto" else _default_dtype()
-        self.extra_args = list(extra_args or [])
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
         self.context_length: int | None = None  # known once started
@@ -291,6 +295,26 @@ def _default_dtype() -> str:
     import torch
 
     return "auto" if torch.cuda.is_available() else "float32"
+
+
+def _default_max_rank(replicas: bool) -> int:
+    """The largest LoRA rank served: 64 on a GPU or on running replicas (their own setting); 32 on a CPU, the most
+    the tuner's ``auto`` policy chooses. vLLM's CPU LoRA ops copy every token's adapter weights padded to this rank,
+    so there its cost grows with it (docs/results/serve_throughput.md)."""
+    import torch
+
+    return 64 if replicas or torch.cuda.is_available() else 32
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value ``args`` give ``flag`` (``--flag V`` or ``--flag=V``; the last one wins, as in vLLM's parser)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def _free_port() -> int:

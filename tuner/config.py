@@ -165,7 +165,8 @@ class Recipe(BaseModel):
     """Scales the learning rate (the recipe's ``learning_rate``, else lorag's default for the method), as OpenAI's
     fine-tuning hyperparameter of that name does."""
     bf16: bool | None = None
-    """bfloat16 mixed precision; unset means on for CUDA GPUs that support it, off on CPU."""
+    """bfloat16 mixed precision; unset means on where the hardware computes it natively (CUDA GPUs that support it,
+    CPUs with AVX512-BF16 or AMX), off elsewhere."""
     compact_lm_head: bool = True
     """Project onto the vocabulary only at positions that have a label (lorag's CPU speed-up)."""
     num_processes: int = 1

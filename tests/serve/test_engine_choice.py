@@ -55,8 +55,16 @@ def test_vllm_never_falls_back(tiny_model_dir, monkeypatch):
     async def broken(self):
         raise EngineError("no server")
 
+    monkeypatch.setattr(engines, "vllm_available", lambda: True)
     monkeypatch.setattr(VllmEngine, "start", broken)
     with pytest.raises(EngineError, match="no server"):
+        choose("vllm", tiny_model_dir)
+
+
+def test_vllm_asked_for_where_it_is_not_installed_says_how_to_install_it(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(engines, "vllm_available", lambda: False)
+    monkeypatch.setattr(VllmEngine, "start", lambda self: pytest.fail("started a vLLM that is not installed"))
+    with pytest.raises(EngineError, match="vLLM is not installed here: `make install-vllm`"):
         choose("vllm", tiny_model_dir)
 
 

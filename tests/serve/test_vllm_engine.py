@@ -5,10 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from serve.adapters import AdapterSpec
+from serve.adapters import AdapterRegistry, AdapterSpec
 from serve.engine import EngineError, InvalidRequest, Message, SamplingParams, UnknownAdapter
 from serve.vllm_engine import VllmEngine
+from tests.fakes.fake_engine import FAKE_SHA256, write_adapter
 from tests.fakes.vllm_server import FakeVllm
 
 ASK = [Message("user", "hi")]
@@ -115,6 +117,21 @@ def test_the_server_command_enables_runtime_lora_with_the_registry_limits():
     for part in expected:
         assert part in command
     assert engine.info.limits.max_rank == 32
+
+
+def test_the_cpu_rank_limit_is_what_the_tuner_trains_and_the_vllm_args_raise_it(tmp_path):
+    # vLLM's CPU LoRA ops pad every adapter to --max-lora-rank: 64 made r=8 adapters cost 8x what they need
+    default = 64 if torch.cuda.is_available() else 32
+    assert VllmEngine("/m", "base").info.limits.max_rank == default
+    assert f"--max-lora-rank {default}" in " ".join(VllmEngine("/m", "base").command(8123))
+    raised = VllmEngine("/m", "base", extra_args=["--max-lora-rank=128"])
+    assert raised.info.limits.max_rank == 128
+    assert VllmEngine("/m", "base", extra_args=["--max-lora-rank", "16"]).info.limits.max_rank == 16
+    assert VllmEngine("/m", "base", urls=["http://127.0.0.1:9"]).info.limits.max_rank == 64
+
+    write_adapter(tmp_path / "wide", rank=64)
+    registry = AdapterRegistry(tmp_path, "fake-base", FAKE_SHA256, VllmEngine("/m", "base").info.limits)
+    assert "raise it with `--max-lora-rank N` in LORAG_VLLM_ARGS" in registry.scan().refused["wide"]
 
 
 def test_a_request_vllm_refuses_is_the_callers_error(replicas):
