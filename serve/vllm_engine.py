@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -44,6 +43,7 @@ from serve.engine import (
     prompt_ids,
 )
 from serve.vllm_protocol import error_message, generation, request_body, stream_deltas
+from serve.vllm_server import default_dtype, default_max_rank, flag_value, free_port
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,13 @@ class VllmEngine:
         self.model_dir = Path(model_dir)
         self.urls = list(urls or [])
         self.extra_args = list(extra_args or [])
-        rank = _flag_value(self.extra_args, "--max-lora-rank") or max_lora_rank or _default_max_rank(bool(self.urls))
+        rank = flag_value(self.extra_args, "--max-lora-rank") or max_lora_rank or default_max_rank(bool(self.urls))
         self.info = EngineInfo(base_name, replace(LIMITS, max_rank=int(rank)))
         self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
         # An explicit KV-cache size: on CPU, vLLM otherwise reserves a fraction of all memory
         # (--gpu-memory-utilization, 0.92 by default) and refuses to start on a shared machine.
         self.max_model_len, self.kv_cache_bytes = max_model_len, kv_cache_bytes
-        self.dtype = dtype if dtype != "auto" else _default_dtype()
+        self.dtype = dtype if dtype != "auto" else default_dtype()
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
         self.context_length: int | None = None  # known once started
@@ -115,7 +115,7 @@ class VllmEngine:
     async def start(self) -> VllmEngine:
         """Start the server (when no URLs were given) and wait until every replica is healthy."""
         if not self.urls:
-            port = _free_port()
+            port = free_port()
             self.process = subprocess.Popen(self.command(port), env=os.environ | {
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
             }, start_new_session=True)  # fmt: skip
@@ -288,36 +288,3 @@ class VllmEngine:
 
 UNREACHABLE = (aiohttp.ClientError, TimeoutError)
 JSON = {"Content-Type": "application/json"}
-
-
-def _default_dtype() -> str:
-    """float32 on CPU, what the LocalEngine computes in (same greedy text); on a GPU, vLLM's own choice."""
-    import torch
-
-    return "auto" if torch.cuda.is_available() else "float32"
-
-
-def _default_max_rank(replicas: bool) -> int:
-    """The largest LoRA rank served: 64 on a GPU or on running replicas (their own setting); 32 on a CPU, the most
-    the tuner's ``auto`` policy chooses. vLLM's CPU LoRA ops copy every token's adapter weights padded to this rank,
-    so there its cost grows with it (docs/results/serve_throughput.md)."""
-    import torch
-
-    return 64 if replicas or torch.cuda.is_available() else 32
-
-
-def _flag_value(args: list[str], flag: str) -> str | None:
-    """The value ``args`` give ``flag`` (``--flag V`` or ``--flag=V``; the last one wins, as in vLLM's parser)."""
-    value = None
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-    return value
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
