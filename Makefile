@@ -106,7 +106,7 @@ lint: install-dev
 # Knowledge injection demo (docs/compare.md): KB `bio` of the Wiki-Newpages bio test documents; adapters
 # bio-sft (continued pretraining on those documents + train-split QA chats) and bio-raft (RAFT chats from
 # a KB of the train documents); then every arm on a sample of the test questions. Sizes fit 2 CPU cores
-# (about 50 minutes, half of it RAFT); *_STEPS=-1 trains for DEMO_EPOCHS / one epoch instead, for a GPU.
+# (about 25 minutes, half of it RAFT); *_STEPS=-1 trains for DEMO_EPOCHS / one epoch instead, for a GPU.
 QA_DIR ?= ../shared/data/qa/wiki-newpages-2023-10-bio
 QA_TRAIN := $(QA_DIR)/1138_num_qa_6136bio_pit_train.json
 QA_TEST := $(QA_DIR)/127_num_qa_663bio_pit_test.json
