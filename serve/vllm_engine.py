@@ -97,6 +97,8 @@ class VllmEngine:
         self.urls = list(urls or [])
         self.extra_args = list(extra_args or [])
         rank = flag_value(self.extra_args, "--max-lora-rank") or max_lora_rank or default_max_rank(bool(self.urls))
+        if not str(rank).isdigit() or int(rank) < 1:
+            raise EngineError(f"--max-lora-rank must be a positive whole number, not {rank!r}")
         self.info = EngineInfo(base_name, replace(LIMITS, max_rank=int(rank)))
         self.max_loras, self.max_cpu_loras = max_loras, max_cpu_loras
         # An explicit KV-cache size: on CPU, vLLM otherwise reserves a fraction of all memory

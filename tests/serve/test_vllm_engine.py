@@ -128,6 +128,8 @@ def test_the_cpu_rank_limit_is_what_the_tuner_trains_and_the_vllm_args_raise_it(
     assert raised.info.limits.max_rank == 128
     assert VllmEngine("/m", "base", extra_args=["--max-lora-rank", "16"]).info.limits.max_rank == 16
     assert VllmEngine("/m", "base", urls=["http://127.0.0.1:9"]).info.limits.max_rank == 64
+    with pytest.raises(EngineError, match="--max-lora-rank must be a positive whole number, not 'abc'"):
+        VllmEngine("/m", "base", extra_args=["--max-lora-rank=abc"])
 
     write_adapter(tmp_path / "wide", rank=64)
     registry = AdapterRegistry(tmp_path, "fake-base", FAKE_SHA256, VllmEngine("/m", "base").info.limits)
